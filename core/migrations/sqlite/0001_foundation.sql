@@ -1,0 +1,40 @@
+-- Tokens: only the SHA-256 of a token is kept; the token itself is shown once, at creation.
+CREATE TABLE tokens (
+    id          TEXT PRIMARY KEY,
+    hash        TEXT NOT NULL UNIQUE,
+    team        TEXT,
+    admin       INTEGER NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    created_at  INTEGER NOT NULL,          -- unix milliseconds, like every time here
+    revoked_at  INTEGER
+);
+
+-- The durable journal: an event is here before its 202 is sent, and stays until the
+-- pipeline has processed it.
+CREATE TABLE journal (
+    seq         INTEGER PRIMARY KEY,
+    id          TEXT NOT NULL UNIQUE,
+    team        TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    source      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    event       TEXT NOT NULL
+);
+
+-- The current state of each alert identity. `since`/`count` are Tocsin's view; the
+-- `reported_*` columns keep what the check itself last said (NULL when it said nothing).
+CREATE TABLE alerts (
+    team           TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    monitor        TEXT NOT NULL,
+    labels         TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    since          INTEGER NOT NULL,
+    count          INTEGER NOT NULL,
+    first_seen     INTEGER NOT NULL,
+    last_seen      INTEGER NOT NULL,
+    reported_since INTEGER,
+    reported_count INTEGER,
+    last_event     TEXT NOT NULL,
+    PRIMARY KEY (team, fingerprint)
+) WITHOUT ROWID;

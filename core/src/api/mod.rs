@@ -1,0 +1,191 @@
+//! The HTTP API of DESIGN §3: one [`app`] that `tocsin serve`, the Lambda functions and
+//! the tests all serve.
+
+mod alerts;
+mod events;
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::{error, info_span};
+use utoipa::OpenApi;
+
+use crate::auth::{self, Caller};
+use crate::ingest::Rejected;
+use crate::journal::Journal;
+use crate::store::{Store, StoreError};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The durable append.
+    pub journal: Journal,
+}
+
+/// The whole API as one router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(events::post))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(state)
+        // Layers run bottom-up on the way in: the id is set (or kept from the client),
+        // the span records it, and the response echoes it.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// The OpenAPI description, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tocsin", description = "Monitoring event pipeline: events in, incidents out."),
+    paths(events::post, alerts::list, healthz, readyz),
+    components(schemas(ErrorBody, HealthBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do about it.
+    pub error: String,
+    /// For event batches: why each item was refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+}
+
+/// An error answer: a status and a message a human can act on. Internal failures carry
+/// a generic message; the real error goes to the log.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self { status, body: ErrorBody { error: message.into(), rejected: Vec::new() } }
+    }
+
+    /// A 400 listing every refused item.
+    pub fn rejected(message: impl Into<String>, rejected: Vec<Rejected>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, body: ErrorBody { error: message.into(), rejected } }
+    }
+
+    /// A 500 that logs `cause` and tells the client only that it was not their fault.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the server log has the details")
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send \"Authorization: Bearer <token>\"; an admin creates tokens with `tocsin token create`",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::new(StatusCode::UNAUTHORIZED, "malformed Authorization header: expected \"Bearer <token>\"")
+            })?;
+        auth::authenticate(state.store.as_ref(), token)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked token"))
+    }
+}
+
+/// Liveness and readiness answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthBody {
+    /// `ok`, `ready` or `not ready`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, body = HealthBody)))]
+async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok" })
+}
+
+/// Readiness: the database answers and its schema is up to date.
+#[utoipa::path(get, path = "/readyz", security(), responses(
+    (status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    match state.store.ready().await {
+        Ok(()) => (StatusCode::OK, Json(HealthBody { status: "ready" })),
+        Err(e) => {
+            error!(error = %e, "not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(HealthBody { status: "not ready" }))
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route: GET /openapi.json lists them")
+}

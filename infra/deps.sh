@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Install what Tocsin's tests and benchmarks need on Debian 12, only if missing.
+# Idempotent: a second run only does cheap checks (no apt-get update, no network).
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian packages we need, each with a cheap "already there?" probe.
+# postgresql: test database server (binaries in /usr/lib/postgresql/<ver>/bin).
+# prometheus-alertmanager: peer for benchmarks.
+# procps: pgrep/ps used by scripts and tests.
+missing=()
+have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql || missing+=(postgresql)
+[[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
+command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+
+if ((${#missing[@]})); then
+    if [[ $EUID -ne 0 ]]; then
+        echo "deps.sh: need root to install: ${missing[*]}" >&2
+        exit 1
+    fi
+    # Keep maintainer scripts from starting services (Debian's postgresql
+    # cluster on 5432, alertmanager on 9093): we run our own instances on free
+    # ports. policy-rc.d exit 101 = "action forbidden"; honoured by
+    # invoke-rc.d/deb-systemd-invoke. Only add (and later remove) it if absent.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
+    echo "deps.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# WebAssembly component target for the plugin host; rustup only if it's absent.
+if command -v rustup >/dev/null 2>&1; then
+    if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+        rustup target add wasm32-wasip2 >&2
+    fi
+else
+    echo "deps.sh: warning: rustup not found, cannot add wasm32-wasip2" >&2
+fi
