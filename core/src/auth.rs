@@ -47,8 +47,13 @@ pub fn hash(token: &str) -> String {
 pub fn check_team_name(team: &str) -> Result<(), String> {
     let valid = !team.is_empty()
         && team.len() <= 64
-        && team.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && team.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && team
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        && team
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if valid {
         Ok(())
     } else {
@@ -93,11 +98,14 @@ pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Option<Calle
     if !token.starts_with("tocsin_") || token.len() > 128 {
         return Ok(None);
     }
-    Ok(store.token_by_hash(&hash(token)).await?.map(|record| Caller {
-        token_id: record.id,
-        team: record.team,
-        admin: record.admin,
-    }))
+    Ok(store
+        .token_by_hash(&hash(token))
+        .await?
+        .map(|record| Caller {
+            token_id: record.id,
+            team: record.team,
+            admin: record.admin,
+        }))
 }
 
 #[cfg(test)]
@@ -116,10 +124,18 @@ mod tests {
 
     #[test]
     fn a_team_caller_acts_only_for_its_team() {
-        let caller = Caller { token_id: "t".into(), team: Some("bender".into()), admin: false };
+        let caller = Caller {
+            token_id: "t".into(),
+            team: Some("bender".into()),
+            admin: false,
+        };
         assert!(caller.may_act_for("bender"));
         assert!(!caller.may_act_for("flexo"));
-        let admin = Caller { token_id: "a".into(), team: None, admin: true };
+        let admin = Caller {
+            token_id: "a".into(),
+            team: None,
+            admin: true,
+        };
         assert!(admin.may_act_for("flexo"));
     }
 }

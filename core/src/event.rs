@@ -60,7 +60,11 @@ pub struct Alert {
     /// `healthy` or `unhealthy`.
     pub status: Status,
     /// When the check entered this status; receipt time when absent.
-    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub since: Option<OffsetDateTime>,
     /// Free text for the engineer, at most 16 KiB.
@@ -156,7 +160,10 @@ pub struct FieldError {
 
 impl FieldError {
     fn new(field: impl Into<String>, error: impl Into<String>) -> Self {
-        Self { field: field.into(), error: error.into() }
+        Self {
+            field: field.into(),
+            error: error.into(),
+        }
     }
 }
 
@@ -216,7 +223,10 @@ impl Event {
         {
             errors.push(FieldError::new(
                 "alert.message",
-                format!("message is {} bytes, at most {MAX_MESSAGE_BYTES} (16 KiB) are allowed", message.len()),
+                format!(
+                    "message is {} bytes, at most {MAX_MESSAGE_BYTES} (16 KiB) are allowed",
+                    message.len()
+                ),
             ));
         }
         check_context(&self.context, &mut errors);
@@ -224,7 +234,11 @@ impl Event {
         self.check_grouping(&mut errors);
         self.check_alerting(&mut errors);
         self.check_plugins(&mut errors);
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     fn check_filters(&self, errors: &mut Vec<FieldError>) {
@@ -260,7 +274,9 @@ impl Event {
     }
 
     fn check_grouping(&self, errors: &mut Vec<FieldError>) {
-        let Some(grouping) = &self.grouping else { return };
+        let Some(grouping) = &self.grouping else {
+            return;
+        };
         for (i, key) in grouping.keys.iter().flatten().enumerate() {
             self.check_template(key, &format!("grouping.keys[{i}]"), errors);
         }
@@ -272,26 +288,45 @@ impl Event {
     }
 
     fn check_alerting(&self, errors: &mut Vec<FieldError>) {
-        let Some(alerting) = &self.alerting else { return };
-        for (name, value) in [("channel", &alerting.channel), ("ticket-queue", &alerting.ticket_queue)] {
+        let Some(alerting) = &self.alerting else {
+            return;
+        };
+        for (name, value) in [
+            ("channel", &alerting.channel),
+            ("ticket-queue", &alerting.ticket_queue),
+        ] {
             let Some(value) = value else { continue };
             let field = format!("alerting.{name}");
             if value.chars().count() > MAX_SETTING_LEN {
-                errors.push(FieldError::new(&field, format!("at most {MAX_SETTING_LEN} characters are allowed")));
+                errors.push(FieldError::new(
+                    &field,
+                    format!("at most {MAX_SETTING_LEN} characters are allowed"),
+                ));
             }
             self.check_template(value, &field, errors);
         }
     }
 
     fn check_plugins(&self, errors: &mut Vec<FieldError>) {
-        const KINDS: [&str; 7] =
-            ["markdown", "runbook", "logs", "cluster-health", "recent-changes", "previous-incidents", "plugin"];
+        const KINDS: [&str; 7] = [
+            "markdown",
+            "runbook",
+            "logs",
+            "cluster-health",
+            "recent-changes",
+            "previous-incidents",
+            "plugin",
+        ];
         for (i, plugin) in self.plugins.iter().enumerate() {
             let field = format!("plugins[{i}]");
             if !KINDS.contains(&plugin.kind.as_str()) {
                 errors.push(FieldError::new(
                     format!("{field}.type"),
-                    format!("unknown collector type \"{}\": expected one of {}", plugin.kind, KINDS.join(", ")),
+                    format!(
+                        "unknown collector type \"{}\": expected one of {}",
+                        plugin.kind,
+                        KINDS.join(", ")
+                    ),
                 ));
             }
             if plugin.kind == "plugin" {
@@ -308,7 +343,12 @@ impl Event {
         field: &str,
         errors: &mut Vec<FieldError>,
     ) {
-        fn walk(event: &Event, value: &serde_json::Value, field: &str, errors: &mut Vec<FieldError>) {
+        fn walk(
+            event: &Event,
+            value: &serde_json::Value,
+            field: &str,
+            errors: &mut Vec<FieldError>,
+        ) {
             match value {
                 serde_json::Value::String(s) => event.check_template(s, field, errors),
                 serde_json::Value::Array(items) => {
@@ -348,7 +388,10 @@ fn check_monitor(monitor: &str, errors: &mut Vec<FieldError>) {
             "alert.monitor",
             format!("monitor must be 1-{MAX_MONITOR_LEN} characters, got {len}"),
         ));
-    } else if let Some(bad) = monitor.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.:/-".contains(*c))) {
+    } else if let Some(bad) = monitor
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.:/-".contains(*c)))
+    {
         errors.push(FieldError::new(
             "alert.monitor",
             format!("invalid monitor \"{monitor}\": {bad:?} is not allowed, use only A-Z a-z 0-9 _ . : / -"),
@@ -372,21 +415,32 @@ fn check_context(context: &BTreeMap<String, String>, errors: &mut Vec<FieldError
         if len > MAX_LABEL_VALUE_LEN {
             errors.push(FieldError::new(
                 &field,
-                format!("label value is {len} characters, at most {MAX_LABEL_VALUE_LEN} are allowed"),
+                format!(
+                    "label value is {len} characters, at most {MAX_LABEL_VALUE_LEN} are allowed"
+                ),
             ));
         }
         if value.chars().any(char::is_control) {
-            errors.push(FieldError::new(&field, "label value contains a control character"));
+            errors.push(FieldError::new(
+                &field,
+                "label value contains a control character",
+            ));
         }
     }
 }
 
-fn check_plugin_name(params: &serde_json::Map<String, serde_json::Value>, field: &str, errors: &mut Vec<FieldError>) {
+fn check_plugin_name(
+    params: &serde_json::Map<String, serde_json::Value>,
+    field: &str,
+    errors: &mut Vec<FieldError>,
+) {
     match params.get("name") {
         Some(serde_json::Value::String(name))
             if !name.is_empty()
                 && name.len() <= 64
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {}
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') => {}
         Some(other) => errors.push(FieldError::new(
             field,
             format!("invalid plugin name {other}: use 1-64 characters of A-Z a-z 0-9 - _"),
@@ -397,7 +451,11 @@ fn check_plugin_name(params: &serde_json::Map<String, serde_json::Value>, field:
 
 /// Parses a duration such as `90s`, `5m`, `1h30m` or `7d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let bad = || format!("invalid duration \"{text}\": use a number with a unit, such as 90s, 5m, 1h30m or 7d");
+    let bad = || {
+        format!(
+            "invalid duration \"{text}\": use a number with a unit, such as 90s, 5m, 1h30m or 7d"
+        )
+    };
     let mut total: u64 = 0;
     let mut rest = text.trim();
     if rest.is_empty() {
@@ -410,7 +468,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         }
         let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let millis = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -419,7 +479,10 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             "d" => 86_400_000,
             _ => return Err(bad()),
         };
-        total = number.checked_mul(millis).and_then(|v| total.checked_add(v)).ok_or_else(bad)?;
+        total = number
+            .checked_mul(millis)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
         rest = &rest[unit_len..];
     }
     Ok(std::time::Duration::from_millis(total))
@@ -516,44 +579,76 @@ mod tests {
         let event: Event = serde_yaml_ng::from_str(yaml).expect("parses");
         assert_eq!(event.validate(), Ok(()));
         assert_eq!(event.alert.count, Some(12));
-        assert_eq!(event.alerting.as_ref().and_then(|a| a.priority), Some(Priority::Low));
-        assert_eq!(event.alert.since.map(|t| t.unix_timestamp()), Some(1_613_265_181));
+        assert_eq!(
+            event.alerting.as_ref().and_then(|a| a.priority),
+            Some(Priority::Low)
+        );
+        assert_eq!(
+            event.alert.since.map(|t| t.unix_timestamp()),
+            Some(1_613_265_181)
+        );
     }
 
     #[test]
     fn fingerprint_ignores_label_order_and_tells_identities_apart() {
-        let a = event(serde_json::json!({"alert": {"monitor": "m", "status": "healthy"},
-                                         "context": {"a": "1", "b": "2"}}));
+        let a = event(
+            serde_json::json!({"alert": {"monitor": "m", "status": "healthy"},
+                                         "context": {"a": "1", "b": "2"}}),
+        );
         let b: Event = serde_json::from_str(
             r#"{"context": {"b": "2", "a": "1"}, "alert": {"status": "unhealthy", "monitor": "m"}}"#,
         )
         .expect("parses");
-        assert_eq!(a.fingerprint(), b.fingerprint(), "status and order are not identity");
-        let c = event(serde_json::json!({"alert": {"monitor": "m", "status": "healthy"},
-                                         "context": {"a": "12", "b": ""}}));
-        assert_ne!(a.fingerprint(), c.fingerprint(), "concatenation must not collide");
+        assert_eq!(
+            a.fingerprint(),
+            b.fingerprint(),
+            "status and order are not identity"
+        );
+        let c = event(
+            serde_json::json!({"alert": {"monitor": "m", "status": "healthy"},
+                                         "context": {"a": "12", "b": ""}}),
+        );
+        assert_ne!(
+            a.fingerprint(),
+            c.fingerprint(),
+            "concatenation must not collide"
+        );
         assert_eq!(a.fingerprint().to_string().len(), 32);
     }
 
     #[test]
     fn status_warning_is_refused_with_an_explanation() {
-        let err = serde_json::from_str::<Event>(r#"{"alert": {"monitor": "m", "status": "warning"}}"#)
-            .expect_err("warning is not a status");
-        assert!(err.to_string().contains("only healthy and unhealthy exist"), "{err}");
+        let err =
+            serde_json::from_str::<Event>(r#"{"alert": {"monitor": "m", "status": "warning"}}"#)
+                .expect_err("warning is not a status");
+        assert!(
+            err.to_string().contains("only healthy and unhealthy exist"),
+            "{err}"
+        );
     }
 
     #[test]
     fn unknown_field_is_refused() {
-        let err = serde_json::from_str::<Event>(r#"{"alert": {"monitor": "m", "status": "healthy"}, "aleting": {}}"#)
-            .expect_err("typo");
+        let err = serde_json::from_str::<Event>(
+            r#"{"alert": {"monitor": "m", "status": "healthy"}, "aleting": {}}"#,
+        )
+        .expect_err("typo");
         assert!(err.to_string().contains("unknown field `aleting`"), "{err}");
     }
 
     #[test]
     fn validation_names_each_offending_field() {
         let cases: Vec<(serde_json::Value, &str, &str)> = vec![
-            (serde_json::json!({"alert": {"monitor": "", "status": "healthy"}}), "alert.monitor", "1-128"),
-            (serde_json::json!({"alert": {"monitor": "a b", "status": "healthy"}}), "alert.monitor", "' '"),
+            (
+                serde_json::json!({"alert": {"monitor": "", "status": "healthy"}}),
+                "alert.monitor",
+                "1-128",
+            ),
+            (
+                serde_json::json!({"alert": {"monitor": "a b", "status": "healthy"}}),
+                "alert.monitor",
+                "' '",
+            ),
             (
                 serde_json::json!({"alert": {"monitor": "m", "status": "healthy"}, "context": {"Reg ion": "x"}}),
                 "context.\"Reg ion\"",
@@ -598,7 +693,9 @@ mod tests {
         for (json, field, needle) in cases {
             let errors = event(json.clone()).validate().expect_err(&json.to_string());
             assert!(
-                errors.iter().any(|e| e.field == field && e.error.contains(needle)),
+                errors
+                    .iter()
+                    .any(|e| e.field == field && e.error.contains(needle)),
                 "{json}: wanted {field} containing {needle:?}, got {errors:?}"
             );
         }
@@ -608,22 +705,41 @@ mod tests {
     fn limits_are_inclusive_and_the_next_one_is_refused() {
         let mut ok = event(minimal());
         ok.alert.message = Some("x".repeat(MAX_MESSAGE_BYTES));
-        ok.context = (0..MAX_LABELS).map(|i| (format!("k{i}"), "v".repeat(MAX_LABEL_VALUE_LEN))).collect();
+        ok.context = (0..MAX_LABELS)
+            .map(|i| (format!("k{i}"), "v".repeat(MAX_LABEL_VALUE_LEN)))
+            .collect();
         assert_eq!(ok.validate(), Ok(()));
 
         let mut too_big = ok.clone();
         too_big.alert.message = Some("x".repeat(MAX_MESSAGE_BYTES + 1));
         too_big.context.insert("one-more".into(), "v".into());
         let errors = too_big.validate().expect_err("over the limits");
-        assert!(errors.iter().any(|e| e.field == "alert.message" && e.error.contains("16385 bytes")));
-        assert!(errors.iter().any(|e| e.field == "context" && e.error.contains("33 labels")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field == "alert.message" && e.error.contains("16385 bytes"))
+        );
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.field == "context" && e.error.contains("33 labels"))
+        );
     }
 
     #[test]
     fn durations_parse() {
-        assert_eq!(parse_duration("90s"), Ok(std::time::Duration::from_secs(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(std::time::Duration::from_secs(5400)));
-        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 86400)));
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("1h30m"),
+            Ok(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Ok(std::time::Duration::from_secs(7 * 86400))
+        );
         for bad in ["", "5", "m", "5 m", "-5m", "5w", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }

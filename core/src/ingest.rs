@@ -29,10 +29,17 @@ pub enum Format {
 impl Format {
     /// Reads the `Content-Type` header; `None` when it names something else.
     pub fn from_content_type(content_type: &str) -> Option<Self> {
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         match essence.as_str() {
             "application/json" => Some(Self::Json),
-            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => Some(Self::Yaml),
+            "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" => {
+                Some(Self::Yaml)
+            }
             _ => None,
         }
     }
@@ -75,7 +82,12 @@ pub struct Batch {
 }
 
 /// Parses, validates and stamps every item of a body on behalf of `caller`.
-pub fn read(body: &[u8], format: Format, caller: &Caller, source: &'static str) -> Result<Batch, BodyError> {
+pub fn read(
+    body: &[u8],
+    format: Format,
+    caller: &Caller,
+    source: &'static str,
+) -> Result<Batch, BodyError> {
     let now = OffsetDateTime::now_utc();
     let mut batch = Batch::default();
     match format {
@@ -92,8 +104,10 @@ pub fn read(body: &[u8], format: Format, caller: &Caller, source: &'static str) 
         }
         Format::Yaml => {
             for (index, value) in yaml_items(body)?.into_iter().enumerate() {
-                let parsed = serde_path_to_error::deserialize(value)
-                    .map_err(|e| FieldError { field: path(e.path()), error: e.inner().to_string() });
+                let parsed = serde_path_to_error::deserialize(value).map_err(|e| FieldError {
+                    field: path(e.path()),
+                    error: e.inner().to_string(),
+                });
                 batch.push(index, parsed, caller, source, now);
             }
         }
@@ -113,7 +127,11 @@ impl Batch {
         let checked = parsed
             .map_err(|error| vec![error])
             .and_then(|event| event.validate().map(|()| event))
-            .and_then(|event| owning_team(&event, caller).map(|team| (event, team)).map_err(|error| vec![error]));
+            .and_then(|event| {
+                owning_team(&event, caller)
+                    .map(|team| (event, team))
+                    .map_err(|error| vec![error])
+            });
         match checked {
             Ok((event, team)) => {
                 let accepted = stamp(event, team, source, now);
@@ -126,7 +144,11 @@ impl Batch {
 
     fn reject(&mut self, index: usize, errors: Vec<FieldError>) {
         self.ids.push(None);
-        self.rejected.extend(errors.into_iter().map(|e| Rejected { index, field: e.field, error: e.error }));
+        self.rejected.extend(errors.into_iter().map(|e| Rejected {
+            index,
+            field: e.field,
+            error: e.error,
+        }));
     }
 }
 
@@ -137,12 +159,17 @@ fn owning_team(event: &Event, caller: &Caller) -> Result<String, FieldError> {
     match (&caller.team, label) {
         (Some(own), Some(named)) if own != named => Err(FieldError {
             field: "context.team".into(),
-            error: format!("this token acts for team \"{own}\"; it cannot send events for team \"{named}\""),
+            error: format!(
+                "this token acts for team \"{own}\"; it cannot send events for team \"{named}\""
+            ),
         }),
         (Some(own), _) => Ok(own.clone()),
         (None, Some(named)) => match auth::check_team_name(named) {
             Ok(()) => Ok(named.clone()),
-            Err(error) => Err(FieldError { field: "context.team".into(), error }),
+            Err(error) => Err(FieldError {
+                field: "context.team".into(),
+                error,
+            }),
         },
         (None, None) => Ok(String::new()),
     }
@@ -172,7 +199,9 @@ fn json_items(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
             Ok(items)
         }
         Some(b'{') => Ok(vec![serde_json::from_slice(body).map_err(malformed)?]),
-        None => Err(BodyError::Malformed("empty body: send an event object or an array of events".into())),
+        None => Err(BodyError::Malformed(
+            "empty body: send an event object or an array of events".into(),
+        )),
         Some(_) => match serde_json::from_slice::<serde_json::Value>(body) {
             Ok(value) => Err(BodyError::WrongShape(kind(&value))),
             Err(e) => Err(malformed(e)),
@@ -181,23 +210,27 @@ fn json_items(body: &[u8]) -> Result<Vec<&RawValue>, BodyError> {
 }
 
 fn yaml_items(body: &[u8]) -> Result<Vec<serde_json::Value>, BodyError> {
-    let value: serde_json::Value =
-        serde_yaml_ng::from_slice(body).map_err(|e| BodyError::Malformed(format!("invalid YAML: {e}")))?;
+    let value: serde_json::Value = serde_yaml_ng::from_slice(body)
+        .map_err(|e| BodyError::Malformed(format!("invalid YAML: {e}")))?;
     match value {
         serde_json::Value::Array(items) => {
             check_count(items.len())?;
             Ok(items)
         }
         object @ serde_json::Value::Object(_) => Ok(vec![object]),
-        serde_json::Value::Null => {
-            Err(BodyError::Malformed("empty body: send an event object or an array of events".into()))
-        }
+        serde_json::Value::Null => Err(BodyError::Malformed(
+            "empty body: send an event object or an array of events".into(),
+        )),
         other => Err(BodyError::WrongShape(kind(&other))),
     }
 }
 
 fn check_count(n: usize) -> Result<(), BodyError> {
-    if n > MAX_ITEMS { Err(BodyError::TooManyItems(n)) } else { Ok(()) }
+    if n > MAX_ITEMS {
+        Err(BodyError::TooManyItems(n))
+    } else {
+        Ok(())
+    }
 }
 
 fn kind(value: &serde_json::Value) -> &'static str {
@@ -229,11 +262,19 @@ mod tests {
     use super::*;
 
     fn admin() -> Caller {
-        Caller { token_id: "a".into(), team: None, admin: true }
+        Caller {
+            token_id: "a".into(),
+            team: None,
+            admin: true,
+        }
     }
 
     fn team(name: &str) -> Caller {
-        Caller { token_id: "t".into(), team: Some(name.into()), admin: false }
+        Caller {
+            token_id: "t".into(),
+            team: Some(name.into()),
+            admin: false,
+        }
     }
 
     #[test]
@@ -247,18 +288,46 @@ mod tests {
         ]"#;
         let batch = read(body, Format::Json, &admin(), "api").expect("body parses");
         assert_eq!(batch.accepted.len(), 1);
-        assert_eq!(batch.ids.iter().map(Option::is_some).collect::<Vec<_>>(), [true, false, false, false, false]);
-        let fields: Vec<(usize, &str)> = batch.rejected.iter().map(|r| (r.index, r.field.as_str())).collect();
-        assert_eq!(fields, [(1, "alert.status"), (2, "alert.count"), (3, "alert"), (4, "context.\"Reg ion\"")]);
-        assert!(batch.rejected[1].error.contains("expected u64"), "{:?}", batch.rejected[1]);
-        assert!(!batch.rejected[1].error.contains("line"), "no misleading position: {:?}", batch.rejected[1]);
+        assert_eq!(
+            batch.ids.iter().map(Option::is_some).collect::<Vec<_>>(),
+            [true, false, false, false, false]
+        );
+        let fields: Vec<(usize, &str)> = batch
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.field.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                (1, "alert.status"),
+                (2, "alert.count"),
+                (3, "alert"),
+                (4, "context.\"Reg ion\"")
+            ]
+        );
+        assert!(
+            batch.rejected[1].error.contains("expected u64"),
+            "{:?}",
+            batch.rejected[1]
+        );
+        assert!(
+            !batch.rejected[1].error.contains("line"),
+            "no misleading position: {:?}",
+            batch.rejected[1]
+        );
         assert!(batch.rejected[2].error.contains("missing field `monitor`"));
     }
 
     #[test]
     fn since_defaults_to_receipt_time_and_the_report_is_kept_apart() {
-        let batch = read(br#"{"alert": {"monitor": "a", "status": "unhealthy"}}"#, Format::Json, &admin(), "api")
-            .expect("parses");
+        let batch = read(
+            br#"{"alert": {"monitor": "a", "status": "unhealthy"}}"#,
+            Format::Json,
+            &admin(),
+            "api",
+        )
+        .expect("parses");
         let accepted = &batch.accepted[0];
         assert_eq!(accepted.event.alert.since, Some(accepted.received_at));
         assert_eq!(accepted.reported_since, None);
@@ -267,8 +336,15 @@ mod tests {
     #[test]
     fn yaml_single_event_and_list_are_read() {
         let one = b"alert:\n  monitor: a\n  status: healthy\ncontext:\n  region: eu\n";
-        assert_eq!(read(one, Format::Yaml, &admin(), "api").expect("parses").accepted.len(), 1);
-        let two = b"- alert: {monitor: a, status: healthy}\n- alert: {monitor: b, status: medium}\n";
+        assert_eq!(
+            read(one, Format::Yaml, &admin(), "api")
+                .expect("parses")
+                .accepted
+                .len(),
+            1
+        );
+        let two =
+            b"- alert: {monitor: a, status: healthy}\n- alert: {monitor: b, status: medium}\n";
         let batch = read(two, Format::Yaml, &admin(), "api").expect("parses");
         assert_eq!(batch.accepted.len(), 1);
         assert_eq!(batch.rejected[0].field, "alert.status");
@@ -276,40 +352,78 @@ mod tests {
 
     #[test]
     fn malformed_bodies_say_where() {
-        let err = read(b"[{\"alert\": }]", Format::Json, &admin(), "api").expect_err("bad JSON").to_string();
-        assert!(err.starts_with("invalid JSON:") && err.contains("line 1 column 12"), "{err}");
-        let err = read(b"alert: [unclosed", Format::Yaml, &admin(), "api").expect_err("bad YAML").to_string();
-        assert!(err.starts_with("invalid YAML:") && err.contains("line"), "{err}");
-        let err = read(b"42", Format::Json, &admin(), "api").expect_err("a number").to_string();
-        assert_eq!(err, "expected an event object or an array of events, got a number");
+        let err = read(b"[{\"alert\": }]", Format::Json, &admin(), "api")
+            .expect_err("bad JSON")
+            .to_string();
+        assert!(
+            err.starts_with("invalid JSON:") && err.contains("line 1 column 12"),
+            "{err}"
+        );
+        let err = read(b"alert: [unclosed", Format::Yaml, &admin(), "api")
+            .expect_err("bad YAML")
+            .to_string();
+        assert!(
+            err.starts_with("invalid YAML:") && err.contains("line"),
+            "{err}"
+        );
+        let err = read(b"42", Format::Json, &admin(), "api")
+            .expect_err("a number")
+            .to_string();
+        assert_eq!(
+            err,
+            "expected an event object or an array of events, got a number"
+        );
         assert!(read(b"  ", Format::Json, &admin(), "api").is_err());
     }
 
     #[test]
     fn a_team_token_cannot_send_for_another_team() {
-        let body = br#"[{"alert": {"monitor": "a", "status": "healthy"}, "context": {"team": "flexo"}},
+        let body =
+            br#"[{"alert": {"monitor": "a", "status": "healthy"}, "context": {"team": "flexo"}},
                         {"alert": {"monitor": "a", "status": "healthy"}}]"#;
         let batch = read(body, Format::Json, &team("bender"), "api").expect("parses");
         assert_eq!(batch.rejected.len(), 1);
         assert_eq!(batch.rejected[0].field, "context.team");
         assert_eq!(batch.accepted[0].team, "bender");
         let batch = read(body, Format::Json, &admin(), "api").expect("parses");
-        assert_eq!(batch.accepted.iter().map(|a| a.team.as_str()).collect::<Vec<_>>(), ["flexo", ""]);
+        assert_eq!(
+            batch
+                .accepted
+                .iter()
+                .map(|a| a.team.as_str())
+                .collect::<Vec<_>>(),
+            ["flexo", ""]
+        );
     }
 
     #[test]
     fn too_many_items_are_refused_whole() {
         let one = r#"{"alert":{"monitor":"a","status":"healthy"}}"#;
         let body = format!("[{}]", vec![one; MAX_ITEMS + 1].join(","));
-        assert!(matches!(read(body.as_bytes(), Format::Json, &admin(), "api"), Err(BodyError::TooManyItems(10_001))));
+        assert!(matches!(
+            read(body.as_bytes(), Format::Json, &admin(), "api"),
+            Err(BodyError::TooManyItems(10_001))
+        ));
         let body = format!("[{}]", vec![one; MAX_ITEMS].join(","));
-        assert_eq!(read(body.as_bytes(), Format::Json, &admin(), "api").expect("at the limit").accepted.len(), MAX_ITEMS);
+        assert_eq!(
+            read(body.as_bytes(), Format::Json, &admin(), "api")
+                .expect("at the limit")
+                .accepted
+                .len(),
+            MAX_ITEMS
+        );
     }
 
     #[test]
     fn content_types() {
-        assert_eq!(Format::from_content_type("application/json; charset=utf-8"), Some(Format::Json));
-        assert_eq!(Format::from_content_type("Application/YAML"), Some(Format::Yaml));
+        assert_eq!(
+            Format::from_content_type("application/json; charset=utf-8"),
+            Some(Format::Json)
+        );
+        assert_eq!(
+            Format::from_content_type("Application/YAML"),
+            Some(Format::Yaml)
+        );
         assert_eq!(Format::from_content_type("text/plain"), None);
     }
 }

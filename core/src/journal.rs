@@ -49,7 +49,10 @@ impl Journal {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        self.queue.send(Append { events, done }).await.map_err(|_| JournalError)?;
+        self.queue
+            .send(Append { events, done })
+            .await
+            .map_err(|_| JournalError)?;
         committed.await.map_err(|_| JournalError)?
     }
 }
@@ -76,11 +79,17 @@ async fn write(store: Arc<dyn Store>, mut requests: mpsc::Receiver<Append>) {
         let requests_in_group = waiting.len();
         let outcome = store
             .append(&events)
-            .instrument(info_span!("journal.commit", events = n, requests = requests_in_group))
+            .instrument(info_span!(
+                "journal.commit",
+                events = n,
+                requests = requests_in_group
+            ))
             .await;
         match &outcome {
             Ok(()) => debug!(events = n, requests = requests_in_group, "journal commit"),
-            Err(e) => error!(error = %e, events = n, "journal commit failed; the requests get a 500"),
+            Err(e) => {
+                error!(error = %e, events = n, "journal commit failed; the requests get a 500")
+            }
         }
         for done in waiting {
             // A sender that gave up (client went away) still had its events committed.

@@ -47,7 +47,9 @@ impl<'a> Template<'a> {
                 parts.push(Part::Literal(&rest[..start]));
             }
             let after = &rest[start + 2..];
-            let end = after.find('}').ok_or(TemplateError::Unclosed(offset + start))?;
+            let end = after
+                .find('}')
+                .ok_or(TemplateError::Unclosed(offset + start))?;
             let name = &after[..end];
             parts.push(match name.split_once('.') {
                 Some(("alert", field)) if ALERT_FIELDS.contains(&field) => Part::Alert(field),
@@ -86,7 +88,11 @@ impl<'a> Template<'a> {
                     if context.is_empty() {
                         "none".to_owned()
                     } else {
-                        context.keys().map(String::as_str).collect::<Vec<_>>().join(", ")
+                        context
+                            .keys()
+                            .map(String::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 )));
             }
@@ -106,14 +112,23 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
         ));
     }
     if key.contains(char::is_whitespace) {
-        return Err(format!("invalid label key \"{key}\": spaces are not allowed"));
+        return Err(format!(
+            "invalid label key \"{key}\": spaces are not allowed"
+        ));
     }
     let first = key.chars().next().unwrap_or('_');
     if !(first.is_ascii_alphabetic() || first == '_') {
-        return Err(format!("invalid label key \"{key}\": it must start with a letter or _"));
+        return Err(format!(
+            "invalid label key \"{key}\": it must start with a letter or _"
+        ));
     }
-    if let Some(bad) = key.chars().find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c))) {
-        return Err(format!("invalid label key \"{key}\": {bad:?} is not allowed, use A-Z a-z 0-9 _ . - /"));
+    if let Some(bad) = key
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "_.-/".contains(*c)))
+    {
+        return Err(format!(
+            "invalid label key \"{key}\": {bad:?} is not allowed, use A-Z a-z 0-9 _ . - /"
+        ));
     }
     Ok(())
 }
@@ -121,7 +136,11 @@ pub fn check_label_key(key: &str) -> Result<(), String> {
 /// Writes a label key as it appears in a field path: bare when it is a plain name,
 /// quoted otherwise (`context."Reg ion"`).
 pub fn quote_label(key: &str) -> String {
-    if check_label_key(key).is_ok() { key.to_owned() } else { format!("{key:?}") }
+    if check_label_key(key).is_ok() {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 #[cfg(test)]
@@ -145,9 +164,21 @@ mod tests {
 
     #[test]
     fn refuses_unclosed_and_unknown_names() {
-        assert_eq!(Template::parse("a ${alert.monitor"), Err(TemplateError::Unclosed(2)));
-        for bad in ["${monitor}", "${alert.owner}", "${context.}", "${context.a b}", "${}"] {
-            assert!(matches!(Template::parse(bad), Err(TemplateError::UnknownName(_))), "{bad}");
+        assert_eq!(
+            Template::parse("a ${alert.monitor"),
+            Err(TemplateError::Unclosed(2))
+        );
+        for bad in [
+            "${monitor}",
+            "${alert.owner}",
+            "${context.}",
+            "${context.a b}",
+            "${}",
+        ] {
+            assert!(
+                matches!(Template::parse(bad), Err(TemplateError::UnknownName(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -1,1 +1,7 @@
-fn main(){}
+//! `tocsin`: serve the API, manage tokens, send events.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -1,1 +1,214 @@
-//! x
+//! Test support for Tocsin's end-to-end tests and benchmarks: the real `tocsin` binary,
+//! real SQLite files and a real PostgreSQL database per test.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+/// The workspace root.
+pub fn workspace() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// Path of a freshly built `tocsin` binary: built once per test process with the same
+/// profile as the caller (release for benchmarks), so a test never runs a stale binary.
+pub fn tocsin_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_bin("tocsin-host", "tocsin").unwrap_or_else(|e| panic!("{e:#}")))
+}
+
+fn build_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo.current_dir(workspace()).args([
+        "build",
+        "--quiet",
+        "--message-format=json",
+        "-p",
+        package,
+        "--bin",
+        bin,
+    ]);
+    if !cfg!(debug_assertions) {
+        cargo.arg("--release");
+    }
+    let output = cargo
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run cargo")?;
+    if !output.status.success() {
+        bail!("cargo build -p {package} --bin {bin} failed");
+    }
+    for line in output.stdout.split(|b| *b == b'\n') {
+        let Ok(message) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if message["reason"] == "compiler-artifact"
+            && message["target"]["name"] == bin
+            && let Some(path) = message["executable"].as_str()
+        {
+            return Ok(PathBuf::from(path));
+        }
+    }
+    bail!("cargo did not report the {bin} executable")
+}
+
+/// A `tocsin serve` process on a free loopback port, killed when dropped. Its stdout
+/// and stderr are collected (a closed pipe would make the server fail on its next line).
+pub struct Server {
+    child: Child,
+    /// Base URL, such as `http://127.0.0.1:40123`.
+    pub url: String,
+    /// The database it serves.
+    pub database_url: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `tocsin serve` on `database_url` with extra arguments and environment, and
+    /// waits until it listens.
+    pub fn start(database_url: &str, extra: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut child = Command::new(tocsin_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                database_url,
+            ])
+            .args(extra)
+            .env("TOCSIN_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start tocsin serve")?;
+        let stdout = drain(child.stdout.take().context("no stdout")?);
+        let stderr = drain(child.stderr.take().context("no stderr")?);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(url) = lines(&stdout)
+                .first()
+                .and_then(|l| l.strip_prefix("Tocsin listening on "))
+            {
+                return Ok(Self {
+                    url: url.to_owned(),
+                    database_url: database_url.to_owned(),
+                    child,
+                    stdout,
+                    stderr,
+                });
+            }
+            if Instant::now() > deadline || child.try_wait()?.is_some() {
+                let _ = child.kill();
+                bail!(
+                    "tocsin serve did not start; stderr: {}",
+                    lines(&stderr).join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the server printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        lines(&self.stdout)
+    }
+
+    /// What the server logged on stderr so far.
+    pub fn stderr(&self) -> Vec<String> {
+        lines(&self.stderr)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would.
+    pub fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?;
+        self.child.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn drain(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line);
+        }
+    });
+    lines
+}
+
+fn lines(buffer: &Mutex<Vec<String>>) -> Vec<String> {
+    buffer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
+/// Runs the `tocsin` binary with `args` and returns (exit success, stdout, stderr).
+pub fn tocsin(args: &[&str]) -> anyhow::Result<(bool, String, String)> {
+    let output = Command::new(tocsin_bin())
+        .args(args)
+        .env("TOCSIN_LOG", "warn")
+        .output()?;
+    Ok((
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+/// Creates a token with the CLI: `--admin` or `--team NAME`.
+pub fn create_token(database_url: &str, who: &[&str]) -> anyhow::Result<String> {
+    let mut args = vec!["token", "create", "--database-url", database_url];
+    args.extend_from_slice(who);
+    let (ok, stdout, stderr) = tocsin(&args)?;
+    if !ok {
+        bail!("tocsin token create failed: {stderr}");
+    }
+    Ok(stdout.trim().to_owned())
+}
+
+/// A SQLite database URL in a fresh temporary directory (kept alive by the guard).
+pub fn sqlite_url() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let url = format!("sqlite://{}", dir.path().join("tocsin.db").display());
+    (dir, url)
+}
+
+/// A fresh, empty PostgreSQL database on the server that `infra/test.sh` started
+/// (`TOCSIN_TEST_POSTGRES_URL`). Tests that need it fail, never skip, without it.
+pub async fn postgres_url() -> String {
+    use sqlx::Connection as _;
+    let base = std::env::var("TOCSIN_TEST_POSTGRES_URL").unwrap_or_else(|_| {
+        panic!(
+            "TOCSIN_TEST_POSTGRES_URL is not set: run the tests with infra/test.sh, which starts \
+             a throwaway PostgreSQL, or point it at a server where the user may CREATE DATABASE"
+        )
+    });
+    let name = format!("tocsin_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to TOCSIN_TEST_POSTGRES_URL {base}: {e}"));
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+    let (prefix, _) = base.rsplit_once('/').unwrap_or((&base, ""));
+    format!("{prefix}/{name}")
+}

@@ -50,15 +50,21 @@ pub(super) async fn list(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<AlertPage>, ApiError> {
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
-    let mut query = AlertQuery { team: caller.team.clone(), limit: DEFAULT_LIMIT, ..AlertQuery::default() };
+    let mut query = AlertQuery {
+        team: caller.team.clone(),
+        limit: DEFAULT_LIMIT,
+        ..AlertQuery::default()
+    };
     for (name, value) in params {
         match name.as_str() {
             "status" => query.status = Some(value.parse().map_err(bad)?),
             "monitor" => query.monitor = Some(value),
             "label" => {
-                let (key, label) = value
-                    .split_once(':')
-                    .ok_or_else(|| bad(format!("invalid label filter \"{value}\": use label=key:value")))?;
+                let (key, label) = value.split_once(':').ok_or_else(|| {
+                    bad(format!(
+                        "invalid label filter \"{value}\": use label=key:value"
+                    ))
+                })?;
                 check_label_key(key).map_err(bad)?;
                 query.labels.push((key.to_owned(), label.to_owned()));
             }
@@ -66,7 +72,9 @@ pub(super) async fn list(
                 if !caller.may_act_for(&value) {
                     return Err(ApiError::new(
                         StatusCode::FORBIDDEN,
-                        format!("this token acts for another team; it cannot read team \"{value}\"'s alerts"),
+                        format!(
+                            "this token acts for another team; it cannot read team \"{value}\"'s alerts"
+                        ),
                     ));
                 }
                 if !value.is_empty() {
@@ -75,9 +83,11 @@ pub(super) async fn list(
                 query.team = Some(value);
             }
             "after" => {
-                let (team, fingerprint) = value
-                    .split_once('/')
-                    .ok_or_else(|| bad(format!("invalid cursor \"{value}\": pass the `next` of the previous page")))?;
+                let (team, fingerprint) = value.split_once('/').ok_or_else(|| {
+                    bad(format!(
+                        "invalid cursor \"{value}\": pass the `next` of the previous page"
+                    ))
+                })?;
                 query.after = Some((team.to_owned(), fingerprint.to_owned()));
             }
             "limit" => {
@@ -96,7 +106,11 @@ pub(super) async fn list(
     }
     let alerts = state.store.alerts(&query).await?;
     let next = (alerts.len() == query.limit as usize)
-        .then(|| alerts.last().map(|a| format!("{}/{}", a.team, a.fingerprint)))
+        .then(|| {
+            alerts
+                .last()
+                .map(|a| format!("{}/{}", a.team, a.fingerprint))
+        })
         .flatten();
     Ok(Json(AlertPage { alerts, next }))
 }

@@ -56,7 +56,10 @@ pub(super) async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let format = Format::from_content_type(content_type).ok_or_else(|| {
         ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -69,25 +72,50 @@ pub(super) async fn post(
     let large = body.len() > INLINE_PARSE_BYTES;
     let parse = move || ingest::read(&body, format, &caller, "api");
     let batch = if large {
-        tokio::task::spawn_blocking(parse).await.map_err(|e| ApiError::internal(&e))?
+        tokio::task::spawn_blocking(parse)
+            .await
+            .map_err(|e| ApiError::internal(&e))?
     } else {
         parse()
     }
     .map_err(|e| match e {
         BodyError::TooManyItems(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-        BodyError::Malformed(_) | BodyError::WrongShape(_) => ApiError::new(StatusCode::BAD_REQUEST, e.to_string()),
+        BodyError::Malformed(_) | BodyError::WrongShape(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
+        }
     })?;
     if batch.accepted.is_empty() {
-        return Err(ApiError::rejected("no valid event in the request; nothing was accepted", batch.rejected));
+        return Err(ApiError::rejected(
+            "no valid event in the request; nothing was accepted",
+            batch.rejected,
+        ));
     }
     let accepted = batch.accepted.len();
-    state.journal.append(batch.accepted).await.map_err(|e| ApiError::internal(&e))?;
-    let ids = batch.ids.into_iter().map(|id| id.map(|id| id.to_string())).collect();
-    Ok((StatusCode::ACCEPTED, Json(Receipt { accepted, rejected: batch.rejected, ids })))
+    state
+        .journal
+        .append(batch.accepted)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let ids = batch
+        .ids
+        .into_iter()
+        .map(|id| id.map(|id| id.to_string()))
+        .collect();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Receipt {
+            accepted,
+            rejected: batch.rejected,
+            ids,
+        }),
+    ))
 }
 
 fn body_len_hint(headers: &HeaderMap) -> Option<usize> {
-    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok())
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
 }
 
 /// Reads at most [`MAX_BODY_BYTES`]; a larger body is a 413 before it is all read when
@@ -105,6 +133,9 @@ async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiE
     match Limited::new(body, MAX_BODY_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"))),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        )),
     }
 }

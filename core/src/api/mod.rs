@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing::{error, info_span};
 use utoipa::OpenApi;
@@ -105,18 +107,33 @@ pub struct ApiError {
 impl ApiError {
     /// An error with this status and message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, body: ErrorBody { error: message.into(), rejected: Vec::new() } }
+        Self {
+            status,
+            body: ErrorBody {
+                error: message.into(),
+                rejected: Vec::new(),
+            },
+        }
     }
 
     /// A 400 listing every refused item.
     pub fn rejected(message: impl Into<String>, rejected: Vec<Rejected>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, body: ErrorBody { error: message.into(), rejected } }
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: ErrorBody {
+                error: message.into(),
+                rejected,
+            },
+        }
     }
 
     /// A 500 that logs `cause` and tells the client only that it was not their fault.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error: the server log has the details")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the server log has the details",
+        )
     }
 }
 
@@ -130,7 +147,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -152,7 +171,10 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|value| value.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(|| {
-                ApiError::new(StatusCode::UNAUTHORIZED, "malformed Authorization header: expected \"Bearer <token>\"")
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "malformed Authorization header: expected \"Bearer <token>\"",
+                )
             })?;
         auth::authenticate(state.store.as_ref(), token)
             .await?
@@ -181,11 +203,19 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
         Ok(()) => (StatusCode::OK, Json(HealthBody { status: "ready" })),
         Err(e) => {
             error!(error = %e, "not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(HealthBody { status: "not ready" }))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(HealthBody {
+                    status: "not ready",
+                }),
+            )
         }
     }
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "no such route: GET /openapi.json lists them")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route: GET /openapi.json lists them",
+    )
 }

@@ -187,7 +187,9 @@ fn rounds<'r, 'a>(rows: &'r [Row<'a>]) -> Vec<Vec<&'r Row<'a>>> {
     let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
     let mut rounds: Vec<Vec<&Row<'a>>> = Vec::new();
     for row in rows {
-        let n = seen.entry((row.team, row.fingerprint.as_str())).or_insert(0);
+        let n = seen
+            .entry((row.team, row.fingerprint.as_str()))
+            .or_insert(0);
         if rounds.len() <= *n {
             rounds.push(Vec::new());
         }
@@ -242,7 +244,10 @@ impl<'a> Row<'a> {
     fn of(accepted: &'a Accepted) -> Self {
         let event = &accepted.event;
         let received = millis(accepted.received_at);
-        let reported_count = event.alert.count.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+        let reported_count = event
+            .alert
+            .count
+            .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
         Row {
             id: accepted.id.to_string(),
             team: &accepted.team,
@@ -281,7 +286,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://tocsin.db"), "sqlite://tocsin.db");
     }

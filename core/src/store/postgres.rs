@@ -8,8 +8,8 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError, TokenRecord,
-    from_millis, millis, rounds,
+    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError,
+    TokenRecord, from_millis, millis, rounds,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -23,7 +23,11 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to `url` and migrates the database.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
         MIGRATOR.run(&pool).await?;
         Ok(Self { pool })
     }
@@ -94,12 +98,20 @@ impl Store for PostgresStore {
         }
         for (key, value) in &query.labels {
             // Keys are validated label names, but they are bound, never spliced.
-            sql.push(" AND labels ->> ").push_bind(key).push(" = ").push_bind(value);
+            sql.push(" AND labels ->> ")
+                .push_bind(key)
+                .push(" = ")
+                .push_bind(value);
         }
         if let Some((team, fingerprint)) = &query.after {
-            sql.push(" AND (team, fingerprint) > (").push_bind(team).push(", ").push_bind(fingerprint).push(")");
+            sql.push(" AND (team, fingerprint) > (")
+                .push_bind(team)
+                .push(", ")
+                .push_bind(fingerprint)
+                .push(")");
         }
-        sql.push(" ORDER BY team, fingerprint LIMIT ").push_bind(i64::from(query.limit));
+        sql.push(" ORDER BY team, fingerprint LIMIT ")
+            .push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -111,7 +123,11 @@ impl Store for PostgresStore {
                     monitor: row.try_get("monitor")?,
                     labels: match labels {
                         serde_json::Value::Object(map) => map,
-                        other => return Err(StoreError::Corrupt(format!("labels are not an object: {other}"))),
+                        other => {
+                            return Err(StoreError::Corrupt(format!(
+                                "labels are not an object: {other}"
+                            )));
+                        }
                     },
                     status: status.parse().map_err(StoreError::Corrupt)?,
                     since: from_millis(row.try_get("since")?)?,
@@ -125,12 +141,16 @@ impl Store for PostgresStore {
     }
 
     async fn journal_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(n as u64)
     }
 
     async fn journal_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq").fetch_all(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn create_token(&self, token: &TokenRecord, hash: &str) -> Result<(), StoreError> {
@@ -169,18 +189,20 @@ impl Store for PostgresStore {
     }
 
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(millis(at))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(millis(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(&self.pool)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?;
         super::check_migrations(&MIGRATOR, &applied)
     }
 }
@@ -192,6 +214,9 @@ fn token_record(row: &sqlx::postgres::PgRow) -> Result<TokenRecord, StoreError> 
         admin: row.try_get("admin")?,
         description: row.try_get("description")?,
         created_at: from_millis(row.try_get("created_at")?)?,
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_millis).transpose()?,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_millis)
+            .transpose()?,
     })
 }

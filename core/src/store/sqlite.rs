@@ -4,13 +4,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError, TokenRecord,
-    from_millis, millis, rounds,
+    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError,
+    TokenRecord, from_millis, millis, rounds,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -47,9 +49,15 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
         MIGRATOR.run(&writer).await?;
-        let readers = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
         Ok(Self { writer, readers })
     }
 }
@@ -117,12 +125,20 @@ impl Store for SqliteStore {
         }
         for (key, value) in &query.labels {
             // Keys are validated label names, but they are bound, never spliced.
-            sql.push(" AND json_extract(labels, ").push_bind(format!("$.\"{key}\"")).push(") = ").push_bind(value);
+            sql.push(" AND json_extract(labels, ")
+                .push_bind(format!("$.\"{key}\""))
+                .push(") = ")
+                .push_bind(value);
         }
         if let Some((team, fingerprint)) = &query.after {
-            sql.push(" AND (team, fingerprint) > (").push_bind(team).push(", ").push_bind(fingerprint).push(")");
+            sql.push(" AND (team, fingerprint) > (")
+                .push_bind(team)
+                .push(", ")
+                .push_bind(fingerprint)
+                .push(")");
         }
-        sql.push(" ORDER BY team, fingerprint LIMIT ").push_bind(i64::from(query.limit));
+        sql.push(" ORDER BY team, fingerprint LIMIT ")
+            .push_bind(i64::from(query.limit));
         let rows = sql.build().fetch_all(&self.readers).await?;
         rows.iter()
             .map(|row| {
@@ -132,7 +148,8 @@ impl Store for SqliteStore {
                     fingerprint: row.try_get("fingerprint")?,
                     team: row.try_get("team")?,
                     monitor: row.try_get("monitor")?,
-                    labels: serde_json::from_str(&labels).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    labels: serde_json::from_str(&labels)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
                     status: status.parse().map_err(StoreError::Corrupt)?,
                     since: from_millis(row.try_get("since")?)?,
                     count: row.try_get("count")?,
@@ -145,12 +162,16 @@ impl Store for SqliteStore {
     }
 
     async fn journal_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal").fetch_one(&self.readers).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")
+            .fetch_one(&self.readers)
+            .await?;
         Ok(n as u64)
     }
 
     async fn journal_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq").fetch_all(&self.readers).await?)
+        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq")
+            .fetch_all(&self.readers)
+            .await?)
     }
 
     async fn create_token(&self, token: &TokenRecord, hash: &str) -> Result<(), StoreError> {
@@ -189,18 +210,20 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-            .bind(millis(at))
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(millis(at))
+                .bind(id)
+                .execute(&self.writer)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
-            .fetch_all(&self.readers)
-            .await?;
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success = 1")
+                .fetch_all(&self.readers)
+                .await?;
         super::check_migrations(&MIGRATOR, &applied)
     }
 }
@@ -212,6 +235,9 @@ fn token_record(row: &sqlx::sqlite::SqliteRow) -> Result<TokenRecord, StoreError
         admin: row.try_get("admin")?,
         description: row.try_get("description")?,
         created_at: from_millis(row.try_get("created_at")?)?,
-        revoked_at: row.try_get::<Option<i64>, _>("revoked_at")?.map(from_millis).transpose()?,
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_millis)
+            .transpose()?,
     })
 }

@@ -1,0 +1,115 @@
+//! `tocsin send FILE…`: post events from files (or stdin) to a server, in batches.
+
+#![allow(clippy::print_stdout)]
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use serde_json::Value;
+
+/// Events per request: well under the server's 10,000 and 10 MiB limits.
+const BATCH: usize = 1_000;
+
+/// Arguments of `tocsin send`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// JSON or YAML files, each holding one event or a list of events; `-` reads stdin.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// The server's base URL.
+    #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An API token (`tocsin token create`).
+    #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
+        .build()?;
+    let endpoint = format!("{}/v1/events", args.url.trim_end_matches('/'));
+    let mut clean = true;
+    for file in &args.files {
+        let name = file.display().to_string();
+        let items = read_events(file).with_context(|| format!("{name}: cannot read events"))?;
+        let total = items.len();
+        let (mut accepted, mut rejected) = (0, 0);
+        for (n, chunk) in items.chunks(BATCH).enumerate() {
+            let offset = n * BATCH;
+            let response = client
+                .post(&endpoint)
+                .bearer_auth(&args.token)
+                .json(&chunk)
+                .send()
+                .await
+                .with_context(|| format!("cannot reach {endpoint}"))?;
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            if !(status.is_success() || status == reqwest::StatusCode::BAD_REQUEST) {
+                let message = body
+                    .get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no details");
+                bail!("{name}: the server answered {status}: {message}");
+            }
+            accepted += body.get("accepted").and_then(Value::as_u64).unwrap_or(0);
+            for item in body
+                .get("rejected")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                rejected += 1;
+                let index =
+                    item.get("index").and_then(Value::as_u64).unwrap_or(0) as usize + offset;
+                let field = item.get("field").and_then(Value::as_str).unwrap_or("?");
+                let error = item.get("error").and_then(Value::as_str).unwrap_or("?");
+                println!("{name}: event {index}: {field}: {error}");
+            }
+            if total > BATCH {
+                eprint!("\r{name}: sent {}/{total}", (offset + chunk.len()));
+            }
+        }
+        if total > BATCH {
+            eprintln!();
+        }
+        println!("{name}: {accepted} accepted, {rejected} refused");
+        clean &= rejected == 0;
+    }
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Reads a file as JSON (`.json`) or YAML (`.yaml`, `.yml`); anything else is tried as
+/// JSON, then YAML. The server validates the events; this only splits them into batches.
+fn read_events(file: &PathBuf) -> anyhow::Result<Vec<Value>> {
+    let text = if file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text
+    } else {
+        std::fs::read_to_string(file)?
+    };
+    let extension = file.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let value: Value = match extension {
+        "json" => serde_json::from_str(&text).context("invalid JSON")?,
+        "yaml" | "yml" => serde_yaml_ng::from_str(&text).context("invalid YAML")?,
+        _ => match serde_json::from_str(&text) {
+            Ok(value) => value,
+            Err(_) => {
+                serde_yaml_ng::from_str(&text).context("neither valid JSON nor valid YAML")?
+            }
+        },
+    };
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Object(_) => Ok(vec![value]),
+        _ => bail!("expected an event or a list of events"),
+    }
+}

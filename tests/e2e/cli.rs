@@ -1,0 +1,210 @@
+//! The real `tocsin` binary: serve, token, send.
+
+use serde_json::{Value, json};
+use tocsin_tests::{Server, create_token, sqlite_url, tocsin};
+
+async fn post(server: &Server, token: &str, body: &Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(token)
+        .json(body)
+        .send()
+        .await
+        .expect("server answers");
+    (
+        response.status().as_u16(),
+        response.json().await.expect("JSON answer"),
+    )
+}
+
+#[tokio::test]
+async fn serve_creates_the_database_and_says_how_to_get_a_token() {
+    let (dir, url) = sqlite_url();
+    assert!(!dir.path().join("tocsin.db").exists());
+    let server = Server::start(&url, &[], &[]).expect("serves");
+    assert!(
+        dir.path().join("tocsin.db").exists(),
+        "created on first run"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while server.stdout().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let out = server.stdout().join("\n");
+    assert!(
+        out.contains(&format!("tocsin token create --admin --database-url {url}")),
+        "{out}"
+    );
+    let ready = reqwest::get(format!("{}/readyz", server.url))
+        .await
+        .expect("answers");
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
+async fn tokens_from_the_cli_open_and_close_the_api() {
+    let (_dir, url) = sqlite_url();
+    let server = Server::start(&url, &[], &[]).expect("serves");
+    let bender = create_token(
+        &url,
+        &["--team", "bender", "--description", "nagios bridge"],
+    )
+    .expect("created");
+    assert!(bender.starts_with("tocsin_"));
+    let (status, _) = post(
+        &server,
+        &bender,
+        &json!({"alert": {"monitor": "m", "status": "healthy"}}),
+    )
+    .await;
+    assert_eq!(status, 202);
+
+    let (ok, list, _) = tocsin(&["token", "list", "--database-url", &url]).expect("runs");
+    assert!(ok);
+    let row = list
+        .lines()
+        .find(|l| l.contains("team bender"))
+        .expect("listed");
+    assert!(
+        row.contains("nagios bridge") && !list.contains(&bender[20..]),
+        "no secret in: {list}"
+    );
+    let id = row.split_whitespace().next().expect("id column");
+
+    let (ok, _, stderr) = tocsin(&["token", "revoke", id, "--database-url", &url]).expect("runs");
+    assert!(ok, "{stderr}");
+    let (status, body) = post(
+        &server,
+        &bender,
+        &json!({"alert": {"monitor": "m", "status": "healthy"}}),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid or revoked token")),
+        "revocation is immediate"
+    );
+
+    let (ok, _, stderr) = tocsin(&["token", "revoke", id, "--database-url", &url]).expect("runs");
+    assert!(
+        !ok && stderr.contains(&format!("no live token with id \"{id}\"")),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = tocsin(&[
+        "token",
+        "create",
+        "--team",
+        "Bad Team",
+        "--database-url",
+        &url,
+    ])
+    .expect("runs");
+    assert!(
+        !ok && stderr.contains("invalid team name \"Bad Team\""),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = tocsin(&["token", "create", "--database-url", &url]).expect("runs");
+    assert!(!ok && stderr.contains("--team"), "{stderr}");
+}
+
+#[tokio::test]
+async fn send_posts_files_in_batches_and_reports_refusals() {
+    let (dir, url) = sqlite_url();
+    let server = Server::start(&url, &[], &[]).expect("serves");
+    let admin = create_token(&url, &["--admin"]).expect("created");
+
+    let yaml = dir.path().join("events.yaml");
+    std::fs::write(&yaml, include_str!("../fixtures/blueprint-events.yaml")).expect("write");
+    let big = dir.path().join("fleet.json");
+    let fleet: Vec<Value> = (0..2_500)
+        .map(|i| json!({"alert": {"monitor": "Ping", "status": "healthy"}, "context": {"instance": format!("i-{i}")}}))
+        .collect();
+    std::fs::write(&big, Value::Array(fleet).to_string()).expect("write");
+    let (ok, out, err) = tocsin(&[
+        "send",
+        "--url",
+        &server.url,
+        "--token",
+        &admin,
+        yaml.to_str().expect("utf-8"),
+        big.to_str().expect("utf-8"),
+    ])
+    .expect("runs");
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("events.yaml: 2 accepted, 0 refused"), "{out}");
+    assert!(
+        out.contains("fleet.json: 2500 accepted, 0 refused"),
+        "{out}"
+    );
+    assert!(err.contains("sent 2500/2500"), "progress on stderr: {err}");
+
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"[{"alert": {"monitor": "m", "status": "healthy"}}, {"alert": {"monitor": "m", "status": "warning"}}]"#)
+        .expect("write");
+    let (ok, out, _) = tocsin(&[
+        "send",
+        "--url",
+        &server.url,
+        "--token",
+        &admin,
+        bad.to_str().expect("utf-8"),
+    ])
+    .expect("runs");
+    assert!(!ok, "a refusal fails the command");
+    assert!(
+        out.contains("bad.json: event 1: alert.status: unknown status \"warning\""),
+        "{out}"
+    );
+    assert!(out.contains("bad.json: 1 accepted, 1 refused"), "{out}");
+
+    let (ok, _, err) = tocsin(&[
+        "send",
+        "--url",
+        &server.url,
+        "--token",
+        "nope",
+        yaml.to_str().expect("utf-8"),
+    ])
+    .expect("runs");
+    assert!(
+        !ok && err.contains("401") && err.contains("invalid or revoked token"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let (_dir, url) = sqlite_url();
+    let server = Server::start(
+        &url,
+        &["--log-format", "json"],
+        &[("TOCSIN_LOG", "info,tower_http=debug")],
+    )
+    .expect("serves");
+    let response = reqwest::Client::new()
+        .get(format!("{}/healthz", server.url))
+        .header("x-request-id", "req-from-test")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(response.headers()["x-request-id"], "req-from-test");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs = server.stderr();
+        let parsed: Vec<Value> = logs
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect();
+        if parsed
+            .iter()
+            .any(|l| l["span"]["request_id"] == "req-from-test")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no log line with the request id: {logs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

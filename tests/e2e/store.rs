@@ -1,0 +1,328 @@
+//! The store's contract, checked alike on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use tocsin_core::Status;
+use tocsin_core::auth::{self, Caller, Grant};
+use tocsin_core::ingest::{self, Format};
+use tocsin_core::store::{self, Accepted, AlertQuery, AlertState, Store, StoreOptions};
+
+/// One store per backend; the guard keeps the SQLite directory alive.
+pub async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
+    let (dir, sqlite) = tocsin_tests::sqlite_url();
+    let postgres = tocsin_tests::postgres_url().await;
+    vec![
+        (
+            "sqlite",
+            store::open(&sqlite, StoreOptions::default())
+                .await
+                .expect("sqlite opens"),
+            Some(dir),
+        ),
+        (
+            "postgres",
+            store::open(&postgres, StoreOptions::default())
+                .await
+                .expect("postgres opens"),
+            None,
+        ),
+    ]
+}
+
+pub fn admin() -> Caller {
+    Caller {
+        token_id: "test".into(),
+        team: None,
+        admin: true,
+    }
+}
+
+/// Events as the API would accept them.
+pub fn accept(json: &str) -> Vec<Accepted> {
+    let batch = ingest::read(json.as_bytes(), Format::Json, &admin(), "api").expect("valid body");
+    assert!(batch.rejected.is_empty(), "{:?}", batch.rejected);
+    batch.accepted
+}
+
+fn event(monitor: &str, status: &str, extra: &str) -> String {
+    format!(
+        r#"{{"alert": {{"monitor": "{monitor}", "status": "{status}"{extra}}}, "context": {{"service": "bender", "region": "eu"}}}}"#
+    )
+}
+
+async fn only_alert(store: &dyn Store) -> AlertState {
+    let mut alerts = store
+        .alerts(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .await
+        .expect("lists");
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    alerts.remove(0)
+}
+
+#[tokio::test]
+async fn appended_events_are_in_the_journal_and_update_alert_state() {
+    for (backend, store, _guard) in backends().await {
+        let first = accept(&format!(
+            "[{}]",
+            event("m", "unhealthy", r#", "since": "2026-01-01T00:00:00Z""#)
+        ));
+        store.append(&first).await.expect("append");
+        let alert = only_alert(store.as_ref()).await;
+        assert_eq!(alert.status, Status::Unhealthy, "{backend}");
+        assert_eq!(
+            alert.since.unix_timestamp(),
+            1_767_225_600,
+            "{backend}: the reported since"
+        );
+        assert_eq!(alert.count, 1, "{backend}");
+        assert_eq!(alert.last_event, first[0].id.to_string(), "{backend}");
+
+        // Same status without since: Tocsin keeps its since and counts up.
+        store
+            .append(&accept(&event("m", "unhealthy", "")))
+            .await
+            .expect("append");
+        let alert = only_alert(store.as_ref()).await;
+        assert_eq!(
+            (alert.since.unix_timestamp(), alert.count),
+            (1_767_225_600, 2),
+            "{backend}"
+        );
+
+        // A reported count wins over Tocsin's own.
+        store
+            .append(&accept(&event("m", "unhealthy", r#", "count": 12"#)))
+            .await
+            .expect("append");
+        assert_eq!(only_alert(store.as_ref()).await.count, 12, "{backend}");
+
+        // A change of status starts afresh, at receipt time when no since is given.
+        let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+        store
+            .append(&accept(&event("m", "healthy", "")))
+            .await
+            .expect("append");
+        let alert = only_alert(store.as_ref()).await;
+        assert_eq!(
+            (alert.status, alert.count),
+            (Status::Healthy, 1),
+            "{backend}"
+        );
+        assert!(alert.since > before, "{backend}: since is the receipt time");
+        assert!(alert.first_seen < alert.last_seen || alert.first_seen == alert.last_seen);
+        assert_eq!(store.journal_len().await.expect("len"), 4, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn events_of_one_identity_in_one_batch_apply_in_order() {
+    for (backend, store, _guard) in backends().await {
+        let batch = accept(&format!(
+            "[{}, {}, {}, {}]",
+            event("m", "unhealthy", ""),
+            event("m", "unhealthy", ""),
+            event("other", "unhealthy", ""),
+            event("m", "healthy", r#", "count": 3"#)
+        ));
+        store.append(&batch).await.expect("append");
+        let alerts = store
+            .alerts(&AlertQuery {
+                monitor: Some("m".into()),
+                limit: 10,
+                ..AlertQuery::default()
+            })
+            .await
+            .expect("lists");
+        assert_eq!(alerts.len(), 1, "{backend}");
+        assert_eq!(
+            (alerts[0].status, alerts[0].count),
+            (Status::Healthy, 3),
+            "{backend}: the last event wins"
+        );
+        let ids = store.journal_ids().await.expect("ids");
+        let expected: Vec<String> = batch.iter().map(|a| a.id.to_string()).collect();
+        assert_eq!(ids, expected, "{backend}: journal keeps arrival order");
+    }
+}
+
+#[tokio::test]
+async fn alerts_filter_by_team_status_label_and_page() {
+    for (backend, store, _guard) in backends().await {
+        let mut events = Vec::new();
+        for i in 0..25 {
+            let status = if i % 5 == 0 { "unhealthy" } else { "healthy" };
+            let team = if i % 2 == 0 { "bender" } else { "flexo" };
+            events.push(format!(
+                r#"{{"alert": {{"monitor": "m", "status": "{status}"}}, "context": {{"team": "{team}", "i": "{i}", "region": "r{}"}}}}"#,
+                i % 3
+            ));
+        }
+        store
+            .append(&accept(&format!("[{}]", events.join(","))))
+            .await
+            .expect("append");
+        let count = |query: AlertQuery| {
+            let store = store.clone();
+            async move {
+                store
+                    .alerts(&AlertQuery {
+                        limit: 100,
+                        ..query
+                    })
+                    .await
+                    .expect("lists")
+                    .len()
+            }
+        };
+        assert_eq!(count(AlertQuery::default()).await, 25, "{backend}");
+        assert_eq!(
+            count(AlertQuery {
+                team: Some("bender".into()),
+                ..Default::default()
+            })
+            .await,
+            13,
+            "{backend}"
+        );
+        assert_eq!(
+            count(AlertQuery {
+                status: Some(Status::Unhealthy),
+                ..Default::default()
+            })
+            .await,
+            5,
+            "{backend}"
+        );
+        let by_label = AlertQuery {
+            labels: vec![
+                ("region".into(), "r1".into()),
+                ("team".into(), "flexo".into()),
+            ],
+            ..Default::default()
+        };
+        assert_eq!(count(by_label).await, 4, "{backend}: i = 1, 7, 13, 19");
+        let missing_label = AlertQuery {
+            labels: vec![("zone".into(), "r1".into())],
+            ..Default::default()
+        };
+        assert_eq!(count(missing_label).await, 0, "{backend}");
+
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store
+                .alerts(&AlertQuery {
+                    after: after.clone(),
+                    limit: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("page");
+            seen.extend(page.iter().map(|a| a.fingerprint.clone()));
+            match page.last() {
+                Some(last) if page.len() == 10 => {
+                    after = Some((last.team.clone(), last.fingerprint.clone()))
+                }
+                _ => break,
+            }
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 25, "{backend}: paging visits every alert once");
+    }
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_revocable() {
+    for (backend, store, _guard) in backends().await {
+        let (secret, record) = auth::create(store.as_ref(), Grant::Team("bender".into()), "ci")
+            .await
+            .expect("create");
+        assert!(
+            secret.starts_with(&format!("tocsin_{}_", record.id)),
+            "{backend}"
+        );
+        let caller = auth::authenticate(store.as_ref(), &secret)
+            .await
+            .expect("lookup")
+            .expect("known");
+        assert_eq!(
+            (caller.team.as_deref(), caller.admin),
+            (Some("bender"), false),
+            "{backend}"
+        );
+        assert!(
+            auth::authenticate(store.as_ref(), &format!("{secret}x"))
+                .await
+                .expect("lookup")
+                .is_none()
+        );
+
+        assert!(
+            store
+                .revoke_token(&record.id, OffsetDateTime::now_utc())
+                .await
+                .expect("revoke"),
+            "{backend}"
+        );
+        assert!(
+            !store
+                .revoke_token(&record.id, OffsetDateTime::now_utc())
+                .await
+                .expect("revoke"),
+            "{backend}: once"
+        );
+        assert!(
+            auth::authenticate(store.as_ref(), &secret)
+                .await
+                .expect("lookup")
+                .is_none(),
+            "{backend}"
+        );
+        let listed = store.tokens().await.expect("list");
+        assert!(listed[0].revoked_at.is_some(), "{backend}");
+        let rendered = serde_json::to_string(&listed).expect("serializes");
+        assert!(
+            !rendered.contains(&secret[20..]),
+            "{backend}: the secret is never listed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn reopening_a_store_keeps_its_data_and_is_ready() {
+    let (_dir, sqlite) = tocsin_tests::sqlite_url();
+    let postgres = tocsin_tests::postgres_url().await;
+    for url in [sqlite, postgres] {
+        let store = store::open(&url, StoreOptions::default())
+            .await
+            .expect("opens");
+        store
+            .append(&accept(&event("m", "unhealthy", "")))
+            .await
+            .expect("append");
+        drop(store);
+        let store = store::open(&url, StoreOptions::default())
+            .await
+            .expect("reopens: migrations are idempotent");
+        store.ready().await.expect("ready");
+        assert_eq!(store.journal_len().await.expect("len"), 1, "{url}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_database_url_is_refused_clearly() {
+    let err = store::open("mysql://u:pw@h/db", StoreOptions::default())
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert_eq!(
+        err,
+        "unsupported database URL \"mysql://u:***@h/db\": use sqlite://PATH or postgres://…"
+    );
+}
