@@ -219,51 +219,64 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
 
-/// Rows per multi-row INSERT: few statements per batch, and few distinct statement
-/// shapes for the prepared-statement cache.
-const ROWS_PER_STATEMENT: usize = 500;
-
-/// The values of one journal row and one alert upsert, computed once for both backends.
+/// One journal row and its alert upsert, as a JSON object: a batch travels to the
+/// database as one JSON array bound to one parameter, so each statement is prepared once
+/// and costs one round trip whatever the batch size; the database unpacks it with
+/// `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL).
+#[derive(Serialize)]
 struct Row<'a> {
     id: String,
     team: &'a str,
     fingerprint: String,
     source: &'a str,
     received: i64,
-    event: String,
-    monitor: &'a str,
-    labels: String,
-    status: &'static str,
+    /// Tocsin's `since`: the reported one, or the receipt time.
     since: i64,
+    /// Tocsin's `count` for a new status: the reported one, or 1.
     count: i64,
     reported_since: Option<i64>,
     reported_count: Option<i64>,
+    event: &'a Event,
 }
 
 impl<'a> Row<'a> {
     fn of(accepted: &'a Accepted) -> Self {
-        let event = &accepted.event;
         let received = millis(accepted.received_at);
-        let reported_count = event
-            .alert
-            .count
-            .map(|c| i64::try_from(c).unwrap_or(i64::MAX));
+        let reported_count = accepted.event.alert.count.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
         Row {
             id: accepted.id.to_string(),
             team: &accepted.team,
             fingerprint: accepted.fingerprint.to_string(),
             source: accepted.source,
             received,
-            // Serializing our own types to JSON cannot fail: no maps with non-string keys.
-            event: serde_json::to_string(event).unwrap_or_default(),
-            monitor: &event.alert.monitor,
-            labels: serde_json::to_string(&event.context).unwrap_or_default(),
-            status: event.alert.status.as_str(),
             since: accepted.reported_since.map_or(received, millis),
             count: reported_count.unwrap_or(1),
             reported_since: accepted.reported_since.map(millis),
             reported_count,
+            event: &accepted.event,
         }
+    }
+}
+
+/// The JSON arrays a batch is written with: all rows for the journal, and one array per
+/// round for the alert upserts (the same text when there is one round, the usual case).
+struct Payload {
+    journal: String,
+    rounds: Vec<String>,
+}
+
+impl Payload {
+    fn of(events: &[Accepted]) -> Self {
+        let rows: Vec<Row<'_>> = events.iter().map(Row::of).collect();
+        // Serializing our own plain types cannot fail.
+        let journal = serde_json::to_string(&rows).unwrap_or_default();
+        let rounds = rounds(&rows);
+        let rounds = if rounds.len() == 1 {
+            vec![journal.clone()]
+        } else {
+            rounds.iter().map(|round| serde_json::to_string(round).unwrap_or_default()).collect()
+        };
+        Self { journal, rounds }
     }
 }
 

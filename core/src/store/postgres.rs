@@ -8,8 +8,7 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError,
-    TokenRecord, from_millis, millis, rounds,
+    ALERT_UPSERT, Accepted, AlertQuery, AlertState, Payload, Store, StoreError, TokenRecord, from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -36,47 +35,30 @@ impl PostgresStore {
 #[async_trait::async_trait]
 impl Store for PostgresStore {
     async fn append(&self, events: &[Accepted]) -> Result<(), StoreError> {
-        let rows: Vec<Row<'_>> = events.iter().map(Row::of).collect();
+        let payload = Payload::of(events);
         let mut tx = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Postgres>::new(
-                "INSERT INTO journal (id, team, fingerprint, source, received_at, event) ",
-            );
-            insert.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(row.team)
-                    .push_bind(&row.fingerprint)
-                    .push_bind(row.source)
-                    .push_bind(row.received)
-                    .push_bind(&row.event)
-                    .push_unseparated("::jsonb");
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        for round in rounds(&rows) {
-            for chunk in round.chunks(ROWS_PER_STATEMENT) {
-                let mut upsert = QueryBuilder::<Postgres>::new(
-                    "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
-                     first_seen, last_seen, reported_since, reported_count, last_event) ",
-                );
-                upsert.push_values(chunk, |mut b, row| {
-                    b.push_bind(row.team)
-                        .push_bind(&row.fingerprint)
-                        .push_bind(row.monitor)
-                        .push_bind(&row.labels)
-                        .push_unseparated("::jsonb")
-                        .push_bind(row.status)
-                        .push_bind(row.since)
-                        .push_bind(row.count)
-                        .push_bind(row.received)
-                        .push_bind(row.received)
-                        .push_bind(row.reported_since)
-                        .push_bind(row.reported_count)
-                        .push_bind(&row.id);
-                });
-                upsert.push(ALERT_UPSERT);
-                upsert.build().execute(&mut *tx).await?;
-            }
+        sqlx::query(
+            "INSERT INTO journal (id, team, fingerprint, source, received_at, event) \
+             SELECT r ->> 'id', r ->> 'team', r ->> 'fingerprint', r ->> 'source', \
+                    (r ->> 'received')::bigint, r -> 'event' \
+             FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n",
+        )
+        .bind(&payload.journal)
+        .execute(&mut *tx)
+        .await?;
+        for round in &payload.rounds {
+            sqlx::query(&format!(
+                "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
+                     first_seen, last_seen, reported_since, reported_count, last_event) \
+                 SELECT r ->> 'team', r ->> 'fingerprint', r -> 'event' -> 'alert' ->> 'monitor', \
+                     r -> 'event' -> 'context', r -> 'event' -> 'alert' ->> 'status', (r ->> 'since')::bigint, \
+                     (r ->> 'count')::bigint, (r ->> 'received')::bigint, (r ->> 'received')::bigint, \
+                     (r ->> 'reported_since')::bigint, (r ->> 'reported_count')::bigint, r ->> 'id' \
+                 FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n{ALERT_UPSERT}"
+            ))
+            .bind(round)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

@@ -11,8 +11,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, ROWS_PER_STATEMENT, Row, Store, StoreError,
-    TokenRecord, from_millis, millis, rounds,
+    ALERT_UPSERT, Accepted, AlertQuery, AlertState, Payload, Store, StoreError, TokenRecord, from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -65,45 +64,30 @@ impl SqliteStore {
 #[async_trait::async_trait]
 impl Store for SqliteStore {
     async fn append(&self, events: &[Accepted]) -> Result<(), StoreError> {
-        let rows: Vec<Row<'_>> = events.iter().map(Row::of).collect();
+        let payload = Payload::of(events);
         let mut tx = self.writer.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO journal (id, team, fingerprint, source, received_at, event) ",
-            );
-            insert.push_values(chunk, |mut b, row| {
-                b.push_bind(&row.id)
-                    .push_bind(row.team)
-                    .push_bind(&row.fingerprint)
-                    .push_bind(row.source)
-                    .push_bind(row.received)
-                    .push_bind(&row.event);
-            });
-            insert.build().execute(&mut *tx).await?;
-        }
-        for round in rounds(&rows) {
-            for chunk in round.chunks(ROWS_PER_STATEMENT) {
-                let mut upsert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
-                     first_seen, last_seen, reported_since, reported_count, last_event) ",
-                );
-                upsert.push_values(chunk, |mut b, row| {
-                    b.push_bind(row.team)
-                        .push_bind(&row.fingerprint)
-                        .push_bind(row.monitor)
-                        .push_bind(&row.labels)
-                        .push_bind(row.status)
-                        .push_bind(row.since)
-                        .push_bind(row.count)
-                        .push_bind(row.received)
-                        .push_bind(row.received)
-                        .push_bind(row.reported_since)
-                        .push_bind(row.reported_count)
-                        .push_bind(&row.id);
-                });
-                upsert.push(ALERT_UPSERT);
-                upsert.build().execute(&mut *tx).await?;
-            }
+        sqlx::query(
+            "INSERT INTO journal (id, team, fingerprint, source, received_at, event) \
+             SELECT value ->> 'id', value ->> 'team', value ->> 'fingerprint', value ->> 'source', \
+                    value ->> 'received', value -> 'event' \
+             FROM json_each(?1) ORDER BY key",
+        )
+        .bind(&payload.journal)
+        .execute(&mut *tx)
+        .await?;
+        for round in &payload.rounds {
+            sqlx::query(&format!(
+                "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
+                     first_seen, last_seen, reported_since, reported_count, last_event) \
+                 SELECT value ->> 'team', value ->> 'fingerprint', value ->> '$.event.alert.monitor', \
+                     value -> '$.event.context', value ->> '$.event.alert.status', value ->> 'since', \
+                     value ->> 'count', value ->> 'received', value ->> 'received', \
+                     value ->> 'reported_since', value ->> 'reported_count', value ->> 'id' \
+                 FROM json_each(?1) WHERE true ORDER BY key{ALERT_UPSERT}"
+            ))
+            .bind(round)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
