@@ -201,10 +201,7 @@ impl Fingerprint {
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for byte in self.0 {
-            write!(f, "{byte:02x}")?;
-        }
-        Ok(())
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -407,14 +404,20 @@ fn check_context(context: &BTreeMap<String, String>, errors: &mut Vec<FieldError
         ));
     }
     for (key, value) in context {
-        let field = format!("context.{}", template::quote_label(key));
+        // The field name is built only for an error: this loop runs for every label of
+        // every event.
+        let field = || format!("context.{}", template::quote_label(key));
         if let Err(e) = template::check_label_key(key) {
-            errors.push(FieldError::new(&field, e));
+            errors.push(FieldError::new(field(), e));
         }
-        let len = value.chars().count();
+        let len = if value.len() <= MAX_LABEL_VALUE_LEN {
+            value.len()
+        } else {
+            value.chars().count()
+        };
         if len > MAX_LABEL_VALUE_LEN {
             errors.push(FieldError::new(
-                &field,
+                field(),
                 format!(
                     "label value is {len} characters, at most {MAX_LABEL_VALUE_LEN} are allowed"
                 ),
@@ -422,7 +425,7 @@ fn check_context(context: &BTreeMap<String, String>, errors: &mut Vec<FieldError
         }
         if value.chars().any(char::is_control) {
             errors.push(FieldError::new(
-                &field,
+                field(),
                 "label value contains a control character",
             ));
         }

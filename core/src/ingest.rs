@@ -94,10 +94,17 @@ pub fn read(
         Format::Json => {
             let items = json_items(body)?;
             for (index, raw) in items.into_iter().enumerate() {
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                let parsed = serde_path_to_error::deserialize(&mut de).map_err(|e| FieldError {
-                    field: path(e.path()),
-                    error: without_position(&e.inner().to_string()),
+                // The plain parse is the fast path; only a failure pays for the second,
+                // path-tracking parse that names the offending field.
+                let parsed = serde_json::from_str::<Event>(raw.get()).or_else(|_| {
+                    let mut de = serde_json::Deserializer::from_str(raw.get());
+                    match serde_path_to_error::deserialize::<_, Event>(&mut de) {
+                        Ok(event) => Ok(event),
+                        Err(e) => Err(FieldError {
+                            field: path(e.path()),
+                            error: without_position(&e.inner().to_string()),
+                        }),
+                    }
                 });
                 batch.push(index, parsed, caller, source, now);
             }
@@ -134,7 +141,7 @@ impl Batch {
             });
         match checked {
             Ok((event, team)) => {
-                let accepted = stamp(event, team, source, now);
+                let accepted = Accepted::new(event, team, source, now);
                 self.ids.push(Some(accepted.id));
                 self.accepted.push(accepted);
             }
@@ -172,20 +179,6 @@ fn owning_team(event: &Event, caller: &Caller) -> Result<String, FieldError> {
             }),
         },
         (None, None) => Ok(String::new()),
-    }
-}
-
-fn stamp(mut event: Event, team: String, source: &'static str, now: OffsetDateTime) -> Accepted {
-    let reported_since = event.alert.since;
-    event.alert.since = Some(reported_since.unwrap_or(now));
-    Accepted {
-        id: uuid::Uuid::now_v7(),
-        team,
-        source,
-        received_at: now,
-        fingerprint: event.fingerprint(),
-        event,
-        reported_since,
     }
 }
 
@@ -329,8 +322,11 @@ mod tests {
         )
         .expect("parses");
         let accepted = &batch.accepted[0];
-        assert_eq!(accepted.event.alert.since, Some(accepted.received_at));
-        assert_eq!(accepted.reported_since, None);
+        assert_eq!(accepted.since(), accepted.received_at);
+        assert_eq!(
+            accepted.event.alert.since, None,
+            "the event is kept as sent"
+        );
     }
 
     #[test]

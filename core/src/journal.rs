@@ -5,13 +5,19 @@
 //! takes whatever has queued up while the previous commit ran. A request is answered
 //! only after its events are committed; if the commit fails, every request in it fails
 //! and none of their events is stored.
+//!
+//! The writer runs on a thread of its own (a single-threaded runtime): it is the one
+//! serial step of ingest, and on the shared runtime each of its database round trips
+//! would wait behind request parsing. The stages that follow the journal (for now the
+//! alert-state stage) run on that thread too, woken after each commit.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info_span};
 
-use crate::store::{Accepted, Store};
+use crate::state;
+use crate::store::{Record, Store};
 
 /// Most events committed in one transaction.
 const MAX_GROUP_EVENTS: usize = 20_000;
@@ -24,7 +30,7 @@ const QUEUE_DEPTH: usize = 1_024;
 pub struct JournalError;
 
 struct Append {
-    events: Vec<Accepted>,
+    records: Vec<Record>,
     done: oneshot::Sender<Result<(), JournalError>>,
 }
 
@@ -35,58 +41,93 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Starts the writer task. It stops once every handle is dropped and the queue is
-    /// drained, so a graceful shutdown still commits what was accepted.
-    pub fn start(store: Arc<dyn Store>) -> (Self, tokio::task::JoinHandle<()>) {
+    /// Starts the writer thread and the stages behind it. They stop once every handle
+    /// is dropped, the queue is drained and its events are applied, so a graceful
+    /// shutdown still commits what was accepted; the returned receiver resolves then.
+    pub fn start(store: Arc<dyn Store>) -> (Self, oneshot::Receiver<()>) {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
-        let writer = tokio::spawn(write(store, requests));
-        (Self { queue }, writer)
+        let (finished, stopped) = oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("tocsin-journal".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime.block_on(async move {
+                        let signal = Arc::new(state::Signal::default());
+                        let stage = tokio::spawn(state::run(store.clone(), signal.clone()));
+                        write(store, requests, &signal).await;
+                        signal.stop();
+                        let _ = stage.await;
+                    }),
+                    Err(e) => {
+                        error!(error = %e, "cannot start the journal writer; appends will fail")
+                    }
+                }
+                let _ = finished.send(());
+            });
+        if let Err(e) = spawned {
+            // The queue's receiver is gone with the closure: every append fails cleanly.
+            error!(error = %e, "cannot spawn the journal writer; appends will fail");
+        }
+        (Self { queue }, stopped)
     }
 
     /// Appends events durably; returns once they are committed.
-    pub async fn append(&self, events: Vec<Accepted>) -> Result<(), JournalError> {
-        if events.is_empty() {
+    pub async fn append(&self, records: Vec<Record>) -> Result<(), JournalError> {
+        if records.is_empty() {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
         self.queue
-            .send(Append { events, done })
+            .send(Append { records, done })
             .await
             .map_err(|_| JournalError)?;
         committed.await.map_err(|_| JournalError)?
     }
 }
 
-async fn write(store: Arc<dyn Store>, mut requests: mpsc::Receiver<Append>) {
+async fn write(
+    store: Arc<dyn Store>,
+    mut requests: mpsc::Receiver<Append>,
+    signal: &state::Signal,
+) {
     while let Some(first) = requests.recv().await {
         let mut group = vec![first];
-        let mut n = group[0].events.len();
+        let mut n = group[0].records.len();
         while n < MAX_GROUP_EVENTS {
             match requests.try_recv() {
                 Ok(next) => {
-                    n += next.events.len();
+                    n += next.records.len();
                     group.push(next);
                 }
                 Err(_) => break,
             }
         }
-        let mut events = Vec::with_capacity(n);
+        let mut records = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(group.len());
         for append in group {
-            events.extend(append.events);
+            records.extend(append.records);
             waiting.push(append.done);
         }
         let requests_in_group = waiting.len();
+        let started = std::time::Instant::now();
         let outcome = store
-            .append(&events)
+            .append(records)
             .instrument(info_span!(
                 "journal.commit",
                 events = n,
                 requests = requests_in_group
             ))
             .await;
+        if outcome.is_ok() {
+            signal.wake();
+        }
         match &outcome {
-            Ok(()) => debug!(events = n, requests = requests_in_group, "journal commit"),
+            Ok(()) => {
+                debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit")
+            }
             Err(e) => {
                 error!(error = %e, events = n, "journal commit failed; the requests get a 500")
             }

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod event;
 pub mod ingest;
 pub mod journal;
+pub mod state;
 pub mod store;
 pub mod template;
 

@@ -34,12 +34,18 @@ struct Settings {
 }
 
 fn settings() -> anyhow::Result<Settings> {
-    let mut settings = Settings { seconds: 10, connections: 8, sync: "normal".into() };
+    let mut settings = Settings {
+        seconds: 10,
+        connections: 8,
+        sync: "normal".into(),
+    };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--seconds" => settings.seconds = args.next().context("--seconds N")?.parse()?,
-            "--connections" => settings.connections = args.next().context("--connections N")?.parse()?,
+            "--connections" => {
+                settings.connections = args.next().context("--connections N")?.parse()?
+            }
             "--sync" => settings.sync = args.next().context("--sync normal|full")?,
             "--bench" => {}
             other => bail!("unknown option {other}"),
@@ -51,7 +57,13 @@ fn settings() -> anyhow::Result<Settings> {
 /// The i-th alert of the load, as (monitor, labels, unhealthy).
 fn alert(i: usize) -> (String, Value, bool) {
     let identity = i % FLEET;
-    let monitor = ["InstanceHealth", "DiskFree", "Http5xx", "Latency", "DnsResolve"][identity % 5];
+    let monitor = [
+        "InstanceHealth",
+        "DiskFree",
+        "Http5xx",
+        "Latency",
+        "DnsResolve",
+    ][identity % 5];
     let instance = identity / 5;
     let region = ["eu-west-1a", "eu-west-1b", "us-east-1a"][instance % 3];
     let labels = json!({
@@ -82,8 +94,12 @@ fn tocsin_batches(n: usize) -> Vec<Bytes> {
 
 fn alertmanager_batches(n: usize) -> Vec<Bytes> {
     let now = time::OffsetDateTime::now_utc();
-    let starts = (now - time::Duration::hours(1)).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    let ended = (now - time::Duration::seconds(1)).format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    let starts = (now - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let ended = (now - time::Duration::seconds(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
     (0..n)
         .map(|b| {
             let alerts: Vec<Value> = (0..BATCH)
@@ -120,7 +136,9 @@ async fn load(
     expected: u16,
     settings: &Settings,
 ) -> anyhow::Result<Outcome> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(settings.connections).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(settings.connections)
+        .build()?;
     let measuring = Arc::new(AtomicBool::new(false));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -129,13 +147,22 @@ async fn load(
     let mut workers = Vec::new();
     for _ in 0..settings.connections {
         let (client, url, token) = (client.clone(), url.to_owned(), token.map(str::to_owned));
-        let (batches, measuring, stop, done, errors, next) =
-            (batches.clone(), measuring.clone(), stop.clone(), done.clone(), errors.clone(), next.clone());
+        let (batches, measuring, stop, done, errors, next) = (
+            batches.clone(),
+            measuring.clone(),
+            stop.clone(),
+            done.clone(),
+            errors.clone(),
+            next.clone(),
+        );
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let i = next.fetch_add(1, Ordering::Relaxed) as usize % batches.len();
-                let mut request = client.post(&url).header("content-type", "application/json").body(batches[i].clone());
+                let mut request = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(batches[i].clone());
                 if let Some(token) = &token {
                     request = request.bearer_auth(token);
                 }
@@ -173,7 +200,12 @@ async fn load(
         latencies.extend(worker.await?);
     }
     latencies.sort();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1))).copied().unwrap_or_default();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Ok(Outcome {
         events_per_second: events as f64 / elapsed.as_secs_f64(),
         p50: at(0.50),
@@ -197,7 +229,14 @@ fn alertmanager_version() -> String {
         .arg("--version")
         .output()
         .ok()
-        .and_then(|o| String::from_utf8(if o.stdout.is_empty() { o.stderr } else { o.stdout }).ok())
+        .and_then(|o| {
+            String::from_utf8(if o.stdout.is_empty() {
+                o.stderr
+            } else {
+                o.stdout
+            })
+            .ok()
+        })
         .and_then(|s| s.lines().next().map(str::to_owned))
         .unwrap_or_else(|| "unknown version".into())
 }
@@ -208,7 +247,11 @@ async fn main() -> anyhow::Result<()> {
     let batches = 2 * FLEET / BATCH * 7;
     let am_dir = tempfile::tempdir()?;
     let script = workspace().join("infra/alertmanager.sh");
-    let started = Command::new("bash").arg(&script).arg("start").arg(am_dir.path()).output()?;
+    let started = Command::new("bash")
+        .arg(&script)
+        .arg("start")
+        .arg(am_dir.path())
+        .output()?;
     if !started.status.success() {
         bail!(
             "cannot start Alertmanager (run `bash infra/deps.sh` first): {}",
@@ -217,7 +260,11 @@ async fn main() -> anyhow::Result<()> {
     }
     let am_url = String::from_utf8(started.stdout)?.trim().to_owned();
     let stop_am = scopeguard(move || {
-        let _ = Command::new("bash").arg(&script).arg("stop").arg(am_dir.path()).status();
+        let _ = Command::new("bash")
+            .arg(&script)
+            .arg("stop")
+            .arg(am_dir.path())
+            .status();
     });
 
     let (_db_dir, db_url) = sqlite_url();
@@ -230,10 +277,20 @@ async fn main() -> anyhow::Result<()> {
         settings.seconds,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("Alertmanager: {}; Tocsin: SQLite WAL, synchronous={}", alertmanager_version(), settings.sync);
+    println!(
+        "Alertmanager: {}; Tocsin: SQLite WAL, synchronous={}",
+        alertmanager_version(),
+        settings.sync
+    );
     println!();
-    println!("| {:<44} | {:>12} | {:>8} | {:>8} | {:>6} |", "target", "events/s", "p50 ms", "p99 ms", "errors");
-    println!("|{:-<46}|{:->14}|{:->10}|{:->10}|{:->8}|", "", "", "", "", "");
+    println!(
+        "| {:<44} | {:>12} | {:>8} | {:>8} | {:>6} |",
+        "target", "events/s", "p50 ms", "p99 ms", "errors"
+    );
+    println!(
+        "|{:-<46}|{:->14}|{:->10}|{:->10}|{:->8}|",
+        "", "", "", "", ""
+    );
     let am = load(
         &format!("{am_url}/api/v2/alerts"),
         None,
@@ -243,11 +300,20 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     print("Alertmanager POST /api/v2/alerts", &am);
-    let tocsin = load(&format!("{}/v1/events", server.url), Some(&token), Arc::new(tocsin_batches(batches)), 202, &settings)
-        .await?;
+    let tocsin = load(
+        &format!("{}/v1/events", server.url),
+        Some(&token),
+        Arc::new(tocsin_batches(batches)),
+        202,
+        &settings,
+    )
+    .await?;
     print("Tocsin POST /v1/events (durable)", &tocsin);
     println!();
-    println!("ratio Tocsin / Alertmanager: {:.2}x", tocsin.events_per_second / am.events_per_second);
+    println!(
+        "ratio Tocsin / Alertmanager: {:.2}x",
+        tocsin.events_per_second / am.events_per_second
+    );
     drop(server);
     drop(stop_am);
     Ok(())

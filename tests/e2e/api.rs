@@ -80,7 +80,21 @@ impl Api {
         (status, body)
     }
 
+    /// Waits until the alert-state stage has applied every accepted event.
+    pub async fn settle(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self.store.lag().await.expect("lag") > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the alert-state stage does not catch up"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// GET after the pipeline has caught up.
     pub async fn get(&self, token: &str, uri: &str) -> (StatusCode, Value) {
+        self.settle().await;
         let request = Request::get(uri)
             .header("authorization", format!("Bearer {token}"))
             .body(Body::empty());

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tocsin_core::store::{self, StoreOptions};
+use tocsin_core::store::{self, AlertQuery, StoreOptions};
 use tocsin_tests::{Server, create_token};
 
 /// Posts batches of 100 from several writers until the server dies; returns the ids of
@@ -94,6 +94,29 @@ async fn every_acknowledged_event_survives(database_url: &str) {
     );
     // Nothing half-written: whatever the journal holds came in whole batches of 100.
     assert_eq!(stored.len() % 100, 0, "{} events stored", stored.len());
+
+    // The alert-state stage resumes where it stopped and applies each event once: every
+    // event is its own alert here, so each alert has exactly one event behind it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while store.lag().await.expect("lag") > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted server does not catch up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let alerts = store
+        .alerts(&AlertQuery {
+            limit: u32::MAX,
+            ..AlertQuery::default()
+        })
+        .await
+        .expect("alerts");
+    assert_eq!(alerts.len(), stored.len());
+    assert!(
+        alerts.iter().all(|a| a.count == 1),
+        "an event was applied twice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

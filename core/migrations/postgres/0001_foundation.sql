@@ -10,15 +10,21 @@ CREATE TABLE tokens (
 );
 
 -- The durable journal: an event is here before its 202 is sent, and stays until the
--- pipeline has processed it.
+-- pipeline has processed it. Besides the event as sent, it keeps the fields the
+-- alert-state stage needs as columns, so that stage runs as one SQL statement per batch.
 CREATE TABLE journal (
-    seq         BIGSERIAL PRIMARY KEY,
-    id          TEXT NOT NULL UNIQUE,
-    team        TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    source      TEXT NOT NULL,
-    received_at BIGINT NOT NULL,
-    event       JSONB NOT NULL
+    seq            BIGSERIAL PRIMARY KEY,
+    id             TEXT NOT NULL,         -- a UUIDv7, unique by construction
+    team           TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    source         TEXT NOT NULL,
+    received_at    BIGINT NOT NULL,
+    monitor        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    labels         JSONB NOT NULL,
+    reported_since BIGINT,
+    reported_count BIGINT,
+    event          JSONB NOT NULL
 );
 
 -- The current state of each alert identity. `since`/`count` are Tocsin's view; the
@@ -38,3 +44,11 @@ CREATE TABLE alerts (
     last_event     TEXT NOT NULL,
     PRIMARY KEY (team, fingerprint)
 );
+
+-- How far each pipeline stage has read the journal: it moves in the same transaction
+-- as the stage's writes, so a crash never applies an event twice or skips one.
+CREATE TABLE progress (
+    stage TEXT PRIMARY KEY,
+    seq   BIGINT NOT NULL
+);
+INSERT INTO progress (stage, seq) VALUES ('alerts', 0);

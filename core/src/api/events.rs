@@ -12,6 +12,7 @@ use super::{ApiError, AppState, ErrorBody};
 use crate::auth::Caller;
 use crate::event::Event;
 use crate::ingest::{self, BodyError, Format, MAX_BODY_BYTES, Rejected};
+use crate::store::Accepted;
 
 /// Bodies above this size are parsed on a blocking thread so that they never stall the
 /// small requests sharing the async workers.
@@ -91,9 +92,14 @@ pub(super) async fn post(
         ));
     }
     let accepted = batch.accepted.len();
+    let records = batch
+        .accepted
+        .into_iter()
+        .map(Accepted::into_record)
+        .collect();
     state
         .journal
-        .append(batch.accepted)
+        .append(records)
         .await
         .map_err(|e| ApiError::internal(&e))?;
     let ids = batch

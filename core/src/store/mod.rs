@@ -6,7 +6,6 @@
 mod postgres;
 mod sqlite;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -35,7 +34,7 @@ pub enum StoreError {
     Corrupt(String),
 }
 
-/// An event that passed validation, with everything the store needs precomputed.
+/// An event that passed validation, stamped with its id and receipt time.
 #[derive(Debug, Clone)]
 pub struct Accepted {
     /// The event's id, returned to the sender.
@@ -48,10 +47,81 @@ pub struct Accepted {
     pub received_at: OffsetDateTime,
     /// The alert identity.
     pub fingerprint: Fingerprint,
-    /// The event as the sender gave it, `since` filled in with the receipt time.
+    /// The event as the sender gave it.
     pub event: Event,
-    /// `since` as the check reported it, `None` when it did not.
-    pub reported_since: Option<OffsetDateTime>,
+}
+
+impl Accepted {
+    /// Stamps a validated event with a new time-ordered id.
+    pub fn new(
+        event: Event,
+        team: String,
+        source: &'static str,
+        received_at: OffsetDateTime,
+    ) -> Self {
+        let fingerprint = event.fingerprint();
+        Self {
+            id: uuid::Uuid::now_v7(),
+            team,
+            source,
+            received_at,
+            fingerprint,
+            event,
+        }
+    }
+
+    /// When the check entered its status: as reported, or else the receipt time.
+    pub fn since(&self) -> OffsetDateTime {
+        self.event.alert.since.unwrap_or(self.received_at)
+    }
+
+    /// Encodes the event as the journal stores it. Called by each request (in parallel)
+    /// so that the journal's single writer only binds ready values.
+    pub fn into_record(self) -> Record {
+        Record {
+            id: self.id.to_string(),
+            fingerprint: self.fingerprint.to_string(),
+            source: self.source,
+            // Serializing our own plain types to JSON cannot fail.
+            event: serde_json::to_string(&self.event).unwrap_or_default(),
+            labels: serde_json::to_string(&self.event.context).unwrap_or_default(),
+            status: self.event.alert.status.as_str(),
+            reported_since: self.event.alert.since.map(millis),
+            reported_count: self
+                .event
+                .alert
+                .count
+                .map(|c| i64::try_from(c).unwrap_or(i64::MAX)),
+            monitor: self.event.alert.monitor,
+            team: self.team,
+            received: millis(self.received_at),
+        }
+    }
+}
+
+/// One accepted event as the journal stores it, every value encoded.
+#[derive(Debug, Clone)]
+pub struct Record {
+    id: String,
+    team: String,
+    fingerprint: String,
+    source: &'static str,
+    received: i64,
+    monitor: String,
+    status: &'static str,
+    /// The context labels, as a JSON object.
+    labels: String,
+    reported_since: Option<i64>,
+    reported_count: Option<i64>,
+    /// The event as given, as JSON.
+    event: String,
+}
+
+impl Record {
+    /// The event's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
 }
 
 /// The current state of one alert identity.
@@ -126,9 +196,15 @@ pub struct TokenRecord {
 /// or not at all.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Appends events to the journal and updates their alerts' state, in one
-    /// transaction; when it returns `Ok` the events survive a crash.
-    async fn append(&self, events: &[Accepted]) -> Result<(), StoreError>;
+    /// Appends events to the journal in one transaction; when it returns `Ok` the events
+    /// survive a crash.
+    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
+    /// Applies up to `max` journal events, oldest first, to their alerts' state, and
+    /// moves the stage's cursor past them, in one transaction (so each event is applied
+    /// exactly once, crash or not). Returns how many it applied.
+    async fn track(&self, max: usize) -> Result<usize, StoreError>;
+    /// Journal events not yet applied to alert state.
+    async fn lag(&self) -> Result<u64, StoreError>;
     /// Lists alert states in (team, fingerprint) order.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError>;
     /// Number of events in the journal.
@@ -180,23 +256,18 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// Splits a batch into rounds in which each alert identity appears at most once, so an
-/// upsert statement never touches a row twice (PostgreSQL refuses that) and the events
-/// of one identity still apply in the order they arrived.
-fn rounds<'r, 'a>(rows: &'r [Row<'a>]) -> Vec<Vec<&'r Row<'a>>> {
-    let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
-    let mut rounds: Vec<Vec<&Row<'a>>> = Vec::new();
-    for row in rows {
-        let n = seen
-            .entry((row.team, row.fingerprint.as_str()))
-            .or_insert(0);
-        if rounds.len() <= *n {
-            rounds.push(Vec::new());
+/// Sizes to split `n` rows into: 256s, then 32s, 4s and 1s. Multi-row statements of only
+/// four shapes, so each is prepared once and then served from the statement cache, and
+/// few statements per batch.
+fn chunk_sizes(mut n: usize) -> Vec<usize> {
+    let mut sizes = Vec::new();
+    for size in [256, 32, 4, 1] {
+        while n >= size {
+            sizes.push(size);
+            n -= size;
         }
-        rounds[*n].push(row);
-        *n += 1;
     }
-    rounds
+    sizes
 }
 
 /// Compares the migrations a database has applied with the ones this build carries.
@@ -219,69 +290,15 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
 
-/// One journal row and its alert upsert, as a JSON object: a batch travels to the
-/// database as one JSON array bound to one parameter, so each statement is prepared once
-/// and costs one round trip whatever the batch size; the database unpacks it with
-/// `json_each` (SQLite) or `jsonb_array_elements` (PostgreSQL).
-#[derive(Serialize)]
-struct Row<'a> {
-    id: String,
-    team: &'a str,
-    fingerprint: String,
-    source: &'a str,
-    received: i64,
-    /// Tocsin's `since`: the reported one, or the receipt time.
-    since: i64,
-    /// Tocsin's `count` for a new status: the reported one, or 1.
-    count: i64,
-    reported_since: Option<i64>,
-    reported_count: Option<i64>,
-    event: &'a Event,
-}
+/// The alert-state upsert from journal rows, shared by both backends (each adds its
+/// `FROM`): an unchanged status keeps Tocsin's `since` and counts up unless the check
+/// reported its own; a change starts afresh at the reported or receipt time.
+const ALERT_INSERT: &str = "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
+        first_seen, last_seen, reported_since, reported_count, last_event) \
+    SELECT team, fingerprint, monitor, labels, status, COALESCE(reported_since, received_at), \
+        COALESCE(reported_count, 1), received_at, received_at, reported_since, reported_count, id ";
 
-impl<'a> Row<'a> {
-    fn of(accepted: &'a Accepted) -> Self {
-        let received = millis(accepted.received_at);
-        let reported_count = accepted.event.alert.count.map(|c| i64::try_from(c).unwrap_or(i64::MAX));
-        Row {
-            id: accepted.id.to_string(),
-            team: &accepted.team,
-            fingerprint: accepted.fingerprint.to_string(),
-            source: accepted.source,
-            received,
-            since: accepted.reported_since.map_or(received, millis),
-            count: reported_count.unwrap_or(1),
-            reported_since: accepted.reported_since.map(millis),
-            reported_count,
-            event: &accepted.event,
-        }
-    }
-}
-
-/// The JSON arrays a batch is written with: all rows for the journal, and one array per
-/// round for the alert upserts (the same text when there is one round, the usual case).
-struct Payload {
-    journal: String,
-    rounds: Vec<String>,
-}
-
-impl Payload {
-    fn of(events: &[Accepted]) -> Self {
-        let rows: Vec<Row<'_>> = events.iter().map(Row::of).collect();
-        // Serializing our own plain types cannot fail.
-        let journal = serde_json::to_string(&rows).unwrap_or_default();
-        let rounds = rounds(&rows);
-        let rounds = if rounds.len() == 1 {
-            vec![journal.clone()]
-        } else {
-            rounds.iter().map(|round| serde_json::to_string(round).unwrap_or_default()).collect()
-        };
-        Self { journal, rounds }
-    }
-}
-
-/// The `ON CONFLICT` clause shared by both backends: an unchanged status keeps Tocsin's
-/// `since` and counts up unless the check reported its own; a change starts afresh.
+/// The `ON CONFLICT` half of [`ALERT_INSERT`].
 const ALERT_UPSERT: &str = " ON CONFLICT (team, fingerprint) DO UPDATE SET \
     since = CASE WHEN alerts.status = excluded.status \
         THEN COALESCE(excluded.reported_since, alerts.since) ELSE excluded.since END, \

@@ -8,7 +8,8 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, Payload, Store, StoreError, TokenRecord, from_millis, millis,
+    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, Record, Store, StoreError, TokenRecord,
+    from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -34,34 +35,90 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn append(&self, events: &[Accepted]) -> Result<(), StoreError> {
-        let payload = Payload::of(events);
-        let mut tx = self.pool.begin().await?;
+    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        // One statement per batch: each column travels as one array and UNNEST zips them
+        // back into rows (PostgreSQL's fast path for bulk inserts).
+        let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
+        let maybe =
+            |f: fn(&Record) -> Option<i64>| records.iter().map(f).collect::<Vec<Option<i64>>>();
         sqlx::query(
-            "INSERT INTO journal (id, team, fingerprint, source, received_at, event) \
-             SELECT r ->> 'id', r ->> 'team', r ->> 'fingerprint', r ->> 'source', \
-                    (r ->> 'received')::bigint, r -> 'event' \
-             FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n",
+            "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
+                 reported_since, reported_count, event) \
+             SELECT id, team, fp, src, rcv, mon, st, lab::jsonb, rs, rc, ev::jsonb \
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], \
+                         $8::text[], $9::int8[], $10::int8[], $11::text[]) \
+                 WITH ORDINALITY AS t(id, team, fp, src, rcv, mon, st, lab, rs, rc, ev, n) \
+             ORDER BY n",
         )
-        .bind(&payload.journal)
-        .execute(&mut *tx)
+        .bind(text(|r| &r.id))
+        .bind(text(|r| &r.team))
+        .bind(text(|r| &r.fingerprint))
+        .bind(text(|r| r.source))
+        .bind(records.iter().map(|r| r.received).collect::<Vec<i64>>())
+        .bind(text(|r| &r.monitor))
+        .bind(text(|r| r.status))
+        .bind(text(|r| &r.labels))
+        .bind(maybe(|r| r.reported_since))
+        .bind(maybe(|r| r.reported_count))
+        .bind(text(|r| &r.event))
+        .execute(&self.pool)
         .await?;
-        for round in &payload.rounds {
-            sqlx::query(&format!(
-                "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
-                     first_seen, last_seen, reported_since, reported_count, last_event) \
-                 SELECT r ->> 'team', r ->> 'fingerprint', r -> 'event' -> 'alert' ->> 'monitor', \
-                     r -> 'event' -> 'context', r -> 'event' -> 'alert' ->> 'status', (r ->> 'since')::bigint, \
-                     (r ->> 'count')::bigint, (r ->> 'received')::bigint, (r ->> 'received')::bigint, \
-                     (r ->> 'reported_since')::bigint, (r ->> 'reported_count')::bigint, r ->> 'id' \
-                 FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS t(r, n) ORDER BY n{ALERT_UPSERT}"
+        Ok(())
+    }
+
+    async fn track(&self, max: usize) -> Result<usize, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The row lock makes concurrent trackers (several processes) take turns.
+        let cursor: i64 =
+            sqlx::query_scalar("SELECT seq FROM progress WHERE stage = 'alerts' FOR UPDATE")
+                .fetch_one(&mut *tx)
+                .await?;
+        let end: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch",
+        )
+        .bind(cursor)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(end) = end else { return Ok(0) };
+        // PostgreSQL refuses to upsert one row twice in a statement: the events of one
+        // alert are applied in rounds, its first event in round 1, its second in round 2…
+        let rounds: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM journal \
+             WHERE seq > $1 AND seq <= $2 GROUP BY team, fingerprint) AS per_alert",
+        )
+        .bind(cursor)
+        .bind(end)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut applied = 0;
+        for round in 1..=rounds {
+            applied += sqlx::query(&format!(
+                "{ALERT_INSERT} FROM (SELECT *, row_number() OVER (PARTITION BY team, fingerprint ORDER BY seq) AS round \
+                 FROM journal WHERE seq > $1 AND seq <= $2) AS j WHERE round = $3 ORDER BY seq{ALERT_UPSERT}"
             ))
+            .bind(cursor)
+            .bind(end)
             .bind(round)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
         }
+        sqlx::query("UPDATE progress SET seq = $1 WHERE stage = 'alerts'")
+            .bind(end)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(applied as usize)
+    }
+
+    async fn lag(&self) -> Result<u64, StoreError> {
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(lag as u64)
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {

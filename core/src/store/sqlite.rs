@@ -11,7 +11,8 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_UPSERT, Accepted, AlertQuery, AlertState, Payload, Store, StoreError, TokenRecord, from_millis, millis,
+    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, Record, Store, StoreError, TokenRecord,
+    chunk_sizes, from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -47,7 +48,8 @@ impl SqliteStore {
             // Another process (`tocsin token create`) may hold the write lock briefly.
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory");
+            .pragma("temp_store", "memory")
+            .pragma("wal_autocheckpoint", "10000");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -63,34 +65,74 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn append(&self, events: &[Accepted]) -> Result<(), StoreError> {
-        let payload = Payload::of(events);
+    async fn append(&self, mut records: Vec<Record>) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO journal (id, team, fingerprint, source, received_at, event) \
-             SELECT value ->> 'id', value ->> 'team', value ->> 'fingerprint', value ->> 'source', \
-                    value ->> 'received', value -> 'event' \
-             FROM json_each(?1) ORDER BY key",
-        )
-        .bind(&payload.journal)
-        .execute(&mut *tx)
-        .await?;
-        for round in &payload.rounds {
-            sqlx::query(&format!(
-                "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
-                     first_seen, last_seen, reported_since, reported_count, last_event) \
-                 SELECT value ->> 'team', value ->> 'fingerprint', value ->> '$.event.alert.monitor', \
-                     value -> '$.event.context', value ->> '$.event.alert.status', value ->> 'since', \
-                     value ->> 'count', value ->> 'received', value ->> 'received', \
-                     value ->> 'reported_since', value ->> 'reported_count', value ->> 'id' \
-                 FROM json_each(?1) WHERE true ORDER BY key{ALERT_UPSERT}"
-            ))
-            .bind(round)
-            .execute(&mut *tx)
-            .await?;
+        let mut start = 0;
+        for size in chunk_sizes(records.len()) {
+            let mut insert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
+                 reported_since, reported_count, event) ",
+            );
+            // Values are moved into the statement, not copied.
+            insert.push_values(&mut records[start..start + size], |mut values, record| {
+                values
+                    .push_bind(std::mem::take(&mut record.id))
+                    .push_bind(std::mem::take(&mut record.team))
+                    .push_bind(std::mem::take(&mut record.fingerprint))
+                    .push_bind(record.source)
+                    .push_bind(record.received)
+                    .push_bind(std::mem::take(&mut record.monitor))
+                    .push_bind(record.status)
+                    .push_bind(std::mem::take(&mut record.labels))
+                    .push_bind(record.reported_since)
+                    .push_bind(record.reported_count)
+                    .push_bind(std::mem::take(&mut record.event));
+            });
+            insert.build().execute(&mut *tx).await?;
+            start += size;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn track(&self, max: usize) -> Result<usize, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let cursor: i64 = sqlx::query_scalar("SELECT seq FROM progress WHERE stage = 'alerts'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let end: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > ? ORDER BY seq LIMIT ?)",
+        )
+        .bind(cursor)
+        .bind(i64::try_from(max).unwrap_or(i64::MAX))
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(end) = end else { return Ok(0) };
+        // SQLite applies the rows one by one in this order, so several events of one
+        // alert in a batch update it in turn.
+        let applied = sqlx::query(&format!(
+            "{ALERT_INSERT} FROM journal WHERE seq > ?1 AND seq <= ?2 ORDER BY seq{ALERT_UPSERT}"
+        ))
+        .bind(cursor)
+        .bind(end)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query("UPDATE progress SET seq = ? WHERE stage = 'alerts'")
+            .bind(end)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(applied as usize)
+    }
+
+    async fn lag(&self) -> Result<u64, StoreError> {
+        let lag: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')",
+        )
+        .fetch_one(&self.readers)
+        .await?;
+        Ok(lag as u64)
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {
