@@ -9,11 +9,13 @@ export DEBIAN_FRONTEND=noninteractive
 # postgresql: test database server (binaries in /usr/lib/postgresql/<ver>/bin).
 # prometheus-alertmanager: peer for benchmarks.
 # procps: pgrep/ps used by scripts and tests.
+# wrk: the load generator of the benchmarks.
 missing=()
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql || missing+=(postgresql)
 [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
+command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 
 if ((${#missing[@]})); then
     if [[ $EUID -ne 0 ]]; then

@@ -50,11 +50,10 @@ async fn load_until_killed(server: Server, token: &str) -> Vec<String> {
     for writer in writers {
         writer.await.expect("writer task");
     }
-    let acknowledged = acknowledged
+    acknowledged
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    acknowledged
+        .clone()
 }
 
 async fn every_acknowledged_event_survives(database_url: &str) {

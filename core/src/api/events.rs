@@ -33,7 +33,7 @@ pub struct Receipt {
 #[derive(ToSchema)]
 #[allow(dead_code)]
 enum EventsBody {
-    One(Event),
+    One(Box<Event>),
     Many(Vec<Event>),
 }
 

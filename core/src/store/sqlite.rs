@@ -2,6 +2,7 @@
 //! admits one writer at a time anyway) and a few readers that never wait for it.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -9,6 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
+use tracing::warn;
 
 use super::{
     ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, Record, Store, StoreError, TokenRecord,
@@ -31,6 +33,7 @@ pub enum Synchronous {
 /// The SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    _checkpointer: Arc<AbortOnDrop>,
     writer: SqlitePool,
     readers: SqlitePool,
 }
@@ -49,7 +52,9 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", "10000");
+            // Checkpoints run on a connection of their own (below), never inside a commit:
+            // a checkpoint copies pages and fsyncs, and the writer must not wait for that.
+            .pragma("wal_autocheckpoint", "0");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
@@ -57,9 +62,18 @@ impl SqliteStore {
         MIGRATOR.run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
+            .connect_with(options.clone())
+            .await?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
             .connect_with(options)
             .await?;
-        Ok(Self { writer, readers })
+        let checkpointer = tokio::spawn(checkpoint(checkpoints)).abort_handle();
+        Ok(Self {
+            writer,
+            readers,
+            _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
+        })
     }
 }
 
@@ -251,6 +265,31 @@ impl Store for SqliteStore {
                 .fetch_all(&self.readers)
                 .await?;
         super::check_migrations(&MIGRATOR, &applied)
+    }
+}
+
+/// Every second, copies committed pages from the WAL into the database file (PASSIVE:
+/// it never blocks the writer or readers), so the WAL stays small.
+async fn checkpoint(connection: SqlitePool) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        every.tick().await;
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&connection)
+            .await
+        {
+            warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
+}
+
+/// Stops the checkpoint task with the last handle on the store.
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
