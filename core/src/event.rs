@@ -180,7 +180,9 @@ pub struct Fingerprint([u8; 16]);
 impl Fingerprint {
     /// Hashes `monitor` and `context`; label order never matters because a `BTreeMap`
     /// iterates sorted, and every part is length-prefixed so no two identities collide
-    /// by concatenation.
+    /// by concatenation. The `team` label names the owner, which identities are already
+    /// scoped by, so it is left out: a team's own token and an admin sending for it
+    /// reach the same alert.
     pub fn of(monitor: &str, context: &BTreeMap<String, String>) -> Self {
         let mut hash = Sha256::new();
         let mut part = |bytes: &[u8]| {
@@ -188,7 +190,7 @@ impl Fingerprint {
             hash.update(bytes);
         };
         part(monitor.as_bytes());
-        for (key, value) in context {
+        for (key, value) in context.iter().filter(|(key, _)| key.as_str() != "team") {
             part(key.as_bytes());
             part(value.as_bytes());
         }
@@ -224,6 +226,14 @@ impl Event {
                     "message is {} bytes, at most {MAX_MESSAGE_BYTES} (16 KiB) are allowed",
                     message.len()
                 ),
+            ));
+        }
+        if let Some(message) = &self.alert.message
+            && message.contains('\0')
+        {
+            errors.push(FieldError::new(
+                "alert.message",
+                "contains a NUL character, which cannot be stored",
             ));
         }
         check_context(&self.context, &mut errors);
@@ -355,6 +365,12 @@ impl Event {
                 }
                 serde_json::Value::Object(map) => {
                     for (key, item) in map {
+                        if key.contains('\0') {
+                            errors.push(FieldError::new(
+                                field,
+                                "a key contains a NUL character, which cannot be stored",
+                            ));
+                        }
                         walk(event, item, &format!("{field}.{key}"), errors);
                     }
                 }
@@ -362,11 +378,24 @@ impl Event {
             }
         }
         for (key, value) in params {
+            if key.contains('\0') {
+                errors.push(FieldError::new(
+                    field,
+                    "a key contains a NUL character, which cannot be stored",
+                ));
+            }
             walk(self, value, &format!("{field}.{key}"), errors);
         }
     }
 
     fn check_template(&self, text: &str, field: &str, errors: &mut Vec<FieldError>) {
+        if text.contains('\0') {
+            errors.push(FieldError::new(
+                field,
+                "contains a NUL character, which cannot be stored",
+            ));
+            return;
+        }
         match Template::parse(text) {
             Ok(template) => {
                 if let Err(e) = template.check(&self.context) {

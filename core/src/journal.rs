@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, debug, error, info_span};
+use tracing::{Instrument, debug, error, info_span, warn};
 
 use crate::state;
 use crate::store::{Record, Store};
@@ -74,6 +74,12 @@ impl Journal {
         (Self { queue }, stopped)
     }
 
+    /// Whether the writer is still taking appends (it stops only on shutdown or when its
+    /// thread could not start).
+    pub fn is_running(&self) -> bool {
+        !self.queue.is_closed()
+    }
+
     /// Appends events durably; returns once they are committed.
     pub async fn append(&self, records: Vec<Record>) -> Result<(), JournalError> {
         if records.is_empty() {
@@ -105,36 +111,52 @@ async fn write(
                 Err(_) => break,
             }
         }
+        let requests_in_group = group.len();
+        let started = std::time::Instant::now();
         let mut records = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(group.len());
         for append in group {
+            let start = records.len();
             records.extend(append.records);
-            waiting.push(append.done);
+            waiting.push((start..records.len(), append.done));
         }
-        let requests_in_group = waiting.len();
-        let started = std::time::Instant::now();
-        let outcome = store
-            .append(records)
+        let shared = store
+            .append(&records)
             .instrument(info_span!(
                 "journal.commit",
                 events = n,
                 requests = requests_in_group
             ))
             .await;
-        if outcome.is_ok() {
-            signal.wake();
-        }
-        match &outcome {
+        match shared {
             Ok(()) => {
-                debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit")
+                signal.wake();
+                debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit");
+                for (_, done) in waiting {
+                    // A sender that gave up (client went away) still had its events committed.
+                    let _ = done.send(Ok(()));
+                }
+            }
+            Err(e) if waiting.len() > 1 => {
+                // One request's events may be what the database refused: commit each
+                // request on its own so that one bad request never fails the others.
+                warn!(error = %e, requests = requests_in_group, "group commit failed; committing its requests one by one");
+                for (range, done) in waiting {
+                    let alone = store.append(&records[range]).await;
+                    if let Err(e) = &alone {
+                        error!(error = %e, "journal commit failed; the request gets a 500");
+                    } else {
+                        signal.wake();
+                    }
+                    let _ = done.send(alone.map_err(|_| JournalError));
+                }
             }
             Err(e) => {
-                error!(error = %e, events = n, "journal commit failed; the requests get a 500")
+                error!(error = %e, events = n, "journal commit failed; the request gets a 500");
+                for (_, done) in waiting {
+                    let _ = done.send(Err(JournalError));
+                }
             }
-        }
-        for done in waiting {
-            // A sender that gave up (client went away) still had its events committed.
-            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(|_| JournalError));
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod state;
 pub mod store;
 pub mod template;
+mod yaml;
 
 pub use api::{AppState, app};
 pub use event::{Event, Fingerprint, Priority, Status};

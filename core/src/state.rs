@@ -69,6 +69,11 @@ pub async fn run(store: Arc<dyn Store>, signal: Arc<Signal>) {
                 }
             }
             Err(e) => {
+                if signal.stopping.load(Ordering::SeqCst) {
+                    // The cursor is durable: the next start resumes from it.
+                    error!(error = %e, "applying the journal to alert state failed while stopping; leaving the rest for the next start");
+                    break;
+                }
                 error!(error = %e, "applying the journal to alert state failed; retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }

@@ -197,6 +197,17 @@ async fn bad_input_gets_its_status_and_an_actionable_message_and_writes_nothing(
             "unknown template name \"context.zone\"",
         ),
         (
+            "NUL in the message",
+            {
+                let mut e = valid("m");
+                e["alert"]["message"] = json!("a\u{0}b");
+                e.to_string()
+            },
+            StatusCode::BAD_REQUEST,
+            "alert.message",
+            "contains a NUL character",
+        ),
+        (
             "message 16 KiB + 1",
             {
                 let mut e = valid("m");
@@ -263,7 +274,19 @@ async fn bad_input_gets_its_status_and_an_actionable_message_and_writes_nothing(
         );
     }
 
+    let bomb = format!(
+        "a: &a [{}]\nb: [{}]\n",
+        vec!["0"; 3000].join(","),
+        vec!["*a"; 3000].join(",")
+    );
     let yaml_cases: Vec<(&str, &str, StatusCode, &str, &str)> = vec![
+        (
+            "YAML alias bomb",
+            &bomb,
+            StatusCode::BAD_REQUEST,
+            "",
+            "expands to far more than its size",
+        ),
         (
             "malformed YAML",
             "alert:\n  monitor: [m\n",
@@ -287,7 +310,9 @@ async fn bad_input_gets_its_status_and_an_actionable_message_and_writes_nothing(
         ),
     ];
     for (name, body, status, field, message) in yaml_cases {
-        let (got, response) = api.post(Some(&api.admin), "application/yaml", body).await;
+        let (got, response) = api
+            .post(Some(&api.admin), "application/yaml", body.to_owned())
+            .await;
         assert_eq!(got, status, "{name}: {response}");
         let text = if field.is_empty() {
             &response["error"]
@@ -302,6 +327,16 @@ async fn bad_input_gets_its_status_and_an_actionable_message_and_writes_nothing(
             assert_eq!(response["rejected"][0]["field"], field, "{name}");
         }
     }
+
+    // An announced length over the limit is refused before the body is read.
+    let request = Request::post("/v1/events")
+        .header("content-type", "application/json")
+        .header("content-length", (11 * 1024 * 1024).to_string())
+        .header("authorization", format!("Bearer {}", api.admin))
+        .body(Body::from(valid("m").to_string()))
+        .expect("request");
+    let (status, response, _) = api.call(request).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{response}");
 
     let (status, response) = api
         .post(Some(&api.admin), "text/plain", valid("m").to_string())
@@ -443,6 +478,17 @@ async fn a_team_token_acts_only_for_its_team() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{response}");
     let (_, page) = api.get(&api.admin, "/v1/alerts?team=flexo").await;
     assert_eq!(page["alerts"].as_array().map(Vec::len), Some(1));
+
+    // An admin sending for bender reaches the same alert as bender's own token: the team
+    // label names the owner and is not part of the identity.
+    let for_bender = with(valid("own"), "/context/team", json!("bender"));
+    let (status, _) = api
+        .post(Some(&api.admin), "application/json", for_bender.to_string())
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (_, page) = api.get(&api.bender, "/v1/alerts").await;
+    assert_eq!(page["alerts"].as_array().map(Vec::len), Some(1), "{page}");
+    assert_eq!(page["alerts"][0]["count"], 2);
     let (_, page) = api.get(&api.admin, "/v1/alerts").await;
     assert_eq!(page["alerts"].as_array().map(Vec::len), Some(2));
 }
@@ -585,4 +631,20 @@ async fn the_api_works_the_same_on_postgres() {
         )
         .await;
     assert_eq!(status, StatusCode::OK);
+
+    // A string PostgreSQL's jsonb cannot hold is refused at validation, alone, and the
+    // valid items beside it are still stored.
+    let mut poisoned = valid("c");
+    poisoned["alert"]["message"] = json!("nul \u{0} here");
+    let body = json!([valid("d"), poisoned]);
+    let (status, receipt) = api
+        .post(Some(&api.admin), "application/json", body.to_string())
+        .await;
+    assert_eq!(
+        (status, receipt["accepted"].as_u64()),
+        (StatusCode::ACCEPTED, Some(1)),
+        "{receipt}"
+    );
+    assert_eq!(receipt["rejected"][0]["field"], "alert.message");
+    assert_eq!(api.store.journal_len().await.expect("len"), 4);
 }

@@ -6,7 +6,9 @@ CREATE TABLE tokens (
     admin       BOOLEAN NOT NULL,
     description TEXT NOT NULL DEFAULT '',
     created_at  BIGINT NOT NULL,           -- unix milliseconds, like every time here
-    revoked_at  BIGINT
+    revoked_at  BIGINT,
+    -- An admin token acts for every team and belongs to none; any other belongs to one.
+    CHECK ((admin AND team IS NULL) OR (NOT admin AND team IS NOT NULL))
 );
 
 -- The durable journal: an event is here before its 202 is sent, and stays until the

@@ -195,10 +195,19 @@ async fn healthz() -> Json<HealthBody> {
     Json(HealthBody { status: "ok" })
 }
 
-/// Readiness: the database answers and its schema is up to date.
+/// Readiness: the journal writer runs, the database answers and its schema is up to date.
 #[utoipa::path(get, path = "/readyz", security(), responses(
     (status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    if !state.journal.is_running() {
+        error!("not ready: the journal writer is not running");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HealthBody {
+                status: "not ready",
+            }),
+        );
+    }
     match state.store.ready().await {
         Ok(()) => (StatusCode::OK, Json(HealthBody { status: "ready" })),
         Err(e) => {

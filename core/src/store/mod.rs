@@ -198,7 +198,7 @@ pub struct TokenRecord {
 pub trait Store: Send + Sync + 'static {
     /// Appends events to the journal in one transaction; when it returns `Ok` the events
     /// survive a crash.
-    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
+    async fn append(&self, records: &[Record]) -> Result<(), StoreError>;
     /// Applies up to `max` journal events, oldest first, to their alerts' state, and
     /// moves the stage's cursor past them, in one transaction (so each event is applied
     /// exactly once, crash or not). Returns how many it applied.
@@ -242,8 +242,23 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, St
     }
 }
 
-/// A URL with its password, if any, replaced, so it can be logged.
+/// A URL with its password, if any, replaced, so it can be logged: the one after the
+/// user name, and a `password=` query parameter.
 pub fn redact(url: &str) -> String {
+    let url = match url.split_once('?') {
+        Some((base, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{base}?{}", query.join("&"))
+        }
+        None => url.to_owned(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &url[scheme + 3..at];
@@ -322,5 +337,9 @@ mod tests {
         );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://tocsin.db"), "sqlite://tocsin.db");
+        assert_eq!(
+            redact("postgres://h/db?user=u&password=pw&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
     }
 }

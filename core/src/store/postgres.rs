@@ -35,12 +35,18 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError> {
+    async fn append(&self, records: &[Record]) -> Result<(), StoreError> {
         // One statement per batch: each column travels as one array and UNNEST zips them
         // back into rows (PostgreSQL's fast path for bulk inserts).
         let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
         let maybe =
             |f: fn(&Record) -> Option<i64>| records.iter().map(f).collect::<Vec<Option<i64>>>();
+        let mut tx = self.pool.begin().await?;
+        // Appends take turns across processes, so journal order (seq) is commit order and
+        // a stage's cursor never moves past an append that commits later.
+        sqlx::query("SELECT pg_advisory_xact_lock(7406113)")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
                  reported_since, reported_count, event) \
@@ -61,8 +67,9 @@ impl Store for PostgresStore {
         .bind(maybe(|r| r.reported_since))
         .bind(maybe(|r| r.reported_count))
         .bind(text(|r| &r.event))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 

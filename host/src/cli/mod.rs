@@ -43,7 +43,12 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct Database {
     /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tocsin.db")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://tocsin.db"
+    )]
     database_url: String,
 }
 

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-/// Events per request: well under the server's 10,000 and 10 MiB limits.
+/// Events per request: well under the server's 10,000-event limit.
 const BATCH: usize = 1_000;
+/// Bytes per request: well under the server's 10 MiB limit, even for large events.
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Arguments of `tocsin send`.
 #[derive(Debug, clap::Args)]
@@ -37,8 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let items = read_events(file).with_context(|| format!("{name}: cannot read events"))?;
         let total = items.len();
         let (mut accepted, mut rejected) = (0, 0);
-        for (n, chunk) in items.chunks(BATCH).enumerate() {
-            let offset = n * BATCH;
+        for (offset, chunk) in batches(&items) {
             let response = client
                 .post(&endpoint)
                 .bearer_auth(&args.token)
@@ -84,6 +85,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Splits events into requests of at most [`BATCH`] events and [`BATCH_BYTES`] bytes;
+/// yields each with the index of its first event.
+fn batches(items: &[Value]) -> Vec<(usize, &[Value])> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, item) in items.iter().enumerate() {
+        let size = serde_json::to_string(item).map_or(0, |s| s.len()) + 1;
+        if i > start && (i - start == BATCH || bytes + size > BATCH_BYTES) {
+            batches.push((start, &items[start..i]));
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        batches.push((start, &items[start..]));
+    }
+    batches
 }
 
 /// Reads a file as JSON (`.json`) or YAML (`.yaml`, `.yml`); anything else is tried as
