@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
-use tracing::{Instrument, debug, error, info_span, warn};
+use tracing::{Instrument, debug, error, info_span};
 
 use crate::state;
 use crate::store::{Record, Store};
@@ -116,47 +116,32 @@ async fn write(
         let mut records = Vec::with_capacity(n);
         let mut waiting = Vec::with_capacity(group.len());
         for append in group {
-            let start = records.len();
             records.extend(append.records);
-            waiting.push((start..records.len(), append.done));
+            waiting.push(append.done);
         }
-        let shared = store
-            .append(&records)
+        // Validation guarantees that the database accepts every valid event (no NUL in
+        // any string, bounded sizes), so a failed commit is the database failing, for
+        // every request alike: they all get a 500 and none of their events is stored.
+        let outcome = store
+            .append(records)
             .instrument(info_span!(
                 "journal.commit",
                 events = n,
                 requests = requests_in_group
             ))
             .await;
-        match shared {
+        match &outcome {
             Ok(()) => {
                 signal.wake();
                 debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit");
-                for (_, done) in waiting {
-                    // A sender that gave up (client went away) still had its events committed.
-                    let _ = done.send(Ok(()));
-                }
-            }
-            Err(e) if waiting.len() > 1 => {
-                // One request's events may be what the database refused: commit each
-                // request on its own so that one bad request never fails the others.
-                warn!(error = %e, requests = requests_in_group, "group commit failed; committing its requests one by one");
-                for (range, done) in waiting {
-                    let alone = store.append(&records[range]).await;
-                    if let Err(e) = &alone {
-                        error!(error = %e, "journal commit failed; the request gets a 500");
-                    } else {
-                        signal.wake();
-                    }
-                    let _ = done.send(alone.map_err(|_| JournalError));
-                }
             }
             Err(e) => {
-                error!(error = %e, events = n, "journal commit failed; the request gets a 500");
-                for (_, done) in waiting {
-                    let _ = done.send(Err(JournalError));
-                }
+                error!(error = %e, events = n, "journal commit failed; the requests get a 500")
             }
+        }
+        for done in waiting {
+            // A sender that gave up (client went away) still had its events committed.
+            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(|_| JournalError));
         }
     }
 }

@@ -76,7 +76,7 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
             event("m", "unhealthy", r#", "since": "2026-01-01T00:00:00Z""#)
         ));
         let first_id = first[0].id().to_owned();
-        store.append(&first).await.expect("append");
+        store.append(first).await.expect("append");
         let alert = only_alert(store.as_ref()).await;
         assert_eq!(alert.status, Status::Unhealthy, "{backend}");
         assert_eq!(
@@ -89,7 +89,7 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
 
         // Same status without since: Tocsin keeps its since and counts up.
         store
-            .append(&accept(&event("m", "unhealthy", "")))
+            .append(accept(&event("m", "unhealthy", "")))
             .await
             .expect("append");
         let alert = only_alert(store.as_ref()).await;
@@ -101,7 +101,7 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
 
         // A reported count wins over Tocsin's own.
         store
-            .append(&accept(&event("m", "unhealthy", r#", "count": 12"#)))
+            .append(accept(&event("m", "unhealthy", r#", "count": 12"#)))
             .await
             .expect("append");
         assert_eq!(only_alert(store.as_ref()).await.count, 12, "{backend}");
@@ -109,7 +109,7 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
         // A change of status starts afresh, at receipt time when no since is given.
         let before = OffsetDateTime::now_utc() - time::Duration::seconds(1);
         store
-            .append(&accept(&event("m", "healthy", "")))
+            .append(accept(&event("m", "healthy", "")))
             .await
             .expect("append");
         let alert = only_alert(store.as_ref()).await;
@@ -135,7 +135,7 @@ async fn events_of_one_identity_in_one_batch_apply_in_order() {
             event("m", "healthy", r#", "count": 3"#)
         ));
         let expected: Vec<String> = batch.iter().map(|r| r.id().to_owned()).collect();
-        store.append(&batch).await.expect("append");
+        store.append(batch).await.expect("append");
         assert_eq!(store.lag().await.expect("lag"), 4, "{backend}");
         assert_eq!(
             store.track(usize::MAX).await.expect("track"),
@@ -175,7 +175,7 @@ async fn alerts_filter_by_team_status_label_and_page() {
             ));
         }
         store
-            .append(&accept(&format!("[{}]", events.join(","))))
+            .append(accept(&format!("[{}]", events.join(","))))
             .await
             .expect("append");
         // In small batches, as the stage runs behind a busy journal.
@@ -317,7 +317,7 @@ async fn reopening_a_store_keeps_its_data_and_is_ready() {
             .await
             .expect("opens");
         store
-            .append(&accept(&event("m", "unhealthy", "")))
+            .append(accept(&event("m", "unhealthy", "")))
             .await
             .expect("append");
         drop(store);

@@ -198,7 +198,7 @@ pub struct TokenRecord {
 pub trait Store: Send + Sync + 'static {
     /// Appends events to the journal in one transaction; when it returns `Ok` the events
     /// survive a crash.
-    async fn append(&self, records: &[Record]) -> Result<(), StoreError>;
+    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
     /// Applies up to `max` journal events, oldest first, to their alerts' state, and
     /// moves the stage's cursor past them, in one transaction (so each event is applied
     /// exactly once, crash or not). Returns how many it applied.

@@ -35,7 +35,7 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError> {
         // One statement per batch: each column travels as one array and UNNEST zips them
         // back into rows (PostgreSQL's fast path for bulk inserts).
         let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();

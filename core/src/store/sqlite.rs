@@ -79,7 +79,7 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn append(&self, records: &[Record]) -> Result<(), StoreError> {
+    async fn append(&self, mut records: Vec<Record>) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut start = 0;
         for size in chunk_sizes(records.len()) {
@@ -87,19 +87,20 @@ impl Store for SqliteStore {
                 "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
                  reported_since, reported_count, event) ",
             );
-            insert.push_values(&records[start..start + size], |mut values, record| {
+            // Values are moved into the statement, not copied: this is the writer's hot path.
+            insert.push_values(&mut records[start..start + size], |mut values, record| {
                 values
-                    .push_bind(&record.id)
-                    .push_bind(&record.team)
-                    .push_bind(&record.fingerprint)
+                    .push_bind(std::mem::take(&mut record.id))
+                    .push_bind(std::mem::take(&mut record.team))
+                    .push_bind(std::mem::take(&mut record.fingerprint))
                     .push_bind(record.source)
                     .push_bind(record.received)
-                    .push_bind(&record.monitor)
+                    .push_bind(std::mem::take(&mut record.monitor))
                     .push_bind(record.status)
-                    .push_bind(&record.labels)
+                    .push_bind(std::mem::take(&mut record.labels))
                     .push_bind(record.reported_since)
                     .push_bind(record.reported_count)
-                    .push_bind(&record.event);
+                    .push_bind(std::mem::take(&mut record.event));
             });
             insert.build().execute(&mut *tx).await?;
             start += size;
