@@ -313,6 +313,10 @@ const ALERT_INSERT: &str = "INSERT INTO alerts (team, fingerprint, monitor, labe
     SELECT team, fingerprint, monitor, labels, status, COALESCE(reported_since, received_at), \
         COALESCE(reported_count, 1), received_at, received_at, reported_since, reported_count, id ";
 
+/// Journal events the alert-state stage has not applied yet (same SQL on both backends).
+const LAG: &str =
+    "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')";
+
 /// The `ON CONFLICT` half of [`ALERT_INSERT`].
 const ALERT_UPSERT: &str = " ON CONFLICT (team, fingerprint) DO UPDATE SET \
     since = CASE WHEN alerts.status = excluded.status \

@@ -8,8 +8,8 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, Record, Store, StoreError, TokenRecord,
-    from_millis, millis,
+    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, LAG, Record, Store, StoreError,
+    TokenRecord, from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -120,11 +120,7 @@ impl Store for PostgresStore {
     }
 
     async fn lag(&self) -> Result<u64, StoreError> {
-        let lag: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let lag: i64 = sqlx::query_scalar(LAG).fetch_one(&self.pool).await?;
         Ok(lag as u64)
     }
 

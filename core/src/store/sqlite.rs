@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::{
-    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, Record, Store, StoreError, TokenRecord,
-    chunk_sizes, from_millis, millis,
+    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, LAG, Record, Store, StoreError,
+    TokenRecord, chunk_sizes, from_millis, millis,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -141,11 +141,7 @@ impl Store for SqliteStore {
     }
 
     async fn lag(&self) -> Result<u64, StoreError> {
-        let lag: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')",
-        )
-        .fetch_one(&self.readers)
-        .await?;
+        let lag: i64 = sqlx::query_scalar(LAG).fetch_one(&self.readers).await?;
         Ok(lag as u64)
     }
 
