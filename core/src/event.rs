@@ -121,7 +121,7 @@ pub struct Grouping {
 }
 
 /// Who is told about the incident, and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Alerting {
     /// `high` pages, `low` opens a ticket.
@@ -159,7 +159,8 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    fn new(field: impl Into<String>, error: impl Into<String>) -> Self {
+    /// An error on `field`.
+    pub fn new(field: impl Into<String>, error: impl Into<String>) -> Self {
         Self {
             field: field.into(),
             error: error.into(),
@@ -198,6 +199,18 @@ impl Fingerprint {
         let mut out = [0; 16];
         out.copy_from_slice(&digest[..16]);
         Self(out)
+    }
+}
+
+impl std::str::FromStr for Fingerprint {
+    type Err = String;
+
+    /// Reads the 32 hex digits [`Fingerprint`]'s `Display` writes.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut out = [0; 16];
+        hex::decode_to_slice(text, &mut out)
+            .map_err(|e| format!("invalid fingerprint \"{text}\": {e}"))?;
+        Ok(Self(out))
     }
 }
 

@@ -8,15 +8,15 @@
 //!
 //! The writer runs on a thread of its own (a single-threaded runtime): it is the one
 //! serial step of ingest, and on the shared runtime each of its database round trips
-//! would wait behind request parsing. The stages that follow the journal (for now the
-//! alert-state stage) run on that thread too, woken after each commit.
+//! would wait behind request parsing. The pipeline that follows the journal runs on that
+//! thread too, woken after each commit.
 
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info_span};
 
-use crate::state;
+use crate::pipeline::{self, Pipeline, worker};
 use crate::store::{Record, Store};
 
 /// Most events committed in one transaction.
@@ -41,12 +41,18 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Starts the writer thread and the stages behind it. They stop once every handle
-    /// is dropped, the queue is drained and its events are applied, so a graceful
-    /// shutdown still commits what was accepted; the returned receiver resolves then.
-    pub fn start(store: Arc<dyn Store>) -> (Self, oneshot::Receiver<()>) {
+    /// Starts the writer thread and the pipeline behind it. They stop once every
+    /// journal handle is dropped, the queue is drained and its events are processed, so a
+    /// graceful shutdown still commits what was accepted; the returned receiver resolves
+    /// then.
+    pub fn start(
+        store: Arc<dyn Store>,
+        config: pipeline::Config,
+    ) -> (Self, Pipeline, oneshot::Receiver<()>) {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let (finished, stopped) = oneshot::channel();
+        let signal = Arc::new(worker::Signal::default());
+        let (handle, inbox) = worker::channel(signal.clone());
         let spawned = std::thread::Builder::new()
             .name("tocsin-journal".into())
             .spawn(move || {
@@ -55,8 +61,12 @@ impl Journal {
                     .build()
                 {
                     Ok(runtime) => runtime.block_on(async move {
-                        let signal = Arc::new(state::Signal::default());
-                        let stage = tokio::spawn(state::run(store.clone(), signal.clone()));
+                        let stage = tokio::spawn(worker::run(
+                            store.clone(),
+                            config,
+                            signal.clone(),
+                            inbox,
+                        ));
                         write(store, requests, &signal).await;
                         signal.stop();
                         let _ = stage.await;
@@ -71,7 +81,7 @@ impl Journal {
             // The queue's receiver is gone with the closure: every append fails cleanly.
             error!(error = %e, "cannot spawn the journal writer; appends will fail");
         }
-        (Self { queue }, stopped)
+        (Self { queue }, handle, stopped)
     }
 
     /// Whether the writer is still taking appends (it stops only on shutdown or when its
@@ -97,7 +107,7 @@ impl Journal {
 async fn write(
     store: Arc<dyn Store>,
     mut requests: mpsc::Receiver<Append>,
-    signal: &state::Signal,
+    signal: &worker::Signal,
 ) {
     while let Some(first) = requests.recv().await {
         let mut group = vec![first];

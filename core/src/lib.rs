@@ -8,11 +8,13 @@
 
 pub mod api;
 pub mod auth;
+pub mod catalogue;
 pub mod event;
 pub mod ingest;
 pub mod journal;
-pub mod state;
+pub mod pipeline;
 pub mod store;
+pub mod suppression;
 pub mod template;
 mod yaml;
 

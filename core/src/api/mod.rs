@@ -2,7 +2,12 @@
 //! the tests all serve.
 
 mod alerts;
+mod body;
 mod events;
+mod history;
+mod incidents;
+mod services;
+mod suppressions;
 
 use std::sync::Arc;
 
@@ -10,7 +15,7 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 use tower_http::request_id::{
@@ -23,6 +28,7 @@ use utoipa::OpenApi;
 use crate::auth::{self, Caller};
 use crate::ingest::Rejected;
 use crate::journal::Journal;
+use crate::pipeline::{self, Pipeline};
 use crate::store::{Store, StoreError};
 
 /// What every request handler shares.
@@ -32,6 +38,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The durable append.
     pub journal: Journal,
+    /// The pipeline behind the journal (incident commands go through it).
+    pub pipeline: Pipeline,
+    /// The pipeline's settings (suppression policy).
+    pub config: pipeline::Config,
 }
 
 /// The whole API as one router.
@@ -39,6 +49,22 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/events", post(events::post))
         .route("/v1/alerts", get(alerts::list))
+        .route("/v1/history", get(history::list))
+        .route("/v1/services", get(services::list))
+        .route("/v1/services/{name}", put(services::put).get(services::get))
+        .route("/v1/suppressions", get(suppressions::list).post(suppressions::create))
+        .route("/v1/suppressions/preview", post(suppressions::preview))
+        .route(
+            "/v1/suppressions/{id}",
+            get(suppressions::get)
+                .patch(suppressions::edit)
+                .delete(suppressions::end),
+        )
+        .route("/v1/suppressions/{id}/suppressed", get(suppressions::suppressed))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{id}", get(incidents::get))
+        .route("/v1/incidents/{id}/ack", post(incidents::ack))
+        .route("/v1/incidents/{id}/close", post(incidents::close))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
@@ -62,7 +88,27 @@ pub fn app(state: AppState) -> Router {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tocsin", description = "Monitoring event pipeline: events in, incidents out."),
-    paths(events::post, alerts::list, healthz, readyz),
+    paths(
+        events::post,
+        alerts::list,
+        history::list,
+        services::list,
+        services::get,
+        services::put,
+        suppressions::list,
+        suppressions::create,
+        suppressions::preview,
+        suppressions::get,
+        suppressions::edit,
+        suppressions::end,
+        suppressions::suppressed,
+        incidents::list,
+        incidents::get,
+        incidents::ack,
+        incidents::close,
+        healthz,
+        readyz
+    ),
     components(schemas(ErrorBody, HealthBody)),
     modifiers(&BearerAuth),
     security(("bearer" = []))

@@ -3,8 +3,12 @@
 //! Two real backends behind one trait: SQLite (embedded, the default, a file in WAL
 //! mode) and PostgreSQL (when the URL says `postgres://`). Both are tested alike.
 
+mod pipeline;
 mod postgres;
 mod sqlite;
+pub mod views;
+
+pub use pipeline::suppression_state;
 
 use std::sync::Arc;
 
@@ -12,7 +16,13 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use crate::catalogue::Service;
 use crate::event::{Event, Fingerprint, Status};
+use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
+use views::{
+    AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
+    SuppressionRecord,
+};
 
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, Synchronous};
@@ -32,6 +42,9 @@ pub enum StoreError {
     /// A stored row no longer parses (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// Another process committed pipeline state since this one loaded it.
+    #[error("another process moved the pipeline on; reloading its state")]
+    Conflict,
 }
 
 /// An event that passed validation, stamped with its id and receipt time.
@@ -199,12 +212,73 @@ pub trait Store: Send + Sync + 'static {
     /// Appends events to the journal in one transaction; when it returns `Ok` the events
     /// survive a crash.
     async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
-    /// Applies up to `max` journal events, oldest first, to their alerts' state, and
-    /// moves the stage's cursor past them, in one transaction (so each event is applied
-    /// exactly once, crash or not). Returns how many it applied.
-    async fn track(&self, max: usize) -> Result<usize, StoreError>;
-    /// Journal events not yet applied to alert state.
+    /// Journal events the pipeline has not processed yet.
     async fn lag(&self) -> Result<u64, StoreError>;
+    /// Journal rows after `after`, oldest first, at most `max`.
+    async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError>;
+    /// The pipeline's commit counter and the catalogue/suppression change counter.
+    async fn versions(&self) -> Result<(i64, i64), StoreError>;
+    /// One page of alert states, after (team, fingerprint), for loading the pipeline.
+    async fn tracked_page(
+        &self,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Vec<TrackedRow>, StoreError>;
+    /// The pipeline's cursor, held events and open incidents.
+    async fn snapshot(&self) -> Result<Snapshot, StoreError>;
+    /// The service catalogue and the suppressions not ended by `now` (unix ms).
+    async fn rules(&self, now: i64) -> Result<Rules, StoreError>;
+    /// Writes a batch's outcome (and removes its events from the journal) if the
+    /// pipeline's commit counter is still `generation`.
+    async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError>;
+    /// Deletes history and finished incidents older than `before`; returns rows removed.
+    async fn prune(&self, before: i64) -> Result<u64, StoreError>;
+    /// Creates or replaces a service.
+    async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError>;
+    /// Services in name order, one team's or all.
+    async fn services(&self, team: Option<&str>) -> Result<Vec<Service>, StoreError>;
+    /// One service.
+    async fn service(&self, name: &str) -> Result<Option<Service>, StoreError>;
+    /// Stores a new suppression, audited.
+    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError>;
+    /// Moves a suppression's start and end, audited as `action` with `detail` (JSON).
+    #[allow(clippy::too_many_arguments)]
+    async fn retime_suppression(
+        &self,
+        id: &str,
+        start: i64,
+        end: i64,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// Suppressions newest first (one by id, one team's, or all), with their state at `now`.
+    async fn suppressions(
+        &self,
+        id: Option<&str>,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<SuppressionRecord>, StoreError>;
+    /// A suppression's audit trail.
+    async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The event history.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
+    /// Incidents, newest first.
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentSummary>, StoreError>;
+    /// One incident with its alerts and timeline.
+    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError>;
+    /// Acks or closes a resolved incident (the pipeline no longer holds it).
+    async fn finished_incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        close: bool,
+        who: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Events stopped so far, by reason.
+    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
     /// Lists alert states in (team, fingerprint) order.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError>;
     /// Number of events in the journal.
@@ -296,8 +370,14 @@ fn check_migrations(migrator: &sqlx::migrate::Migrator, applied: &[i64]) -> Resu
     }
 }
 
-fn millis(t: OffsetDateTime) -> i64 {
+/// A time as unix milliseconds, as every table stores times.
+pub fn millis(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Unix milliseconds as a time (the epoch if out of range).
+pub fn from_millis_lossy(ms: i64) -> OffsetDateTime {
+    from_millis(ms).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
@@ -305,29 +385,9 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
 
-/// The alert-state upsert from journal rows, shared by both backends (each adds its
-/// `FROM`): an unchanged status keeps Tocsin's `since` and counts up unless the check
-/// reported its own; a change starts afresh at the reported or receipt time.
-const ALERT_INSERT: &str = "INSERT INTO alerts (team, fingerprint, monitor, labels, status, since, count, \
-        first_seen, last_seen, reported_since, reported_count, last_event) \
-    SELECT team, fingerprint, monitor, labels, status, COALESCE(reported_since, received_at), \
-        COALESCE(reported_count, 1), received_at, received_at, reported_since, reported_count, id ";
-
-/// Journal events the alert-state stage has not applied yet (same SQL on both backends).
-const LAG: &str =
-    "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'alerts')";
-
-/// The `ON CONFLICT` half of [`ALERT_INSERT`].
-const ALERT_UPSERT: &str = " ON CONFLICT (team, fingerprint) DO UPDATE SET \
-    since = CASE WHEN alerts.status = excluded.status \
-        THEN COALESCE(excluded.reported_since, alerts.since) ELSE excluded.since END, \
-    count = CASE WHEN alerts.status = excluded.status \
-        THEN COALESCE(excluded.reported_count, alerts.count + 1) ELSE excluded.count END, \
-    status = excluded.status, \
-    last_seen = excluded.last_seen, \
-    reported_since = excluded.reported_since, \
-    reported_count = excluded.reported_count, \
-    last_event = excluded.last_event";
+/// Journal events the pipeline has not processed yet: processed ones leave the journal
+/// (same SQL on both backends).
+const LAG: &str = "SELECT COUNT(*) FROM journal";
 
 #[cfg(test)]
 mod tests {

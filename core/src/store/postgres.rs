@@ -8,9 +8,16 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
-    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, LAG, Record, Store, StoreError,
+    AlertQuery, AlertState, LAG, Record, Store, StoreError,
     TokenRecord, from_millis, millis,
 };
+use super::pipeline::postgres as shared;
+use super::views::{
+    AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
+    SuppressionRecord,
+};
+use crate::catalogue::Service;
+use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -73,55 +80,110 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn track(&self, max: usize) -> Result<usize, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The row lock makes concurrent trackers (several processes) take turns.
-        let cursor: i64 =
-            sqlx::query_scalar("SELECT seq FROM progress WHERE stage = 'alerts' FOR UPDATE")
-                .fetch_one(&mut *tx)
-                .await?;
-        let end: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > $1 ORDER BY seq LIMIT $2) AS batch",
-        )
-        .bind(cursor)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(end) = end else { return Ok(0) };
-        // PostgreSQL refuses to upsert one row twice in a statement: the events of one
-        // alert are applied in rounds, its first event in round 1, its second in round 2…
-        let rounds: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(n), 0) FROM (SELECT COUNT(*) AS n FROM journal \
-             WHERE seq > $1 AND seq <= $2 GROUP BY team, fingerprint) AS per_alert",
-        )
-        .bind(cursor)
-        .bind(end)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut applied = 0;
-        for round in 1..=rounds {
-            applied += sqlx::query(&format!(
-                "{ALERT_INSERT} FROM (SELECT *, row_number() OVER (PARTITION BY team, fingerprint ORDER BY seq) AS round \
-                 FROM journal WHERE seq > $1 AND seq <= $2) AS j WHERE round = $3 ORDER BY seq{ALERT_UPSERT}"
-            ))
-            .bind(cursor)
-            .bind(end)
-            .bind(round)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        }
-        sqlx::query("UPDATE progress SET seq = $1 WHERE stage = 'alerts'")
-            .bind(end)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(applied as usize)
-    }
-
     async fn lag(&self) -> Result<u64, StoreError> {
         let lag: i64 = sqlx::query_scalar(LAG).fetch_one(&self.pool).await?;
         Ok(lag as u64)
+    }
+
+    async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
+        shared::journal_after(&self.pool, after, max).await
+    }
+
+    async fn versions(&self) -> Result<(i64, i64), StoreError> {
+        shared::versions(&self.pool).await
+    }
+
+    async fn tracked_page(
+        &self,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Vec<TrackedRow>, StoreError> {
+        shared::tracked_page(&self.pool, after, limit).await
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        shared::snapshot(&self.pool).await
+    }
+
+    async fn rules(&self, now: i64) -> Result<Rules, StoreError> {
+        shared::rules(&self.pool, now).await
+    }
+
+    async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+        shared::commit(&self.pool, outcome, generation).await
+    }
+
+    async fn prune(&self, before: i64) -> Result<u64, StoreError> {
+        shared::prune(&self.pool, before).await
+    }
+
+    async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
+        shared::put_service(&self.pool, service, now).await
+    }
+
+    async fn services(&self, team: Option<&str>) -> Result<Vec<Service>, StoreError> {
+        shared::services(&self.pool, team).await
+    }
+
+    async fn service(&self, name: &str) -> Result<Option<Service>, StoreError> {
+        shared::service(&self.pool, name).await
+    }
+
+    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError> {
+        shared::create_suppression(&self.pool, record, now).await
+    }
+
+    async fn retime_suppression(
+        &self,
+        id: &str,
+        start: i64,
+        end: i64,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        shared::retime_suppression(&self.pool, id, start, end, actor, action, detail, now).await
+    }
+
+    async fn suppressions(
+        &self,
+        id: Option<&str>,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<SuppressionRecord>, StoreError> {
+        shared::suppressions(&self.pool, id, team, now).await
+    }
+
+    async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        shared::audit_trail(&self.pool, id).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        shared::history(&self.pool, query).await
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentSummary>, StoreError> {
+        shared::incidents(&self.pool, query).await
+    }
+
+    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError> {
+        shared::incident(&self.pool, id, team).await
+    }
+
+    async fn finished_incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        close: bool,
+        who: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        shared::finished_incident(&self.pool, id, team, close, who, now).await
+    }
+
+    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        shared::drops(&self.pool).await
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {

@@ -13,9 +13,16 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::{
-    ALERT_INSERT, ALERT_UPSERT, AlertQuery, AlertState, LAG, Record, Store, StoreError,
+    AlertQuery, AlertState, LAG, Record, Store, StoreError,
     TokenRecord, chunk_sizes, from_millis, millis,
 };
+use super::pipeline::sqlite as shared;
+use super::views::{
+    AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
+    SuppressionRecord,
+};
+use crate::catalogue::Service;
+use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -109,40 +116,110 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn track(&self, max: usize) -> Result<usize, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        let cursor: i64 = sqlx::query_scalar("SELECT seq FROM progress WHERE stage = 'alerts'")
-            .fetch_one(&mut *tx)
-            .await?;
-        let end: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(seq) FROM (SELECT seq FROM journal WHERE seq > ? ORDER BY seq LIMIT ?)",
-        )
-        .bind(cursor)
-        .bind(i64::try_from(max).unwrap_or(i64::MAX))
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(end) = end else { return Ok(0) };
-        // SQLite applies the rows one by one in this order, so several events of one
-        // alert in a batch update it in turn.
-        let applied = sqlx::query(&format!(
-            "{ALERT_INSERT} FROM journal WHERE seq > ?1 AND seq <= ?2 ORDER BY seq{ALERT_UPSERT}"
-        ))
-        .bind(cursor)
-        .bind(end)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        sqlx::query("UPDATE progress SET seq = ? WHERE stage = 'alerts'")
-            .bind(end)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(applied as usize)
-    }
-
     async fn lag(&self) -> Result<u64, StoreError> {
         let lag: i64 = sqlx::query_scalar(LAG).fetch_one(&self.readers).await?;
         Ok(lag as u64)
+    }
+
+    async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
+        shared::journal_after(&self.readers, after, max).await
+    }
+
+    async fn versions(&self) -> Result<(i64, i64), StoreError> {
+        shared::versions(&self.writer).await
+    }
+
+    async fn tracked_page(
+        &self,
+        after: Option<(String, String)>,
+        limit: i64,
+    ) -> Result<Vec<TrackedRow>, StoreError> {
+        shared::tracked_page(&self.readers, after, limit).await
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        shared::snapshot(&self.writer).await
+    }
+
+    async fn rules(&self, now: i64) -> Result<Rules, StoreError> {
+        shared::rules(&self.writer, now).await
+    }
+
+    async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+        shared::commit(&self.writer, outcome, generation).await
+    }
+
+    async fn prune(&self, before: i64) -> Result<u64, StoreError> {
+        shared::prune(&self.writer, before).await
+    }
+
+    async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
+        shared::put_service(&self.writer, service, now).await
+    }
+
+    async fn services(&self, team: Option<&str>) -> Result<Vec<Service>, StoreError> {
+        shared::services(&self.readers, team).await
+    }
+
+    async fn service(&self, name: &str) -> Result<Option<Service>, StoreError> {
+        shared::service(&self.readers, name).await
+    }
+
+    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError> {
+        shared::create_suppression(&self.writer, record, now).await
+    }
+
+    async fn retime_suppression(
+        &self,
+        id: &str,
+        start: i64,
+        end: i64,
+        actor: &str,
+        action: &str,
+        detail: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        shared::retime_suppression(&self.writer, id, start, end, actor, action, detail, now).await
+    }
+
+    async fn suppressions(
+        &self,
+        id: Option<&str>,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<SuppressionRecord>, StoreError> {
+        shared::suppressions(&self.readers, id, team, now).await
+    }
+
+    async fn audit_trail(&self, id: &str) -> Result<Vec<AuditEntry>, StoreError> {
+        shared::audit_trail(&self.readers, id).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+        shared::history(&self.readers, query).await
+    }
+
+    async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentSummary>, StoreError> {
+        shared::incidents(&self.readers, query).await
+    }
+
+    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError> {
+        shared::incident(&self.readers, id, team).await
+    }
+
+    async fn finished_incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        close: bool,
+        who: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        shared::finished_incident(&self.writer, id, team, close, who, now).await
+    }
+
+    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        shared::drops(&self.readers).await
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use tocsin_core::journal::Journal;
+use tocsin_core::pipeline;
 use tocsin_core::store::{self, StoreOptions, Synchronous};
 use tocsin_core::{AppState, app};
 use tracing::info;
@@ -23,6 +24,65 @@ pub struct Args {
     /// SQLite only: `normal` survives a crash of the process, `full` also a power cut.
     #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Normal)]
     sqlite_synchronous: SyncArg,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+}
+
+/// The pipeline's settings (DESIGN §4 defaults).
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// Status changes within --flap-window that make an alert flapping.
+    #[arg(long, env = "TOCSIN_FLAP_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    flap_threshold: u32,
+    /// Window flap detection counts changes in; a flapping alert is stable again once it
+    /// keeps one status this long.
+    #[arg(long, env = "TOCSIN_FLAP_WINDOW", default_value = "30m", value_parser = duration)]
+    flap_window: i64,
+    /// How long an incident whose alerts are all healthy waits before it resolves.
+    #[arg(long, env = "TOCSIN_RESOLVE_GRACE", default_value = "5m", value_parser = duration)]
+    resolve_grace: i64,
+    /// Grouping window when neither an event nor its service sets one.
+    #[arg(long, env = "TOCSIN_GROUP_WINDOW", default_value = "30m", value_parser = duration)]
+    group_window: i64,
+    /// How long event history and finished incidents are kept.
+    #[arg(long, env = "TOCSIN_RETENTION", default_value = "14d", value_parser = duration)]
+    retention: i64,
+    /// Longest suppression allowed.
+    #[arg(long, env = "TOCSIN_SUPPRESSION_MAX_DURATION", default_value = "7d", value_parser = duration)]
+    suppression_max_duration: i64,
+    /// Largest share (0-1) of known alerts one suppression may match unless an admin forces it.
+    #[arg(long, env = "TOCSIN_SUPPRESSION_MAX_SHARE", default_value_t = 0.10)]
+    suppression_max_share: f64,
+}
+
+fn duration(text: &str) -> Result<i64, String> {
+    let d = tocsin_core::event::parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("duration \"{text}\" must be more than zero"));
+    }
+    i64::try_from(d.as_millis()).map_err(|_| format!("duration \"{text}\" is too long"))
+}
+
+impl PipelineArgs {
+    /// The settings these arguments describe.
+    pub fn config(&self) -> anyhow::Result<pipeline::Config> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.suppression_max_share),
+            "--suppression-max-share must be between 0 and 1, got {}",
+            self.suppression_max_share
+        );
+        Ok(pipeline::Config {
+            flap_threshold: self.flap_threshold as usize,
+            flap_window_ms: self.flap_window,
+            grace_ms: self.resolve_grace,
+            default_window_ms: self.group_window,
+            retention_ms: self.retention,
+            policy: tocsin_core::suppression::Policy {
+                max_duration: std::time::Duration::from_millis(self.suppression_max_duration as u64),
+                max_share: self.suppression_max_share,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -40,10 +100,11 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         SyncArg::Normal => Synchronous::Normal,
         SyncArg::Full => Synchronous::Full,
     };
+    let config = args.pipeline.config()?;
     let store = store::open(url, StoreOptions { synchronous })
         .await
         .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
-    let (journal, writer) = Journal::start(store.clone());
+    let (journal, pipeline, writer) = Journal::start(store.clone(), config);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -60,7 +121,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             store::redact(url)
         );
     }
-    axum::serve(listener, app(AppState { store, journal }))
+    axum::serve(listener, app(AppState {
+        store,
+        journal,
+        pipeline,
+        config,
+    }))
         .with_graceful_shutdown(shutdown())
         .await
         .context("server failed")?;

@@ -1,0 +1,61 @@
+//! Reading a settings body (services, suppressions): JSON or YAML, bounded, each error
+//! naming the field.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+
+use super::ApiError;
+use crate::ingest::Format;
+
+/// Largest settings body: a service with thousands of retired instances fits.
+pub const MAX_SETTINGS_BYTES: usize = 1024 * 1024;
+
+/// Reads a JSON (the default) or YAML body into `T`; a 400 names the field at fault.
+pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let format = Format::from_content_type(content_type).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported content type \"{content_type}\": send application/json or application/yaml"),
+        )
+    })?;
+    let bytes = match Limited::new(body, MAX_SETTINGS_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body over {MAX_SETTINGS_BYTES} bytes (1 MiB)"),
+            ));
+        }
+        Err(e) => {
+            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}")));
+        }
+    };
+    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
+    let value: serde_json::Value = match format {
+        Format::Json => serde_json::from_slice(&bytes).map_err(|e| bad(format!("malformed JSON: {e}")))?,
+        Format::Yaml => crate::yaml::from_slice(&bytes).map_err(|e| bad(format!("malformed YAML: {e}")))?,
+    };
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad(e.inner().to_string())
+        } else {
+            bad(format!("{path}: {}", e.inner()))
+        }
+    })
+}
+
+/// Reads an optional `limit` query value within `1..=max`.
+pub fn limit(value: &str, max: u32) -> Result<u32, ApiError> {
+    value
+        .parse()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid limit \"{value}\": use 1-{max}")))
+}

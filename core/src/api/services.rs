@@ -1,0 +1,86 @@
+//! `GET/PUT /v1/services/{name}`: the service catalogue.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, ErrorBody, body};
+use crate::auth::Caller;
+use crate::catalogue::{Service, ServiceSpec};
+use crate::pipeline::worker::now_ms;
+
+/// Every service the caller may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ServiceList {
+    /// Services in name order.
+    pub services: Vec<Service>,
+}
+
+/// Lists services: a team's own, or every one for an admin.
+#[utoipa::path(get, path = "/v1/services", responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody)))]
+pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ServiceList>, ApiError> {
+    let team = if caller.admin { None } else { caller.team.as_deref() };
+    Ok(Json(ServiceList { services: state.store.services(team).await? }))
+}
+
+/// One service.
+#[utoipa::path(get, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
+    responses((status = 200, body = Service), (status = 404, body = ErrorBody)))]
+pub(super) async fn get(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Service>, ApiError> {
+    match state.store.service(&name).await? {
+        Some(service) if caller.admin || service.spec.team == caller.team => Ok(Json(service)),
+        _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no service \"{name}\" in your catalogue"))),
+    }
+}
+
+/// Creates or replaces a service. A team token owns what it creates and may change only
+/// its own services; an admin must say which team owns it.
+#[utoipa::path(put, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
+    request_body(content((ServiceSpec = "application/json"), (ServiceSpec = "application/yaml"))),
+    responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn put(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Service>, ApiError> {
+    if name.is_empty() || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN || name.contains('\0') {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "a service name is 1-256 characters, no NUL"));
+    }
+    let mut spec: ServiceSpec = body::read(&headers, request).await?;
+    if spec.team.is_none() {
+        spec.team = caller.team.clone();
+    }
+    let Some(team) = spec.team.clone() else {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "team: an admin must say which team owns the service"));
+    };
+    if !caller.may_act_for(&team) {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token cannot give a service to team \"{team}\"")));
+    }
+    spec.validate().map_err(|errors| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+        )
+    })?;
+    if let Some(existing) = state.store.service(&name).await?
+        && !caller.admin
+        && existing.spec.team != caller.team
+    {
+        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("service \"{name}\" belongs to another team")));
+    }
+    let now = now_ms();
+    let service = Service {
+        name,
+        spec,
+        updated_at: crate::store::from_millis_lossy(now),
+        updated_by: caller.token_id.clone(),
+    };
+    state.store.put_service(&service, now).await?;
+    state.pipeline.wake();
+    Ok(Json(service))
+}

@@ -1,0 +1,827 @@
+//! The pipeline of DESIGN §4, behind the journal: static pre-filter, dynamic pre-filter
+//! and grouping into incidents.
+//!
+//! [`Engine`] is the whole pipeline as plain, synchronous code over in-memory state:
+//! it takes journal rows and the clock, and returns an [`Outcome`] — every row the store
+//! must write, in one transaction, for the batch. Because it is the single writer of
+//! alert and incident state, grouping is race-free by construction; the database's
+//! unique index on open incident keys is the second line of defence. The worker
+//! ([`worker`]) feeds it from the journal and commits its outcomes; a simulation can
+//! drive it with a virtual clock.
+//!
+//! Time is the receipt time of the event being processed: timers due before an event
+//! fire before it, so the same journal always gives the same incidents.
+
+mod grouping;
+mod prefilter;
+pub mod worker;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::catalogue::Service;
+use crate::event::{Event, Fingerprint, Priority, Status};
+use crate::suppression::{Matcher, Policy};
+
+pub use grouping::IncidentError;
+pub use prefilter::FLAPPING_LABEL;
+pub use worker::{Command, CommandError, Pipeline};
+
+/// Settings of the pipeline an operator may change.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Status changes within [`Config::flap_window_ms`] that make an alert flapping.
+    pub flap_threshold: usize,
+    /// The window flap detection counts changes in; a flapping alert that holds one
+    /// status this long is stable again.
+    pub flap_window_ms: i64,
+    /// How long an incident whose alerts are all healthy waits before it resolves; a
+    /// re-trigger meanwhile reopens it.
+    pub grace_ms: i64,
+    /// Grouping window when neither the event nor its service sets one.
+    pub default_window_ms: i64,
+    /// How long history and finished incidents are kept.
+    pub retention_ms: i64,
+    /// Suppression guards.
+    pub policy: Policy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            flap_threshold: 5,
+            flap_window_ms: 30 * 60_000,
+            grace_ms: 5 * 60_000,
+            default_window_ms: 30 * 60_000,
+            retention_ms: 14 * 86_400_000,
+            policy: Policy::default(),
+        }
+    }
+}
+
+/// One journal row, as the pipeline reads it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Journal position.
+    pub seq: i64,
+    /// Event id.
+    pub id: String,
+    /// Owning team.
+    pub team: String,
+    /// Alert identity (hex).
+    pub fingerprint: String,
+    /// Where it came from.
+    pub source: String,
+    /// Receipt time, unix ms.
+    pub received_at: i64,
+    /// The check's name.
+    pub monitor: String,
+    /// Reported status.
+    pub status: Status,
+    /// Context labels as JSON.
+    pub labels: String,
+    /// `alert.since` as sent, unix ms.
+    pub reported_since: Option<i64>,
+    /// `alert.count` as sent.
+    pub reported_count: Option<i64>,
+    /// The event as JSON.
+    pub event: String,
+}
+
+/// Why an alert's reported status has not reached grouping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Waiting for its `ignore-flap` min-age.
+    IgnoreFlap,
+    /// Flapping: changes are counted, not passed on.
+    Flapping,
+    /// Under a suppression.
+    Suppressed,
+    /// From a retired instance.
+    Retired,
+}
+
+impl Hold {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IgnoreFlap => "ignore-flap",
+            Self::Flapping => "flapping",
+            Self::Suppressed => "suppressed",
+            Self::Retired => "retired-host",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "ignore-flap" => Self::IgnoreFlap,
+            "flapping" => Self::Flapping,
+            "suppressed" => Self::Suppressed,
+            "retired-host" => Self::Retired,
+            _ => return None,
+        })
+    }
+}
+
+/// An incident's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentState {
+    /// At least one alert is unhealthy.
+    Open,
+    /// Every alert is healthy; it resolves after the grace period unless one re-triggers.
+    Resolving,
+    /// Resolved by itself.
+    Resolved,
+    /// Closed by a human: final.
+    Closed,
+}
+
+impl IncidentState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Resolving => "resolving",
+            Self::Resolved => "resolved",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "open" => Self::Open,
+            "resolving" => Self::Resolving,
+            "resolved" => Self::Resolved,
+            "closed" => Self::Closed,
+            _ => return None,
+        })
+    }
+}
+
+/// An alert's row in the `alerts` table.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct AlertRow {
+    pub team: String,
+    pub fingerprint: String,
+    pub monitor: String,
+    pub labels: String,
+    pub status: Status,
+    pub passed: Status,
+    pub hold: Option<Hold>,
+    pub since: i64,
+    pub count: i64,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub reported_since: Option<i64>,
+    pub reported_count: Option<i64>,
+    pub last_event: String,
+    pub transitions: String,
+}
+
+/// An event kept in the history, with what happened to it.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub id: String,
+    pub team: String,
+    pub fingerprint: String,
+    pub source: String,
+    pub received_at: i64,
+    pub processed_at: i64,
+    pub monitor: String,
+    pub status: Status,
+    pub labels: String,
+    /// `passed`, `dropped`, `held` or `suppressed`.
+    pub outcome: &'static str,
+    pub reason: String,
+    pub suppression_id: Option<String>,
+    pub incident_id: Option<String>,
+    pub priority: Option<Priority>,
+    pub event: String,
+}
+
+/// An event held back, as stored.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct HeldRow {
+    pub team: String,
+    pub fingerprint: String,
+    pub kind: Hold,
+    pub due_at: Option<i64>,
+    pub suppression_id: Option<String>,
+    pub id: String,
+    pub source: String,
+    pub received_at: i64,
+    pub event: String,
+}
+
+/// An incident's row.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct IncidentRow {
+    pub id: String,
+    pub team: String,
+    pub key: String,
+    pub open_key: Option<String>,
+    pub state: IncidentState,
+    pub priority: Priority,
+    pub title: String,
+    pub service: Option<String>,
+    pub region: Option<String>,
+    pub window_ms: i64,
+    pub alerts: i64,
+    pub unhealthy: i64,
+    pub opened_at: i64,
+    pub updated_at: i64,
+    pub last_alert_at: i64,
+    pub resolve_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub acked_at: Option<i64>,
+    pub acked_by: Option<String>,
+    pub closed_at: Option<i64>,
+    pub closed_by: Option<String>,
+}
+
+/// One alert of an incident.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub incident_id: String,
+    pub team: String,
+    pub fingerprint: String,
+    pub monitor: String,
+    pub labels: String,
+    pub status: Status,
+    pub priority: Priority,
+    pub joined_at: i64,
+    pub updated_at: i64,
+    pub last_event: String,
+}
+
+/// One entry of an incident's timeline.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct TimelineRow {
+    pub incident_id: String,
+    pub at: i64,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+/// Everything one batch changes, written by the store in one transaction.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The journal rows up to here are processed and leave the journal.
+    pub journal_to: Option<i64>,
+    pub alerts: Vec<AlertRow>,
+    pub history: Vec<HistoryRow>,
+    pub held_put: Vec<HeldRow>,
+    pub held_delete: Vec<(String, String)>,
+    /// Incidents that stopped taking alerts come first (their key frees up before a new
+    /// incident takes it).
+    pub incidents: Vec<IncidentRow>,
+    pub members: Vec<MemberRow>,
+    pub timeline: Vec<TimelineRow>,
+    /// Events stopped, by reason.
+    pub drops: Vec<(String, i64)>,
+}
+
+impl Outcome {
+    /// Whether the batch changed nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.journal_to.is_none()
+            && self.alerts.is_empty()
+            && self.history.is_empty()
+            && self.held_put.is_empty()
+            && self.held_delete.is_empty()
+            && self.incidents.is_empty()
+            && self.timeline.is_empty()
+    }
+}
+
+/// An alert's state as loaded at start.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct TrackedRow {
+    pub team: String,
+    pub fingerprint: String,
+    pub status: Status,
+    pub passed: Status,
+    pub hold: Option<Hold>,
+    pub since: i64,
+    pub count: i64,
+    pub transitions: String,
+}
+
+/// What the engine needs from the store to resume.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Journal rows up to here are processed.
+    pub cursor: i64,
+    /// The pipeline's commit counter.
+    pub generation: i64,
+    pub held: Vec<HeldRow>,
+    /// Incidents still open or resolving.
+    pub incidents: Vec<IncidentRow>,
+    /// Their alerts: (incident id, team, fingerprint, status).
+    pub members: Vec<(String, String, String, Status)>,
+}
+
+/// A stored suppression the pipeline matches events against.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct ActiveSuppression {
+    pub id: String,
+    pub start: i64,
+    pub end: i64,
+    pub matcher: Matcher,
+}
+
+/// The catalogue and suppressions, reloaded whenever either changes.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Default, Clone)]
+pub struct Rules {
+    /// The `config` counter they were read at.
+    pub version: i64,
+    pub services: HashMap<String, Arc<Service>>,
+    pub suppressions: Vec<ActiveSuppression>,
+}
+
+/// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
+type AlertKey = (u32, Fingerprint);
+
+/// What the engine keeps per alert identity; kept small (a million must fit in
+/// 256 MiB with the rest of the process).
+#[derive(Debug, Clone, Copy)]
+struct Tracked {
+    since: i64,
+    count: i64,
+    /// The incident slot it belongs to, +1 (0: none).
+    incident: u32,
+    reported: Status,
+    passed: Status,
+    hold: Option<Hold>,
+}
+
+/// An event held back, in memory.
+#[derive(Debug, Clone)]
+struct Held {
+    kind: Hold,
+    due: Option<i64>,
+    suppression: Option<String>,
+    id: String,
+    source: String,
+    received_at: i64,
+    event: Event,
+}
+
+/// An incident still open or resolving.
+#[derive(Debug, Clone)]
+struct Incident {
+    row: IncidentRow,
+    team: u32,
+    members: Vec<AlertKey>,
+}
+
+/// A timer: something that happens by itself at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// An `ignore-flap` hold reaches its min-age.
+    Release(AlertKey),
+    /// A flapping alert may be stable again.
+    FlapEnd(AlertKey),
+    /// An incident's grace period ends.
+    Resolve(u32),
+    /// A suppression ends: its held alerts are looked at again.
+    SuppressionEnd(String),
+}
+
+/// Where an alert row's descriptive columns come from in this batch.
+#[derive(Debug, Clone)]
+struct RowSource {
+    monitor: String,
+    labels: String,
+    first_seen: i64,
+    last_seen: i64,
+    reported_since: Option<i64>,
+    reported_count: Option<i64>,
+    last_event: String,
+}
+
+/// The pipeline's in-memory state and its pending writes.
+#[derive(Debug)]
+pub struct Engine {
+    config: Config,
+    teams: Vec<String>,
+    team_ids: HashMap<String, u32>,
+    alerts: HashMap<AlertKey, Tracked>,
+    /// Recent status changes of alerts that changed within the flap window.
+    flaps: HashMap<AlertKey, Vec<i64>>,
+    held: HashMap<AlertKey, Held>,
+    incidents: Vec<Option<Incident>>,
+    free_slots: Vec<u32>,
+    /// (team, key) → slot of the incident that still takes alerts with that key.
+    joinable: HashMap<(u32, String), u32>,
+    timers: BTreeSet<(i64, Timer)>,
+    rules: Rules,
+    cursor: i64,
+    generation: i64,
+    pending: Pending,
+}
+
+/// Writes collected during a batch.
+#[derive(Debug, Default)]
+struct Pending {
+    alerts: HashMap<AlertKey, RowSource>,
+    history: Vec<HistoryRow>,
+    held_put: BTreeSet<AlertKey>,
+    held_delete: BTreeSet<AlertKey>,
+    incidents: BTreeSet<u32>,
+    finished: Vec<IncidentRow>,
+    members: HashMap<(u32, AlertKey), MemberRow>,
+    /// Member rows of an incident whose slot was reused within the batch.
+    extra_members: Vec<MemberRow>,
+    timeline: Vec<TimelineRow>,
+    drops: BTreeMap<String, i64>,
+    journal_to: Option<i64>,
+}
+
+impl Engine {
+    /// An engine with no state, as for a new database.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config,
+            teams: Vec::new(),
+            team_ids: HashMap::new(),
+            alerts: HashMap::new(),
+            flaps: HashMap::new(),
+            held: HashMap::new(),
+            incidents: Vec::new(),
+            free_slots: Vec::new(),
+            joinable: HashMap::new(),
+            timers: BTreeSet::new(),
+            rules: Rules::default(),
+            cursor: 0,
+            generation: 0,
+            pending: Pending::default(),
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Journal rows up to here are processed.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// The commit counter this state corresponds to.
+    pub fn generation(&self) -> i64 {
+        self.generation
+    }
+
+    /// Records that the store committed this engine's outcome.
+    pub fn committed(&mut self) {
+        self.generation += 1;
+    }
+
+    /// Alert identities tracked.
+    pub fn tracked(&self) -> usize {
+        self.alerts.len()
+    }
+
+    /// The catalogue version the rules were read at.
+    pub fn rules_version(&self) -> i64 {
+        self.rules.version
+    }
+
+    /// Replaces the catalogue and suppressions, and schedules each suppression's end.
+    pub fn set_rules(&mut self, rules: Rules) {
+        for suppression in &rules.suppressions {
+            self.timers
+                .insert((suppression.end, Timer::SuppressionEnd(suppression.id.clone())));
+        }
+        self.rules = rules;
+    }
+
+    /// Adds one loaded alert state (at start).
+    pub fn load_alert(&mut self, row: TrackedRow) {
+        let Ok(fingerprint) = row.fingerprint.parse() else {
+            tracing::warn!(fingerprint = %row.fingerprint, "skipping an alert with an unreadable fingerprint");
+            return;
+        };
+        let key = (self.team_id(&row.team), fingerprint);
+        self.alerts.insert(
+            key,
+            Tracked {
+                since: row.since,
+                count: row.count,
+                incident: 0,
+                reported: row.status,
+                passed: row.passed,
+                hold: row.hold,
+            },
+        );
+        let times: Vec<i64> = row
+            .transitions
+            .split(',')
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        if !times.is_empty() {
+            self.flaps.insert(key, times);
+        }
+    }
+
+    /// Restores cursor, held events and open incidents (after [`Engine::load_alert`]).
+    pub fn load_snapshot(&mut self, snapshot: Snapshot) {
+        self.cursor = snapshot.cursor;
+        self.generation = snapshot.generation;
+        for row in snapshot.held {
+            let (Ok(fingerprint), Ok(event)) = (
+                row.fingerprint.parse::<Fingerprint>(),
+                serde_json::from_str::<Event>(&row.event),
+            ) else {
+                tracing::warn!(fingerprint = %row.fingerprint, "skipping an unreadable held event");
+                continue;
+            };
+            let key = (self.team_id(&row.team), fingerprint);
+            if let Some(due) = row.due_at {
+                let timer = match row.kind {
+                    Hold::IgnoreFlap => Some(Timer::Release(key)),
+                    Hold::Flapping => Some(Timer::FlapEnd(key)),
+                    _ => None,
+                };
+                if let Some(timer) = timer {
+                    self.timers.insert((due, timer));
+                }
+            }
+            self.held.insert(
+                key,
+                Held {
+                    kind: row.kind,
+                    due: row.due_at,
+                    suppression: row.suppression_id,
+                    id: row.id,
+                    source: row.source,
+                    received_at: row.received_at,
+                    event,
+                },
+            );
+        }
+        let mut slots = HashMap::new();
+        for row in snapshot.incidents {
+            let team = self.team_id(&row.team);
+            let slot = self.incidents.len() as u32;
+            if let Some(open_key) = &row.open_key {
+                self.joinable.insert((team, open_key.clone()), slot);
+            }
+            if let (IncidentState::Resolving, Some(at)) = (row.state, row.resolve_at) {
+                self.timers.insert((at, Timer::Resolve(slot)));
+            }
+            slots.insert(row.id.clone(), slot);
+            self.incidents.push(Some(Incident {
+                row,
+                team,
+                members: Vec::new(),
+            }));
+        }
+        for (incident, team, fingerprint, _status) in snapshot.members {
+            let (Some(&slot), Ok(fingerprint)) = (slots.get(&incident), fingerprint.parse()) else {
+                continue;
+            };
+            let key = (self.team_id(&team), fingerprint);
+            if let Some(tracked) = self.alerts.get_mut(&key) {
+                tracked.incident = slot + 1;
+            }
+            if let Some(Some(incident)) = self.incidents.get_mut(slot as usize) {
+                incident.members.push(key);
+            }
+        }
+    }
+
+    /// Runs journal rows through the pipeline, then the timers due by `now`, and returns
+    /// what to write.
+    pub fn process(&mut self, rows: Vec<Incoming>, now: i64) -> Outcome {
+        for row in rows {
+            self.fire_timers(row.received_at);
+            let seq = row.seq;
+            self.on_event(row);
+            self.pending.journal_to = Some(seq);
+            self.cursor = seq;
+        }
+        self.fire_timers(now);
+        self.take_outcome()
+    }
+
+    /// When the next timer is due, if any.
+    pub fn next_due(&self) -> Option<i64> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    fn team_id(&mut self, team: &str) -> u32 {
+        if let Some(&id) = self.team_ids.get(team) {
+            return id;
+        }
+        let id = self.teams.len() as u32;
+        self.teams.push(team.to_owned());
+        self.team_ids.insert(team.to_owned(), id);
+        id
+    }
+
+    fn team_name(&self, team: u32) -> &str {
+        self.teams.get(team as usize).map_or("", String::as_str)
+    }
+
+    fn fire_timers(&mut self, now: i64) {
+        while let Some((at, _)) = self.timers.first() {
+            if *at > now {
+                break;
+            }
+            let Some((at, timer)) = self.timers.pop_first() else { break };
+            match timer {
+                Timer::Release(key) => self.release(key, at),
+                Timer::FlapEnd(key) => self.flap_end(key, at),
+                Timer::Resolve(slot) => self.resolve(slot, at),
+                Timer::SuppressionEnd(id) => self.suppression_end(&id, at),
+            }
+        }
+    }
+
+    fn drop_count(&mut self, reason: &str) {
+        *self.pending.drops.entry(reason.to_owned()).or_default() += 1;
+    }
+
+    /// Records a history row for `event`.
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        key: AlertKey,
+        meta: &EventMeta,
+        event: &Event,
+        outcome: &'static str,
+        reason: String,
+        suppression_id: Option<String>,
+        incident_id: Option<String>,
+        priority: Option<Priority>,
+        now: i64,
+    ) {
+        if outcome == "dropped" {
+            self.drop_count(reason.split(':').next().unwrap_or(&reason).to_owned().as_str());
+        }
+        let team = self.team_name(key.0).to_owned();
+        self.pending.history.push(HistoryRow {
+            id: meta.id.clone(),
+            team,
+            fingerprint: key.1.to_string(),
+            source: meta.source.clone(),
+            received_at: meta.received_at,
+            processed_at: now,
+            monitor: event.alert.monitor.clone(),
+            status: event.alert.status,
+            labels: serde_json::to_string(&event.context).unwrap_or_default(),
+            outcome,
+            reason,
+            suppression_id,
+            incident_id,
+            priority,
+            event: serde_json::to_string(event).unwrap_or_default(),
+        });
+    }
+
+    fn take_outcome(&mut self) -> Outcome {
+        let pending = std::mem::take(&mut self.pending);
+        let mut alerts = Vec::with_capacity(pending.alerts.len());
+        for (key, source) in pending.alerts {
+            let Some(tracked) = self.alerts.get(&key) else { continue };
+            alerts.push(AlertRow {
+                team: self.team_name(key.0).to_owned(),
+                fingerprint: key.1.to_string(),
+                monitor: source.monitor,
+                labels: source.labels,
+                status: tracked.reported,
+                passed: tracked.passed,
+                hold: tracked.hold,
+                since: tracked.since,
+                count: tracked.count,
+                first_seen: source.first_seen,
+                last_seen: source.last_seen,
+                reported_since: source.reported_since,
+                reported_count: source.reported_count,
+                last_event: source.last_event,
+                transitions: self
+                    .flaps
+                    .get(&key)
+                    .map(|times| {
+                        times
+                            .iter()
+                            .map(i64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        let mut held_put = Vec::new();
+        for key in &pending.held_put {
+            if let Some(held) = self.held.get(key) {
+                held_put.push(HeldRow {
+                    team: self.team_name(key.0).to_owned(),
+                    fingerprint: key.1.to_string(),
+                    kind: held.kind,
+                    due_at: held.due,
+                    suppression_id: held.suppression.clone(),
+                    id: held.id.clone(),
+                    source: held.source.clone(),
+                    received_at: held.received_at,
+                    event: serde_json::to_string(&held.event).unwrap_or_default(),
+                });
+            }
+        }
+        let held_delete = pending
+            .held_delete
+            .iter()
+            .filter(|key| !self.held.contains_key(key))
+            .map(|key| (self.team_name(key.0).to_owned(), key.1.to_string()))
+            .collect();
+        // Incidents that no longer take alerts first: their key frees up before a new
+        // incident of the same batch takes it (the unique index checks row by row).
+        let mut incidents = pending.finished;
+        let mut live: Vec<IncidentRow> = pending
+            .incidents
+            .iter()
+            .filter_map(|slot| self.incidents.get(*slot as usize)?.as_ref())
+            .map(|incident| incident.row.clone())
+            .collect();
+        live.sort_by_key(|row| row.open_key.is_some());
+        incidents.extend(live);
+        Outcome {
+            journal_to: pending.journal_to,
+            alerts,
+            history: pending.history,
+            held_put,
+            held_delete,
+            incidents,
+            members: pending
+                .extra_members
+                .into_iter()
+                .chain(pending.members.into_values())
+                .collect(),
+            timeline: pending.timeline,
+            drops: pending.drops.into_iter().collect(),
+        }
+    }
+}
+
+/// Where an event came from, for its history row.
+#[derive(Debug, Clone)]
+struct EventMeta {
+    id: String,
+    source: String,
+    received_at: i64,
+}
+
+/// Renders a template against an event; a label the event lacks renders as `-` (only
+/// service defaults can name one: an event's own templates are checked at ingest).
+fn render(text: &str, event: &Event) -> String {
+    use crate::template::{Part, Template};
+    let Ok(template) = Template::parse(text) else {
+        return text.to_owned();
+    };
+    let mut out = String::new();
+    for part in template.parts() {
+        match part {
+            Part::Literal(s) => out.push_str(s),
+            Part::Context(label) => out.push_str(event.context.get(*label).map_or("-", String::as_str)),
+            Part::Alert(field) => match *field {
+                "monitor" => out.push_str(&event.alert.monitor),
+                "status" => out.push_str(event.alert.status.as_str()),
+                "message" => out.push_str(event.alert.message.as_deref().unwrap_or("")),
+                "count" => out.push_str(&event.alert.count.unwrap_or(1).to_string()),
+                "since" => out.push_str(
+                    &event
+                        .alert
+                        .since
+                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .unwrap_or_default(),
+                ),
+                _ => {}
+            },
+        }
+    }
+    out
+}
+
+
+#[cfg(test)]
+mod tests;

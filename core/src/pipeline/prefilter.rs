@@ -1,0 +1,451 @@
+//! Static pre-filter (per identity, cheap: state change, flap detection, retired hosts,
+//! `ignore-flap`) and dynamic pre-filter (suppressions, re-prioritising services that
+//! are not customer-facing or in testing).
+
+use std::collections::BTreeMap;
+
+use super::{AlertKey, Engine, EventMeta, Held, Hold, Incoming, RowSource, Timer, Tracked};
+use crate::event::{Event, FilterSpec, Priority, Status, parse_duration};
+
+/// Label that marks the alert flap detection emits for a flapping alert.
+pub const FLAPPING_LABEL: &str = "flapping";
+
+impl Engine {
+    /// One journal row through the static pre-filter and on.
+    pub(super) fn on_event(&mut self, row: Incoming) {
+        let Ok(fingerprint) = row.fingerprint.parse() else {
+            tracing::error!(id = %row.id, "journal row with an unreadable fingerprint; dropped");
+            self.drop_count("unreadable");
+            return;
+        };
+        let key: AlertKey = (self.team_id(&row.team), fingerprint);
+        let now = row.received_at;
+        let status = row.status;
+        let previous = self.alerts.get(&key).copied();
+        self.pending.alerts.insert(
+            key,
+            RowSource {
+                first_seen: now,
+                last_seen: now,
+                reported_since: row.reported_since,
+                reported_count: row.reported_count,
+                last_event: row.id.clone(),
+                monitor: row.monitor,
+                labels: row.labels,
+            },
+        );
+
+        // State change: a steady repeat refreshes its state and stops here.
+        if let Some(mut tracked) = previous
+            && tracked.reported == status
+        {
+            tracked.since = row.reported_since.unwrap_or(tracked.since);
+            tracked.count = row.reported_count.unwrap_or(tracked.count + 1);
+            self.alerts.insert(key, tracked);
+            // An alert held by a suppression that has since ended (or been edited off
+            // it) is passed on by its next repeat.
+            if tracked.hold == Some(Hold::Suppressed) && status == Status::Unhealthy {
+                let still = self.held.get(&key).and_then(|h| h.suppression.clone());
+                let matched = self.held.get(&key).and_then(|h| self.suppressed_by(&h.event, now));
+                if matched.is_none() || matched != still {
+                    if let Ok(event) = serde_json::from_str::<Event>(&row.event) {
+                        let meta = EventMeta { id: row.id, source: row.source, received_at: now };
+                        self.downstream(key, event, meta, now, Some("suppression no longer applies"));
+                        return;
+                    }
+                }
+            }
+            self.drop_count("state-unchanged");
+            return;
+        }
+
+        let event: Event = match serde_json::from_str(&row.event) {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(id = %row.id, error = %e, "journal row with an unreadable event; dropped");
+                self.drop_count("unreadable");
+                return;
+            }
+        };
+        let meta = EventMeta { id: row.id, source: row.source, received_at: now };
+        let mut tracked = previous.unwrap_or(Tracked {
+            since: 0,
+            count: 0,
+            incident: 0,
+            reported: Status::Healthy,
+            passed: Status::Healthy,
+            hold: None,
+        });
+        tracked.reported = status;
+        tracked.since = row.reported_since.unwrap_or(now);
+        tracked.count = row.reported_count.unwrap_or(1);
+        self.alerts.insert(key, tracked);
+
+        // Flap detection counts every change (a first report counts when unhealthy).
+        if previous.is_some() || status == Status::Unhealthy {
+            let window = self.config.flap_window_ms;
+            let times = self.flaps.entry(key).or_default();
+            times.retain(|t| now - *t < window);
+            times.push(now);
+        }
+        self.static_filters(key, event, meta, now);
+    }
+
+    fn static_filters(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64) {
+        let status = event.alert.status;
+        let hold = self.alerts.get(&key).and_then(|t| t.hold);
+
+        if hold == Some(Hold::Flapping) {
+            self.hold(key, Hold::Flapping, &event, &meta, Some(now + self.config.flap_window_ms), None);
+            self.timers.insert((now + self.config.flap_window_ms, Timer::FlapEnd(key)));
+            self.record(key, &meta, &event, "held", "flapping".into(), None, None, None, now);
+            return;
+        }
+        let changes = self.flaps.get(&key).map_or(0, Vec::len);
+        if changes >= self.config.flap_threshold && !is_flapping_alert(&event) {
+            self.start_flapping(key, event, meta, now, changes);
+            return;
+        }
+
+        let service = self.service_of(&event);
+        if let Some(service) = &service
+            && service.spec.is_retired(&event.context)
+        {
+            self.set_hold(key, (status == Status::Unhealthy).then_some(Hold::Retired));
+            self.unhold(key);
+            let reason = format!("retired-host: {} is retired in service {}", instance_of(&event), service.name);
+            self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+            return;
+        }
+
+        let filters: Vec<FilterSpec> = if !event.filters.is_empty() {
+            event.filters.clone()
+        } else {
+            service.as_ref().map(|s| s.spec.filters.clone()).unwrap_or_default()
+        };
+        if let Some(min_age) = min_age(&filters) {
+            match status {
+                Status::Unhealthy => {
+                    let entered = event.alert.since.map_or(now, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+                    let due = entered.saturating_add(min_age);
+                    if due > now {
+                        self.hold(key, Hold::IgnoreFlap, &event, &meta, Some(due), None);
+                        self.timers.insert((due, Timer::Release(key)));
+                        let reason = format!("ignore-flap: waiting until it has been unhealthy for {}", human(min_age));
+                        self.record(key, &meta, &event, "held", reason, None, None, None, now);
+                        return;
+                    }
+                }
+                Status::Healthy if hold == Some(Hold::IgnoreFlap) => {
+                    self.set_hold(key, None);
+                    self.unhold(key);
+                    let reason = "ignore-flap: recovered before its min-age; nothing was raised".to_owned();
+                    self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+                    return;
+                }
+                Status::Healthy => {}
+            }
+        }
+        // Filter plugins (issue 3) slot in here, in the order `filters` lists them.
+        self.downstream(key, event, meta, now, None);
+    }
+
+    /// The dynamic pre-filter, then grouping.
+    pub(super) fn downstream(
+        &mut self,
+        key: AlertKey,
+        mut event: Event,
+        meta: EventMeta,
+        now: i64,
+        note: Option<&str>,
+    ) {
+        let status = event.alert.status;
+        if let Some(id) = self.suppressed_by(&event, now) {
+            if status == Status::Unhealthy {
+                self.set_hold(key, Some(Hold::Suppressed));
+                self.hold(key, Hold::Suppressed, &event, &meta, None, Some(id.clone()));
+            } else {
+                self.set_hold(key, None);
+                self.unhold(key);
+            }
+            self.drop_count("suppressed");
+            self.record(key, &meta, &event, "suppressed", format!("suppressed: {id}"), Some(id), None, None, now);
+            return;
+        }
+        let service = self.service_of(&event);
+        let mut priority = event
+            .alerting
+            .as_ref()
+            .and_then(|a| a.priority)
+            .or_else(|| service.as_ref()?.spec.alerting.as_ref()?.priority)
+            .unwrap_or(Priority::Low);
+        let mut reasons: Vec<String> = note.map(str::to_owned).into_iter().collect();
+        if priority == Priority::High
+            && let Some(service) = &service
+            && let Some(why) = service.spec.lowers_priority()
+        {
+            priority = Priority::Low;
+            reasons.push(format!("priority lowered to low: {why}"));
+            let alerting = event.alerting.get_or_insert_with(Default::default);
+            alerting.priority = Some(Priority::Low);
+        }
+        self.set_hold(key, None);
+        self.unhold(key);
+        let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
+        if status == passed {
+            // Downstream already knows (a recovery of an alert it never saw fail).
+            self.drop_count("state-unchanged");
+            let reason = "state-unchanged: grouping already has this status".to_owned();
+            self.record(key, &meta, &event, "dropped", reason, None, None, Some(priority), now);
+            return;
+        }
+        if let Some(tracked) = self.alerts.get_mut(&key) {
+            tracked.passed = status;
+        }
+        let incident = self.group(key, &event, &meta, priority, now);
+        self.record(key, &meta, &event, "passed", reasons.join("; "), None, incident, Some(priority), now);
+    }
+
+    /// An `ignore-flap` hold reached its min-age: the event goes on.
+    pub(super) fn release(&mut self, key: AlertKey, at: i64) {
+        let Some(held) = self.held.get(&key) else { return };
+        if held.kind != Hold::IgnoreFlap || held.due != Some(at) {
+            return; // Cancelled or replaced since.
+        }
+        let Some(held) = self.held.remove(&key) else { return };
+        self.pending.held_delete.insert(key);
+        self.set_hold(key, None);
+        self.touch(key, &held);
+        let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
+        self.downstream(key, held.event, meta, at, Some("released by ignore-flap: unhealthy for its whole min-age"));
+    }
+
+    fn start_flapping(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64, changes: usize) {
+        let due = now + self.config.flap_window_ms;
+        self.set_hold(key, Some(Hold::Flapping));
+        self.hold(key, Hold::Flapping, &event, &meta, Some(due), None);
+        self.timers.insert((due, Timer::FlapEnd(key)));
+        let reason = format!(
+            "flapping: {changes} status changes within {}; one flapping alert is raised instead",
+            human(self.config.flap_window_ms)
+        );
+        self.record(key, &meta, &event, "held", reason, None, None, None, now);
+        let flapping = flapping_alert(&event, Status::Unhealthy, changes, self.config.flap_window_ms);
+        self.synthetic(key.0, flapping, &meta, now);
+    }
+
+    /// A flapping alert may be stable: it is when it kept one status for the window.
+    pub(super) fn flap_end(&mut self, key: AlertKey, at: i64) {
+        let Some(held) = self.held.get(&key) else { return };
+        if held.kind != Hold::Flapping || held.due != Some(at) {
+            return;
+        }
+        let Some(held) = self.held.remove(&key) else { return };
+        self.pending.held_delete.insert(key);
+        self.flaps.remove(&key);
+        self.set_hold(key, None);
+        self.touch(key, &held);
+        let meta = EventMeta { id: held.id.clone(), source: "tocsin".into(), received_at: at };
+        let resolved = flapping_alert(&held.event, Status::Healthy, 0, self.config.flap_window_ms);
+        self.synthetic(key.0, resolved, &meta, at);
+        // The alert's own status now goes on, if grouping does not know it yet.
+        let reported = self.alerts.get(&key).map(|t| t.reported);
+        let mut event = held.event;
+        if let Some(reported) = reported {
+            event.alert.status = reported;
+        }
+        let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
+        self.static_filters_after_flap(key, event, meta, at);
+    }
+
+    fn static_filters_after_flap(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64) {
+        let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
+        if event.alert.status != passed {
+            self.downstream(key, event, meta, now, Some("stable again after flapping"));
+        }
+    }
+
+    /// A suppression ended: the unhealthy alerts it held go on.
+    pub(super) fn suppression_end(&mut self, id: &str, at: i64) {
+        // An edit may have moved the end since this timer was set.
+        if self.rules.suppressions.iter().any(|s| s.id == id && s.end > at) {
+            return;
+        }
+        let mut keys: Vec<AlertKey> = self
+            .held
+            .iter()
+            .filter(|(_, h)| h.kind == Hold::Suppressed && h.suppression.as_deref() == Some(id))
+            .map(|(key, _)| *key)
+            .collect();
+        keys.sort();
+        for key in keys {
+            let Some(held) = self.held.remove(&key) else { continue };
+            self.pending.held_delete.insert(key);
+            self.touch(key, &held);
+            let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
+            self.downstream(key, held.event, meta, at, Some("its suppression ended while it was unhealthy"));
+        }
+    }
+
+    /// An event Tocsin itself makes (the flapping alert), through the dynamic
+    /// pre-filter and grouping like any other.
+    fn synthetic(&mut self, team: u32, event: Event, cause: &EventMeta, now: i64) {
+        let key = (team, event.fingerprint());
+        let status = event.alert.status;
+        let previous = self.alerts.get(&key).copied();
+        if previous.is_some_and(|t| t.reported == status) {
+            return;
+        }
+        let tracked = Tracked {
+            since: now,
+            count: 1,
+            incident: previous.map_or(0, |t| t.incident),
+            reported: status,
+            passed: previous.map_or(Status::Healthy, |t| t.passed),
+            hold: None,
+        };
+        self.alerts.insert(key, tracked);
+        self.pending.alerts.insert(
+            key,
+            RowSource {
+                monitor: event.alert.monitor.clone(),
+                labels: serde_json::to_string(&event.context).unwrap_or_default(),
+                first_seen: now,
+                last_seen: now,
+                reported_since: None,
+                reported_count: None,
+                last_event: cause.id.clone(),
+            },
+        );
+        let meta = EventMeta { id: uuid::Uuid::now_v7().to_string(), source: "tocsin".into(), received_at: now };
+        self.downstream(key, event, meta, now, Some("raised by flap detection"));
+    }
+
+    /// The id of the active suppression that matches, if any.
+    fn suppressed_by(&self, event: &Event, at: i64) -> Option<String> {
+        self.rules
+            .suppressions
+            .iter()
+            .find(|s| s.start <= at && at < s.end && s.matcher.matches(&event.alert.monitor, &event.context))
+            .map(|s| s.id.clone())
+    }
+
+    fn service_of(&self, event: &Event) -> Option<std::sync::Arc<crate::catalogue::Service>> {
+        self.rules.services.get(event.context.get("service")?).cloned()
+    }
+
+    fn set_hold(&mut self, key: AlertKey, hold: Option<Hold>) {
+        if let Some(tracked) = self.alerts.get_mut(&key) {
+            tracked.hold = hold;
+        }
+    }
+
+    /// Keeps `event` as the latest held one for `key`.
+    fn hold(&mut self, key: AlertKey, kind: Hold, event: &Event, meta: &EventMeta, due: Option<i64>, suppression: Option<String>) {
+        self.set_hold(key, Some(kind));
+        self.held.insert(
+            key,
+            Held {
+                kind,
+                due,
+                suppression,
+                id: meta.id.clone(),
+                source: meta.source.clone(),
+                received_at: meta.received_at,
+                event: event.clone(),
+            },
+        );
+        self.pending.held_put.insert(key);
+        self.pending.held_delete.remove(&key);
+    }
+
+    fn unhold(&mut self, key: AlertKey) {
+        if self.held.remove(&key).is_some() {
+            self.pending.held_put.remove(&key);
+            self.pending.held_delete.insert(key);
+        }
+    }
+
+    /// Marks an alert's row for rewriting after a change no journal row caused.
+    fn touch(&mut self, key: AlertKey, held: &Held) {
+        let Some(tracked) = self.alerts.get(&key) else { return };
+        let since = tracked.since;
+        self.pending.alerts.entry(key).or_insert_with(|| RowSource {
+            monitor: held.event.alert.monitor.clone(),
+            labels: serde_json::to_string(&held.event.context).unwrap_or_default(),
+            first_seen: held.received_at,
+            last_seen: held.received_at.max(since),
+            reported_since: None,
+            reported_count: None,
+            last_event: held.id.clone(),
+        });
+    }
+}
+
+/// The `ignore-flap` min-age in a filter list, in ms.
+fn min_age(filters: &[FilterSpec]) -> Option<i64> {
+    filters
+        .iter()
+        .filter(|f| f.kind == "ignore-flap")
+        .filter_map(|f| f.params.get("min-age")?.as_str())
+        .filter_map(|text| parse_duration(text).ok())
+        .map(|d| d.as_millis() as i64)
+        .max()
+}
+
+fn is_flapping_alert(event: &Event) -> bool {
+    event.context.get(FLAPPING_LABEL).is_some_and(|v| v == "true")
+}
+
+/// The alert flap detection raises (unhealthy) and resolves (healthy): the flapping
+/// alert's labels plus `flapping: "true"`, at low priority.
+fn flapping_alert(event: &Event, status: Status, changes: usize, window: i64) -> Event {
+    let mut context: BTreeMap<String, String> = event.context.clone();
+    context.insert(FLAPPING_LABEL.into(), "true".into());
+    let mut alerting = event.alerting.clone().unwrap_or_default();
+    alerting.priority = Some(Priority::Low);
+    Event {
+        alert: crate::event::Alert {
+            monitor: event.alert.monitor.clone(),
+            status,
+            since: None,
+            message: Some(if status == Status::Unhealthy {
+                format!(
+                    "{} is flapping: {changes} status changes within {}. Its changes are held until it keeps one status for {}.",
+                    event.alert.monitor,
+                    human(window),
+                    human(window)
+                )
+            } else {
+                format!("{} is stable again.", event.alert.monitor)
+            }),
+            count: None,
+        },
+        context,
+        filters: Vec::new(),
+        grouping: event.grouping.clone(),
+        alerting: Some(alerting),
+        plugins: event.plugins.clone(),
+    }
+}
+
+fn instance_of(event: &Event) -> &str {
+    event
+        .context
+        .get("instance")
+        .or_else(|| event.context.get("host"))
+        .map_or("?", String::as_str)
+}
+
+/// `90000` → `1m30s`.
+pub(super) fn human(ms: i64) -> String {
+    let mut s = ms / 1000;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if s >= size {
+            out.push_str(&format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    if out.is_empty() { format!("{ms}ms") } else { out }
+}

@@ -1,0 +1,333 @@
+//! The pipeline's semantics, driven with a virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+
+use super::*;
+use crate::catalogue::{Lifecycle, Service, ServiceSpec};
+use crate::suppression::Draft;
+
+const MIN: i64 = 60_000;
+
+/// A test bench: an engine, a journal sequence and the outcomes so far.
+struct Bench {
+    engine: Engine,
+    seq: i64,
+    incidents: HashMap<String, IncidentRow>,
+    history: Vec<HistoryRow>,
+    members: Vec<MemberRow>,
+}
+
+impl Bench {
+    fn new() -> Self {
+        Self::with(Config::default())
+    }
+
+    fn with(config: Config) -> Self {
+        Self {
+            engine: Engine::new(config),
+            seq: 0,
+            incidents: HashMap::new(),
+            history: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    fn absorb(&mut self, outcome: Outcome) {
+        for row in outcome.incidents {
+            self.incidents.insert(row.id.clone(), row);
+        }
+        self.history.extend(outcome.history);
+        self.members.extend(outcome.members);
+    }
+
+    /// Sends one event at `at` (ms).
+    fn send(&mut self, at: i64, event: serde_json::Value) {
+        let event: Event = serde_json::from_value(event).expect("event");
+        self.seq += 1;
+        let row = Incoming {
+            seq: self.seq,
+            id: format!("e{}", self.seq),
+            team: "ops".into(),
+            fingerprint: event.fingerprint().to_string(),
+            source: "api".into(),
+            received_at: at,
+            monitor: event.alert.monitor.clone(),
+            status: event.alert.status,
+            labels: serde_json::to_string(&event.context).expect("labels"),
+            reported_since: None,
+            reported_count: None,
+            event: serde_json::to_string(&event).expect("event"),
+        };
+        let outcome = self.engine.process(vec![row], at);
+        self.absorb(outcome);
+    }
+
+    fn tick(&mut self, at: i64) {
+        let outcome = self.engine.process(Vec::new(), at);
+        self.absorb(outcome);
+    }
+
+    fn open(&self) -> Vec<&IncidentRow> {
+        let mut open: Vec<_> = self
+            .incidents
+            .values()
+            .filter(|i| matches!(i.state, IncidentState::Open | IncidentState::Resolving))
+            .collect();
+        open.sort_by_key(|i| i.opened_at);
+        open
+    }
+
+    fn reasons(&self) -> Vec<String> {
+        self.history.iter().map(|h| format!("{} {}", h.outcome, h.reason)).collect()
+    }
+}
+
+fn alert(monitor: &str, status: &str, instance: &str) -> serde_json::Value {
+    json!({"alert": {"monitor": monitor, "status": status},
+           "context": {"service": "bender", "region": "eu-west-1a", "instance": instance}})
+}
+
+#[test]
+fn steady_repeat_only_counts() {
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    b.send(1_000, alert("Health", "unhealthy", "i-1"));
+    b.send(2_000, alert("Health", "unhealthy", "i-1"));
+    assert_eq!(b.history.len(), 1, "only the change is in the history: {:?}", b.reasons());
+    assert_eq!(b.open().len(), 1);
+    let tracked = b.engine.alerts.values().next().expect("tracked");
+    assert_eq!(tracked.count, 3);
+}
+
+#[test]
+fn alerts_with_one_key_share_an_incident_and_other_keys_do_not() {
+    let mut b = Bench::new();
+    for i in 0..50 {
+        b.send(i * 10, alert("Dns", "unhealthy", &format!("i-{i}")));
+    }
+    b.send(600, json!({"alert": {"monitor": "Dns", "status": "unhealthy"},
+                       "context": {"service": "bender", "region": "us-east-1", "instance": "i-0"}}));
+    let open = b.open();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[0].alerts, 50);
+    assert_eq!(open[0].key, "Dns | bender | eu-west-1a");
+    assert_eq!(open[1].alerts, 1);
+}
+
+#[test]
+fn incident_resolves_after_grace_and_retrigger_in_grace_reopens_it() {
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    let id = b.open()[0].id.clone();
+    b.send(MIN, alert("Health", "healthy", "i-1"));
+    assert_eq!(b.incidents[&id].state, IncidentState::Resolving);
+    b.send(3 * MIN, alert("Health", "unhealthy", "i-1"));
+    assert_eq!(b.incidents[&id].state, IncidentState::Open, "re-trigger within grace reopens");
+    assert_eq!(b.incidents.len(), 1);
+    b.send(4 * MIN, alert("Health", "healthy", "i-1"));
+    b.tick(8 * MIN);
+    assert_eq!(b.incidents[&id].state, IncidentState::Resolving);
+    b.tick(9 * MIN);
+    assert_eq!(b.incidents[&id].state, IncidentState::Resolved);
+    b.send(10 * MIN, alert("Health", "unhealthy", "i-1"));
+    assert_eq!(b.incidents.len(), 2, "after resolution a new incident opens");
+}
+
+#[test]
+fn expired_window_opens_a_new_incident() {
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    b.send(31 * MIN, alert("Health", "unhealthy", "i-2"));
+    let open = b.open();
+    assert_eq!(open.len(), 2, "a new problem is not hidden behind an old one");
+    assert!(open[0].open_key.is_none() && open[1].open_key.is_some());
+}
+
+#[test]
+fn empty_keys_disable_grouping() {
+    let mut b = Bench::new();
+    for i in 0..3 {
+        let mut event = alert("Health", "unhealthy", &format!("i-{i}"));
+        event["grouping"] = json!({"keys": []});
+        b.send(i, event);
+    }
+    assert_eq!(b.open().len(), 3);
+}
+
+#[test]
+fn close_is_final_and_later_events_open_a_new_incident() {
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    let id = b.open()[0].id.clone();
+    b.engine.close(&id, None, "tok", MIN).expect("close");
+    b.tick(MIN);
+    assert_eq!(b.incidents[&id].state, IncidentState::Closed);
+    assert_eq!(b.engine.close(&id, None, "tok", MIN), Err(IncidentError::NotFound(id.clone())));
+    b.send(2 * MIN, alert("Health", "unhealthy", "i-2"));
+    assert_eq!(b.open().len(), 1);
+    assert_ne!(b.open()[0].id, id);
+}
+
+#[test]
+fn ignore_flap_holds_until_min_age_and_recovery_cancels() {
+    let mut b = Bench::new();
+    let flappy = |status: &str, instance: &str| {
+        let mut e = alert("Health", status, instance);
+        e["filters"] = json!([{"type": "ignore-flap", "params": {"min-age": "5m"}}]);
+        e
+    };
+    b.send(0, flappy("unhealthy", "i-1"));
+    b.send(2 * MIN, flappy("healthy", "i-1"));
+    b.tick(10 * MIN);
+    assert!(b.incidents.is_empty(), "a recovery within min-age raises nothing");
+
+    b.send(11 * MIN, flappy("unhealthy", "i-2"));
+    b.tick(15 * MIN);
+    assert!(b.incidents.is_empty());
+    b.tick(16 * MIN);
+    assert_eq!(b.open().len(), 1, "released by the timer at min-age, with no further event");
+    assert!(b.reasons().iter().any(|r| r.starts_with("held ignore-flap")));
+}
+
+#[test]
+fn flapping_check_becomes_one_low_priority_flapping_alert() {
+    let mut b = Bench::new();
+    let mut at = 0;
+    for i in 0..20 {
+        let status = if i % 2 == 0 { "unhealthy" } else { "healthy" };
+        let mut e = alert("Health", status, "i-1");
+        e["alerting"] = json!({"priority": "high"});
+        b.send(at, e);
+        at += MIN;
+    }
+    let flapping: Vec<_> = b
+        .members
+        .iter()
+        .filter(|m| m.labels.contains("\"flapping\":\"true\""))
+        .collect();
+    assert!(!flapping.is_empty(), "a flapping alert was raised");
+    assert!(flapping.iter().all(|m| m.priority == Priority::Low));
+    let raised = b.history.iter().filter(|h| h.source == "tocsin" && h.status == Status::Unhealthy).count();
+    assert_eq!(raised, 1, "one flapping alert, not one per change");
+    // Stable for the whole window: the flapping alert resolves.
+    b.tick(at + 31 * MIN);
+    let resolved = b.history.iter().filter(|h| h.source == "tocsin" && h.status == Status::Healthy).count();
+    assert_eq!(resolved, 1);
+}
+
+fn rules(services: Vec<(&str, ServiceSpec)>, suppressions: Vec<ActiveSuppression>) -> Rules {
+    Rules {
+        version: 1,
+        services: services
+            .into_iter()
+            .map(|(name, spec)| {
+                (
+                    name.to_owned(),
+                    Arc::new(Service {
+                        name: name.into(),
+                        spec,
+                        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+                        updated_by: "t".into(),
+                    }),
+                )
+            })
+            .collect(),
+        suppressions,
+    }
+}
+
+#[test]
+fn retired_hosts_are_dropped_with_their_reason() {
+    let mut b = Bench::new();
+    let spec = ServiceSpec {
+        retired: ["i-old".to_owned()].into(),
+        ..ServiceSpec::default()
+    };
+    b.engine.set_rules(rules(vec![("bender", spec)], vec![]));
+    b.send(0, alert("Health", "unhealthy", "i-old"));
+    b.send(1_000, alert("Health", "unhealthy", "i-old"));
+    assert!(b.incidents.is_empty());
+    assert_eq!(b.history.len(), 1);
+    assert!(b.history[0].reason.starts_with("retired-host"), "{:?}", b.reasons());
+}
+
+#[test]
+fn testing_service_has_high_lowered_to_low_with_the_reason() {
+    let mut b = Bench::new();
+    let spec = ServiceSpec { lifecycle: Lifecycle::Testing, customer_facing: true, ..ServiceSpec::default() };
+    b.engine.set_rules(rules(vec![("bender", spec)], vec![]));
+    let mut e = alert("Health", "unhealthy", "i-1");
+    e["alerting"] = json!({"priority": "high"});
+    b.send(0, e);
+    assert_eq!(b.open()[0].priority, Priority::Low);
+    assert!(b.history[0].reason.contains("priority lowered to low: service is in testing"));
+}
+
+#[test]
+fn suppressed_alerts_are_recorded_and_released_when_the_suppression_ends() {
+    let mut b = Bench::new();
+    let draft: Draft = serde_json::from_value(json!({
+        "description": "maintenance", "startTime": "1970-01-01T00:00:00Z", "endTime": "1970-01-01T00:20:00Z",
+        "targets": [{"service": "bender", "instance": "~i-[12]"}]
+    }))
+    .expect("draft");
+    let matcher = draft.validate(&Policy::default()).expect("valid");
+    let suppression = ActiveSuppression { id: "s1".into(), start: 0, end: 20 * MIN, matcher };
+    b.engine.set_rules(rules(vec![], vec![suppression]));
+    b.send(MIN, alert("Health", "unhealthy", "i-1"));
+    b.send(MIN, alert("Health", "unhealthy", "i-3"));
+    b.send(2 * MIN, alert("Health", "unhealthy", "i-1"));
+    assert_eq!(b.open().len(), 1);
+    assert_eq!(b.open()[0].alerts, 1, "only the unsuppressed alert");
+    let suppressed: Vec<_> = b.history.iter().filter(|h| h.suppression_id.as_deref() == Some("s1")).collect();
+    assert_eq!(suppressed.len(), 1);
+    b.tick(21 * MIN);
+    assert_eq!(b.open()[0].alerts, 2, "still unhealthy when the suppression ended: it goes on");
+}
+
+#[test]
+fn state_survives_a_reload() {
+    // What the store would keep: alert rows, held events and open incidents.
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    let id = b.open()[0].id.clone();
+    let mut engine = Engine::new(Config::default());
+    for (key, t) in &b.engine.alerts {
+        engine.load_alert(TrackedRow {
+            team: b.engine.team_name(key.0).to_owned(),
+            fingerprint: key.1.to_string(),
+            status: t.reported,
+            passed: t.passed,
+            hold: t.hold,
+            since: t.since,
+            count: t.count,
+            transitions: String::new(),
+        });
+    }
+    let incident = b.incidents[&id].clone();
+    let member = b.members[0].clone();
+    engine.load_snapshot(Snapshot {
+        cursor: 1,
+        generation: 1,
+        held: vec![],
+        incidents: vec![incident],
+        members: vec![(member.incident_id, member.team, member.fingerprint, member.status)],
+    });
+    b.engine = engine;
+    b.send(MIN, alert("Health", "unhealthy", "i-2"));
+    b.send(MIN, alert("Health", "healthy", "i-1"));
+    let open = b.open();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, id, "joined the incident loaded from the store");
+    assert_eq!((open[0].alerts, open[0].unhealthy), (2, 1));
+}
+
+#[test]
+fn templates_render_labels_and_missing_ones_as_dash() {
+    let event: Event = serde_json::from_value(alert("Health", "unhealthy", "i-1")).expect("event");
+    assert_eq!(render("${alert.monitor}/${context.region}/${context.zone}", &event), "Health/eu-west-1a/-");
+    let _ = BTreeMap::<String, String>::new();
+}

@@ -1,0 +1,327 @@
+//! The pipeline's worker: feeds the journal through the [`Engine`] and commits each
+//! batch's outcome, moving the cursor in the same transaction (so an event is processed
+//! exactly once, crash or not). Incident commands (ack, close) go through it too, so
+//! they are serialised with the events.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+
+use super::grouping::IncidentError;
+use super::{Config, Engine};
+use crate::store::{Store, StoreError};
+
+/// Most journal rows in one batch.
+const MAX_BATCH: usize = 5_000;
+/// Alert states read per query when loading.
+const LOAD_PAGE: i64 = 50_000;
+/// How often history and finished incidents are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Something a human asks of an incident.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Acknowledge it.
+    Ack,
+    /// Close it, for good.
+    Close,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// No such incident, or it is closed.
+    #[error(transparent)]
+    Incident(#[from] IncidentError),
+    /// The pipeline is not running or the database failed.
+    #[error("the pipeline could not apply the command")]
+    Unavailable,
+}
+
+struct Request {
+    command: Command,
+    incident: String,
+    team: Option<String>,
+    who: String,
+    done: oneshot::Sender<Result<(), CommandError>>,
+}
+
+/// A handle to the running pipeline; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    commands: mpsc::Sender<Request>,
+    signal: Arc<Signal>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("incident", &self.incident).finish()
+    }
+}
+
+impl Pipeline {
+    /// Applies a command to an incident (of `team`, unless `None`: admins), as `who`.
+    pub async fn command(
+        &self,
+        command: Command,
+        incident: &str,
+        team: Option<&str>,
+        who: &str,
+    ) -> Result<(), CommandError> {
+        let (done, answer) = oneshot::channel();
+        self.commands
+            .send(Request {
+                command,
+                incident: incident.to_owned(),
+                team: team.map(str::to_owned),
+                who: who.to_owned(),
+                done,
+            })
+            .await
+            .map_err(|_| CommandError::Unavailable)?;
+        self.signal.wake();
+        answer.await.map_err(|_| CommandError::Unavailable)?
+    }
+
+    /// New events are in the journal (or the rules changed).
+    pub fn wake(&self) {
+        self.signal.wake();
+    }
+}
+
+/// Wakes the worker when the journal commits, and stops it.
+#[derive(Debug, Default)]
+pub struct Signal {
+    wake: Notify,
+    stopping: AtomicBool,
+}
+
+impl Signal {
+    /// New events are in the journal.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Process what is left, then stop.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// A pipeline handle and what the worker needs to serve it.
+pub fn channel(signal: Arc<Signal>) -> (Pipeline, Inbox) {
+    let (commands, inbox) = mpsc::channel(64);
+    (Pipeline { commands, signal }, Inbox(inbox))
+}
+
+/// The worker's end of [`Pipeline`].
+#[derive(Debug)]
+pub struct Inbox(mpsc::Receiver<Request>);
+
+/// Now, in unix milliseconds.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Builds an engine from the store: every alert state, held events, open incidents,
+/// the catalogue and suppressions.
+pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreError> {
+    let started = std::time::Instant::now();
+    let mut engine = Engine::new(config);
+    let mut after = None;
+    loop {
+        let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
+        let full = page.len() as i64 == LOAD_PAGE;
+        after = page.last().map(|row| (row.team.clone(), row.fingerprint.clone()));
+        for row in page {
+            engine.load_alert(row);
+        }
+        if !full {
+            break;
+        }
+    }
+    engine.load_snapshot(store.snapshot().await?);
+    engine.set_rules(store.rules(now_ms()).await?);
+    info!(alerts = engine.tracked(), cursor = engine.cursor(), elapsed = ?started.elapsed(), "pipeline state loaded");
+    Ok(engine)
+}
+
+/// Processes one batch (at most `max` journal rows, and the timers due by `now`):
+/// reads, runs the engine, commits. Returns the journal rows processed.
+pub async fn step(store: &dyn Store, engine: &mut Engine, max: usize, now: i64) -> Result<usize, StoreError> {
+    let rows = store.journal_after(engine.cursor(), max).await?;
+    // Read after the rows: a suppression or service saved before any of these events
+    // was appended is then always seen.
+    let (generation, rules) = store.versions().await?;
+    if generation != engine.generation() {
+        return Err(StoreError::Conflict);
+    }
+    if rules != engine.rules_version() {
+        engine.set_rules(store.rules(now).await?);
+    }
+    let n = rows.len();
+    let outcome = engine.process(rows, now);
+    if !outcome.is_empty() {
+        store.commit(&outcome, engine.generation()).await?;
+        engine.committed();
+    }
+    Ok(n)
+}
+
+/// Processes the journal until it is empty; for tools and tests that run the pipeline
+/// without the server.
+pub async fn drain(store: &dyn Store, engine: &mut Engine) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = step(store, engine, MAX_BATCH, now_ms()).await?;
+        total += n;
+        if n == 0 {
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs the pipeline until stopped. A failed batch reloads the state from the store
+/// and retries: nothing is lost, the cursor did not move.
+pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut inbox: Inbox) {
+    let mut engine = None;
+    let mut last_prune = std::time::Instant::now() - PRUNE_EVERY;
+    loop {
+        let Some(current) = engine.as_mut() else {
+            match load(store.as_ref(), config).await {
+                Ok(loaded) => engine = Some(loaded),
+                Err(e) => {
+                    error!(error = %e, "cannot load the pipeline state; retrying");
+                    if signal.stopping() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        let mut failed = false;
+        while let Ok(request) = inbox.0.try_recv() {
+            let answer = command(store.as_ref(), current, &request).await;
+            failed = matches!(answer, Err(CommandError::Unavailable));
+            let _ = request.done.send(answer);
+            if failed {
+                break;
+            }
+        }
+        if failed {
+            // The engine may be ahead of the database: reload it.
+            engine = None;
+            continue;
+        }
+        let processed = step(store.as_ref(), current, MAX_BATCH, now_ms())
+            .instrument(info_span!("pipeline.batch"))
+            .await;
+        let processed = match processed {
+            Ok(n) => n,
+            Err(StoreError::Conflict) => {
+                warn!("another process moved the pipeline on; reloading its state");
+                engine = None;
+                continue;
+            }
+            Err(e) => {
+                error!(error = %e, "pipeline batch failed; reloading its state and retrying");
+                engine = None;
+                if signal.stopping() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if processed > 0 {
+            debug!(events = processed, "pipeline batch");
+        }
+        if processed == MAX_BATCH {
+            continue;
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = std::time::Instant::now();
+            let before = now_ms() - current.config().retention_ms;
+            match store.prune(before).await {
+                Ok(0) => {}
+                Ok(n) => info!(rows = n, "pruned history and finished incidents past retention"),
+                Err(e) => error!(error = %e, "pruning failed; will retry"),
+            }
+        }
+        if signal.stopping() {
+            if processed == 0 {
+                break;
+            }
+            continue;
+        }
+        // Sleep until woken, a command arrives, the next timer is due, or a second has
+        // passed (events appended by another process cannot wake this one).
+        let wait = current
+            .next_due()
+            .map(|due| Duration::from_millis((due - now_ms()).clamp(0, 1_000) as u64))
+            .unwrap_or(Duration::from_secs(1));
+        if processed == 0 {
+            tokio::select! {
+                _ = signal.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+async fn command(store: &dyn Store, engine: &mut Engine, request: &Request) -> Result<(), CommandError> {
+    let now = now_ms();
+    let team = request.team.as_deref();
+    let applied = match request.command {
+        Command::Ack => engine.ack(&request.incident, team, &request.who, now),
+        Command::Close => engine.close(&request.incident, team, &request.who, now),
+    };
+    match applied {
+        Ok(()) => {
+            let outcome = engine.process(Vec::new(), now);
+            match store.commit(&outcome, engine.generation()).await {
+                Ok(()) => {
+                    engine.committed();
+                    Ok(())
+                }
+                Err(e) => {
+                    error!(error = %e, incident = %request.incident, "incident command failed");
+                    Err(CommandError::Unavailable)
+                }
+            }
+        }
+        Err(IncidentError::NotFound(_)) => {
+            // Not open: it may be resolved (ack and close still apply) or closed.
+            let close = matches!(request.command, Command::Close);
+            match store.finished_incident(&request.incident, team, close, &request.who, now).await {
+                Ok(true) => Ok(()),
+                Ok(false) => match store.incident(&request.incident, team).await {
+                    Ok(Some(detail)) if detail.incident.state == super::IncidentState::Closed && close => {
+                        Err(IncidentError::Closed(request.incident.clone()).into())
+                    }
+                    // Acknowledging twice, or a finished incident: nothing to change.
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(IncidentError::NotFound(request.incident.clone()).into()),
+                    Err(e) => {
+                        error!(error = %e, "incident lookup failed");
+                        Err(CommandError::Unavailable)
+                    }
+                },
+                Err(e) => {
+                    error!(error = %e, "incident command failed");
+                    Err(CommandError::Unavailable)
+                }
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
