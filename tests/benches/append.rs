@@ -69,8 +69,8 @@ async fn main() -> anyhow::Result<()> {
             }
             report(name, "journal append", size, events, started.elapsed());
             let started = Instant::now();
-            while store.track(5_000).await? > 0 {}
-            report(name, "alert state (5000)", size, events, started.elapsed());
+            tocsin_tests::process(store.as_ref(), 5_000).await;
+            report(name, "pipeline (5000)", size, events, started.elapsed());
         }
     }
     Ok(())

@@ -76,7 +76,7 @@ async fn every_acknowledged_event_survives(database_url: &str) {
         .await
         .expect("opens");
     let stored: std::collections::HashSet<String> = store
-        .journal_ids()
+        .event_ids()
         .await
         .expect("ids")
         .into_iter()
@@ -91,10 +91,10 @@ async fn every_acknowledged_event_survives(database_url: &str) {
         lost.len(),
         acknowledged.len()
     );
-    // Nothing half-written: whatever the journal holds came in whole batches of 100.
+    // Nothing half-written: whatever the store holds came in whole batches of 100.
     assert_eq!(stored.len() % 100, 0, "{} events stored", stored.len());
 
-    // The alert-state stage resumes where it stopped and applies each event once: every
+    // The pipeline resumes where it stopped and processes each event once: every
     // event is its own alert here, so each alert has exactly one event behind it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while store.lag().await.expect("lag") > 0 {

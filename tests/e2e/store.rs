@@ -56,7 +56,7 @@ fn event(monitor: &str, status: &str, extra: &str) -> String {
 }
 
 async fn only_alert(store: &dyn Store) -> AlertState {
-    store.track(usize::MAX).await.expect("track");
+    tocsin_tests::process(store, 5_000).await;
     let mut alerts = store
         .alerts(&AlertQuery {
             limit: 10,
@@ -120,7 +120,7 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
         );
         assert!(alert.since > before, "{backend}: since is the receipt time");
         assert!(alert.first_seen <= alert.last_seen, "{backend}");
-        assert_eq!(store.journal_len().await.expect("len"), 4, "{backend}");
+        assert_eq!(store.lag().await.expect("lag"), 0, "{backend}: processed events leave the journal");
     }
 }
 
@@ -137,8 +137,9 @@ async fn events_of_one_identity_in_one_batch_apply_in_order() {
         let expected: Vec<String> = batch.iter().map(|r| r.id().to_owned()).collect();
         store.append(batch).await.expect("append");
         assert_eq!(store.lag().await.expect("lag"), 4, "{backend}");
+        assert_eq!(store.event_ids().await.expect("ids"), expected, "{backend}");
         assert_eq!(
-            store.track(usize::MAX).await.expect("track"),
+            tocsin_tests::process(store.as_ref(), 5_000).await,
             4,
             "{backend}"
         );
@@ -157,8 +158,12 @@ async fn events_of_one_identity_in_one_batch_apply_in_order() {
             (Status::Healthy, 3),
             "{backend}: the last event wins"
         );
-        let ids = store.journal_ids().await.expect("ids");
-        assert_eq!(ids, expected, "{backend}: journal keeps arrival order");
+        let ids = store.event_ids().await.expect("ids");
+        assert_eq!(
+            ids,
+            expected[..3].to_vec().into_iter().chain([expected[3].clone()]).filter(|id| *id != expected[1]).collect::<Vec<_>>(),
+            "{backend}: the steady repeat only counts; the changes are in the history"
+        );
     }
 }
 
@@ -179,7 +184,7 @@ async fn alerts_filter_by_team_status_label_and_page() {
             .await
             .expect("append");
         // In small batches, as the stage runs behind a busy journal.
-        while store.track(7).await.expect("track") > 0 {}
+        tocsin_tests::process(store.as_ref(), 7).await;
         let count = |query: AlertQuery| {
             let store = store.clone();
             async move {
@@ -325,7 +330,7 @@ async fn reopening_a_store_keeps_its_data_and_is_ready() {
             .await
             .expect("reopens: migrations are idempotent");
         store.ready().await.expect("ready");
-        assert_eq!(store.journal_len().await.expect("len"), 1, "{url}");
+        assert_eq!(store.lag().await.expect("lag"), 1, "{url}");
     }
 }
 

@@ -212,3 +212,22 @@ pub async fn postgres_url() -> String {
     let (prefix, _) = base.rsplit_once('/').unwrap_or((&base, ""));
     format!("{prefix}/{name}")
 }
+
+/// Runs the pipeline over everything in the journal, `batch` rows at a time, as a
+/// server would (loading its state from the store first); returns the rows processed.
+pub async fn process(store: &dyn tocsin_core::store::Store, batch: usize) -> usize {
+    use tocsin_core::pipeline::{Config, worker};
+    let mut engine = worker::load(store, Config::default())
+        .await
+        .expect("pipeline state loads");
+    let mut total = 0;
+    loop {
+        let n = worker::step(store, &mut engine, batch, worker::now_ms())
+            .await
+            .expect("pipeline step");
+        total += n;
+        if n == 0 {
+            return total;
+        }
+    }
+}

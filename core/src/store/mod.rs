@@ -281,10 +281,11 @@ pub trait Store: Send + Sync + 'static {
     async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
     /// Lists alert states in (team, fingerprint) order.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError>;
-    /// Number of events in the journal.
-    async fn journal_len(&self) -> Result<u64, StoreError>;
-    /// Ids of every event in the journal, oldest first.
-    async fn journal_ids(&self) -> Result<Vec<String>, StoreError>;
+    /// Number of accepted events still traceable by id: waiting in the journal, or kept
+    /// in the history (steady repeats only count, so they are not here).
+    async fn event_count(&self) -> Result<u64, StoreError>;
+    /// Their ids, oldest first.
+    async fn event_ids(&self) -> Result<Vec<String>, StoreError>;
     /// Stores a new token (its hash only).
     async fn create_token(&self, token: &TokenRecord, hash: &str) -> Result<(), StoreError>;
     /// The live (not revoked) token with this hash.
@@ -388,6 +389,9 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
 /// Journal events the pipeline has not processed yet: processed ones leave the journal
 /// (same SQL on both backends).
 const LAG: &str = "SELECT COUNT(*) FROM journal";
+
+/// Ids of accepted events in the journal or the history (same SQL on both backends).
+const EVENT_IDS: &str = "SELECT id FROM journal UNION SELECT id FROM history WHERE source <> 'tocsin'";
 
 #[cfg(test)]
 mod tests {

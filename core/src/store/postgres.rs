@@ -8,6 +8,7 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::{
+    EVENT_IDS,
     AlertQuery, AlertState, LAG, Record, Store, StoreError,
     TokenRecord, from_millis, millis,
 };
@@ -244,15 +245,15 @@ impl Store for PostgresStore {
             .collect()
     }
 
-    async fn journal_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({EVENT_IDS}) AS ids"))
             .fetch_one(&self.pool)
             .await?;
         Ok(n as u64)
     }
 
-    async fn journal_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq")
+    async fn event_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(&format!("{EVENT_IDS} ORDER BY id"))
             .fetch_all(&self.pool)
             .await?)
     }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::{
+    EVENT_IDS,
     AlertQuery, AlertState, LAG, Record, Store, StoreError,
     TokenRecord, chunk_sizes, from_millis, millis,
 };
@@ -274,15 +275,15 @@ impl Store for SqliteStore {
             .collect()
     }
 
-    async fn journal_len(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM journal")
+    async fn event_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({EVENT_IDS}) AS ids"))
             .fetch_one(&self.readers)
             .await?;
         Ok(n as u64)
     }
 
-    async fn journal_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar("SELECT id FROM journal ORDER BY seq")
+    async fn event_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(&format!("{EVENT_IDS} ORDER BY id"))
             .fetch_all(&self.readers)
             .await?)
     }
