@@ -24,10 +24,17 @@ pub struct Api {
 
 impl Api {
     pub async fn on(url: &str, dir: Option<tempfile::TempDir>) -> Self {
+        Self::with_config(url, dir, tocsin_core::pipeline::Config::default()).await
+    }
+
+    pub async fn with_config(
+        url: &str,
+        dir: Option<tempfile::TempDir>,
+        config: tocsin_core::pipeline::Config,
+    ) -> Self {
         let store = store::open(url, StoreOptions::default())
             .await
             .expect("store opens");
-        let config = tocsin_core::pipeline::Config::default();
         let (journal, pipeline, _writer) = Journal::start(store.clone(), config);
         let (admin, _) = auth::create(store.as_ref(), Grant::Admin, "")
             .await
@@ -93,6 +100,35 @@ impl Api {
             );
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
+    }
+
+    /// Any request with a JSON body (or none), after the pipeline has caught up.
+    pub async fn request(
+        &self,
+        token: &str,
+        method: &str,
+        uri: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.settle().await;
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
+        let (status, body, _) = self.call(request.body(body).expect("request")).await;
+        (status, body)
+    }
+
+    /// Posts events (JSON) and checks they were all accepted.
+    pub async fn events(&self, token: &str, events: Value) -> Value {
+        let (status, receipt) = self
+            .post(Some(token), "application/json", events.to_string())
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+        assert_eq!(receipt["rejected"], json!([]), "{receipt}");
+        receipt
     }
 
     /// GET after the pipeline has caught up.

@@ -3,6 +3,7 @@
 
 mod send;
 mod serve;
+mod suppress;
 mod token;
 
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ enum Command {
     Token(token::Command),
     /// Send events from JSON or YAML files to a server.
     Send(send::Args),
+    /// Create, list and end suppressions on a server (from automation: one command).
+    #[command(subcommand)]
+    Suppress(suppress::Command),
 }
 
 /// Where the database is: shared by `serve` and `token`.
@@ -70,6 +74,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(command) => token::run(command).await,
             Command::Send(args) => send::run(args).await,
+            Command::Suppress(command) => suppress::run(command).await,
         }
     });
     match outcome {
