@@ -127,7 +127,7 @@ impl Store for SqliteStore {
     }
 
     async fn versions(&self) -> Result<(i64, i64), StoreError> {
-        shared::versions(&self.writer).await
+        shared::versions(&self.readers).await
     }
 
     async fn tracked_page(
