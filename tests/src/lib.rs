@@ -126,6 +126,11 @@ impl Server {
         lines(&self.stderr)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server with SIGKILL, as a crash would.
     pub fn kill(mut self) -> anyhow::Result<()> {
         self.child.kill()?;

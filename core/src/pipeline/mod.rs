@@ -185,6 +185,20 @@ pub struct AlertRow {
     pub transitions: String,
 }
 
+/// What a steady repeat changes in its alert's row.
+#[allow(missing_docs)] // One field per column of migration 0002.
+#[derive(Debug, Clone)]
+pub struct AlertRefresh {
+    pub team: String,
+    pub fingerprint: String,
+    pub since: i64,
+    pub count: i64,
+    pub last_seen: i64,
+    pub reported_since: Option<i64>,
+    pub reported_count: Option<i64>,
+    pub last_event: String,
+}
+
 /// An event kept in the history, with what happened to it.
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Clone)]
@@ -282,6 +296,8 @@ pub struct Outcome {
     /// The journal rows up to here are processed and leave the journal.
     pub journal_to: Option<i64>,
     pub alerts: Vec<AlertRow>,
+    /// Alerts that only saw steady repeats: only these columns change.
+    pub refreshed: Vec<AlertRefresh>,
     pub history: Vec<HistoryRow>,
     pub held_put: Vec<HeldRow>,
     pub held_delete: Vec<(String, String)>,
@@ -299,6 +315,7 @@ impl Outcome {
     pub fn is_empty(&self) -> bool {
         self.journal_to.is_none()
             && self.alerts.is_empty()
+            && self.refreshed.is_empty()
             && self.history.is_empty()
             && self.held_put.is_empty()
             && self.held_delete.is_empty()
@@ -406,8 +423,11 @@ enum Timer {
 }
 
 /// Where an alert row's descriptive columns come from in this batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct RowSource {
+    /// Whether the row changed beyond a steady repeat's refresh (status, hold, a new
+    /// identity): then the whole row is written, else only the refreshed columns.
+    full: bool,
     monitor: String,
     labels: String,
     first_seen: i64,
@@ -435,6 +455,8 @@ pub struct Engine {
     rules: Rules,
     cursor: i64,
     generation: i64,
+    /// When `flaps` was last swept.
+    last_sweep: i64,
     pending: Pending,
 }
 
@@ -472,6 +494,7 @@ impl Engine {
             rules: Rules::default(),
             cursor: 0,
             generation: 0,
+            last_sweep: 0,
             pending: Pending::default(),
         }
     }
@@ -621,7 +644,39 @@ impl Engine {
             self.cursor = seq;
         }
         self.fire_timers(now);
+        // Forget the change times of alerts that have not changed for a window.
+        if now - self.last_sweep > self.config.flap_window_ms {
+            self.last_sweep = now;
+            let window = self.config.flap_window_ms;
+            let held = &self.held;
+            self.flaps.retain(|key, times| {
+                times.last().is_some_and(|t| now - *t < window) || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
+            });
+        }
         self.take_outcome()
+    }
+
+    /// The journal rows of a batch whose body (labels and event) the engine will read:
+    /// every row but steady repeats, which only refresh their alert. Reading the others
+    /// without their body keeps the steady stream cheap.
+    pub fn needing_bodies(&self, rows: &[Incoming]) -> Vec<i64> {
+        let mut seen: HashMap<(&str, &str), Status> = HashMap::new();
+        let mut need = Vec::new();
+        for row in rows {
+            let last = seen.get(&(row.team.as_str(), row.fingerprint.as_str())).copied().or_else(|| {
+                let team = *self.team_ids.get(&row.team)?;
+                let tracked = self.alerts.get(&(team, row.fingerprint.parse().ok()?))?;
+                if tracked.hold == Some(Hold::Suppressed) {
+                    return None; // A repeat may be released: read it whole.
+                }
+                Some(tracked.reported)
+            });
+            if last != Some(row.status) {
+                need.push(row.seq);
+            }
+            seen.insert((row.team.as_str(), row.fingerprint.as_str()), row.status);
+        }
+        need
     }
 
     /// When the next timer is due, if any.
@@ -701,9 +756,23 @@ impl Engine {
 
     fn take_outcome(&mut self) -> Outcome {
         let pending = std::mem::take(&mut self.pending);
-        let mut alerts = Vec::with_capacity(pending.alerts.len());
+        let mut alerts = Vec::new();
+        let mut refreshed = Vec::with_capacity(pending.alerts.len());
         for (key, source) in pending.alerts {
             let Some(tracked) = self.alerts.get(&key) else { continue };
+            if !source.full {
+                refreshed.push(AlertRefresh {
+                    team: self.team_name(key.0).to_owned(),
+                    fingerprint: key.1.to_string(),
+                    since: tracked.since,
+                    count: tracked.count,
+                    last_seen: source.last_seen,
+                    reported_since: source.reported_since,
+                    reported_count: source.reported_count,
+                    last_event: source.last_event,
+                });
+                continue;
+            }
             alerts.push(AlertRow {
                 team: self.team_name(key.0).to_owned(),
                 fingerprint: key.1.to_string(),
@@ -768,6 +837,7 @@ impl Engine {
         Outcome {
             journal_to: pending.journal_to,
             alerts,
+            refreshed,
             history: pending.history,
             held_put,
             held_delete,

@@ -22,18 +22,23 @@ impl Engine {
         let now = row.received_at;
         let status = row.status;
         let previous = self.alerts.get(&key).copied();
-        self.pending.alerts.insert(
-            key,
-            RowSource {
-                first_seen: now,
-                last_seen: now,
-                reported_since: row.reported_since,
-                reported_count: row.reported_count,
-                last_event: row.id.clone(),
-                monitor: row.monitor,
-                labels: row.labels,
-            },
-        );
+        let steady = previous.is_some_and(|t| t.reported == status);
+        let source = self.pending.alerts.entry(key).or_insert_with(|| RowSource {
+            first_seen: now,
+            full: false,
+            ..RowSource::default()
+        });
+        source.last_seen = now;
+        source.reported_since = row.reported_since;
+        source.reported_count = row.reported_count;
+        source.last_event.clone_from(&row.id);
+        // Steady repeats are read without their body (labels, event): keep what an
+        // earlier row of the batch brought.
+        if !row.labels.is_empty() {
+            source.monitor = row.monitor;
+            source.labels = row.labels;
+        }
+        source.full |= !steady;
 
         // State change: a steady repeat refreshes its state and stops here.
         if let Some(mut tracked) = previous
@@ -59,6 +64,20 @@ impl Engine {
             return;
         }
 
+        if previous.is_none() && status == Status::Healthy {
+            // A first report that is healthy changes nothing downstream: it is a steady
+            // state (the fleet's first minute would otherwise fill the history).
+            self.alerts.insert(key, Tracked {
+                since: row.reported_since.unwrap_or(now),
+                count: row.reported_count.unwrap_or(1),
+                incident: 0,
+                reported: Status::Healthy,
+                passed: Status::Healthy,
+                hold: None,
+            });
+            self.drop_count("state-unchanged");
+            return;
+        }
         let event: Event = match serde_json::from_str(&row.event) {
             Ok(event) => event,
             Err(e) => {
@@ -194,7 +213,6 @@ impl Engine {
         let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
         if status == passed {
             // Downstream already knows (a recovery of an alert it never saw fail).
-            self.drop_count("state-unchanged");
             let reason = "state-unchanged: grouping already has this status".to_owned();
             self.record(key, &meta, &event, "dropped", reason, None, None, Some(priority), now);
             return;
@@ -315,6 +333,7 @@ impl Engine {
                 reported_since: None,
                 reported_count: None,
                 last_event: cause.id.clone(),
+                full: true,
             },
         );
         let meta = EventMeta { id: uuid::Uuid::now_v7().to_string(), source: "tocsin".into(), received_at: now };
@@ -370,15 +389,17 @@ impl Engine {
     fn touch(&mut self, key: AlertKey, held: &Held) {
         let Some(tracked) = self.alerts.get(&key) else { return };
         let since = tracked.since;
-        self.pending.alerts.entry(key).or_insert_with(|| RowSource {
-            monitor: held.event.alert.monitor.clone(),
-            labels: serde_json::to_string(&held.event.context).unwrap_or_default(),
+        let source = self.pending.alerts.entry(key).or_insert_with(|| RowSource {
             first_seen: held.received_at,
             last_seen: held.received_at.max(since),
-            reported_since: None,
-            reported_count: None,
             last_event: held.id.clone(),
+            ..RowSource::default()
         });
+        if source.labels.is_empty() {
+            source.monitor.clone_from(&held.event.alert.monitor);
+            source.labels = serde_json::to_string(&held.event.context).unwrap_or_default();
+        }
+        source.full = true;
     }
 }
 

@@ -157,7 +157,17 @@ pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreErro
 /// Processes one batch (at most `max` journal rows, and the timers due by `now`):
 /// reads, runs the engine, commits. Returns the journal rows processed.
 pub async fn step(store: &dyn Store, engine: &mut Engine, max: usize, now: i64) -> Result<usize, StoreError> {
-    let rows = store.journal_after(engine.cursor(), max).await?;
+    let mut rows = store.journal_after(engine.cursor(), max).await?;
+    let need = engine.needing_bodies(&rows);
+    if !need.is_empty() {
+        let mut bodies = store.journal_bodies(&need).await?;
+        for row in &mut rows {
+            if let Some((labels, event)) = bodies.remove(&row.seq) {
+                row.labels = labels;
+                row.event = event;
+            }
+        }
+    }
     // Read after the rows: a suppression or service saved before any of these events
     // was appended is then always seen.
     let (generation, rules) = store.versions().await?;

@@ -214,8 +214,13 @@ pub trait Store: Send + Sync + 'static {
     async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
     /// Journal events the pipeline has not processed yet.
     async fn lag(&self) -> Result<u64, StoreError>;
-    /// Journal rows after `after`, oldest first, at most `max`.
+    /// Journal rows after `after`, oldest first, at most `max`, without their bodies.
     async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError>;
+    /// Labels and event (JSON) of these journal rows, by seq.
+    async fn journal_bodies(
+        &self,
+        seqs: &[i64],
+    ) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError>;
     /// The pipeline's commit counter and the catalogue/suppression change counter.
     async fn versions(&self) -> Result<(i64, i64), StoreError>;
     /// One page of alert states, after (team, fingerprint), for loading the pipeline.
@@ -281,8 +286,8 @@ pub trait Store: Send + Sync + 'static {
     async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
     /// Lists alert states in (team, fingerprint) order.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError>;
-    /// Number of accepted events still traceable by id: waiting in the journal, or kept
-    /// in the history (steady repeats only count, so they are not here).
+    /// Number of accepted events still traceable by id: waiting in the journal, kept in
+    /// the history, or the latest event of their alert (other steady repeats only count).
     async fn event_count(&self) -> Result<u64, StoreError>;
     /// Their ids, oldest first.
     async fn event_ids(&self) -> Result<Vec<String>, StoreError>;
@@ -390,8 +395,10 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
 /// (same SQL on both backends).
 const LAG: &str = "SELECT COUNT(*) FROM journal";
 
-/// Ids of accepted events in the journal or the history (same SQL on both backends).
-const EVENT_IDS: &str = "SELECT id FROM journal UNION SELECT id FROM history WHERE source <> 'tocsin'";
+/// Ids of accepted events still traceable: in the journal, in the history, or as the
+/// latest event of their alert (same SQL on both backends).
+const EVENT_IDS: &str = "SELECT id FROM journal UNION SELECT id FROM history WHERE source <> 'tocsin' \
+    UNION SELECT last_event FROM alerts";
 
 #[cfg(test)]
 mod tests {

@@ -65,12 +65,13 @@ macro_rules! backend {
 
         type Pool = sqlx::Pool<$db>;
 
-        /// Journal rows after `after`, oldest first.
+        /// Journal rows after `after`, oldest first, without their body (labels, event):
+        /// [`journal_bodies`] reads those for the rows that need them.
         pub async fn journal_after(pool: &Pool, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
-            let mut sql = QueryBuilder::<$db>::new(concat!(
-                "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, labels", $text,
-                " AS labels, reported_since, reported_count, event", $text, " AS event FROM journal WHERE seq > "
-            ));
+            let mut sql = QueryBuilder::<$db>::new(
+                "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
+                 reported_count FROM journal WHERE seq > ",
+            );
             sql.push_bind(after).push(" ORDER BY seq LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX));
             let rows = sql.build().fetch_all(pool).await?;
             rows.iter()
@@ -84,13 +85,32 @@ macro_rules! backend {
                         received_at: row.try_get("received_at")?,
                         monitor: row.try_get("monitor")?,
                         status: status(row.try_get("status")?)?,
-                        labels: row.try_get("labels")?,
+                        labels: String::new(),
                         reported_since: row.try_get("reported_since")?,
                         reported_count: row.try_get("reported_count")?,
-                        event: row.try_get("event")?,
+                        event: String::new(),
                     })
                 })
                 .collect()
+        }
+
+        /// Labels and event of these journal rows, by seq.
+        pub async fn journal_bodies(pool: &Pool, seqs: &[i64]) -> Result<HashMap<i64, (String, String)>, StoreError> {
+            let mut bodies = HashMap::with_capacity(seqs.len());
+            for chunk in seqs.chunks(CHUNK) {
+                let mut sql = QueryBuilder::<$db>::new(concat!(
+                    "SELECT seq, labels", $text, " AS labels, event", $text, " AS event FROM journal WHERE seq IN ("
+                ));
+                let mut list = sql.separated(", ");
+                for seq in chunk {
+                    list.push_bind(*seq);
+                }
+                sql.push(")");
+                for row in sql.build().fetch_all(pool).await? {
+                    bodies.insert(row.try_get("seq")?, (row.try_get("labels")?, row.try_get("event")?));
+                }
+            }
+            Ok(bodies)
         }
 
         /// The pipeline's commit counter and the catalogue's change counter.
@@ -289,6 +309,28 @@ macro_rules! backend {
                      hold = excluded.hold, since = excluded.since, count = excluded.count, last_seen = excluded.last_seen, \
                      reported_since = excluded.reported_since, reported_count = excluded.reported_count, \
                      last_event = excluded.last_event, transitions = excluded.transitions",
+                );
+                sql.build().execute(&mut *tx).await?;
+            }
+            // Steady repeats: only the refreshed columns, joined on a list of values.
+            for chunk in outcome.refreshed.chunks(CHUNK) {
+                let mut sql = QueryBuilder::<$db>::new(
+                    "WITH v (team, fingerprint, since, count, last_seen, reported_since, reported_count, last_event) AS (",
+                );
+                sql.push_values(chunk, |mut v, a| {
+                    v.push_bind(a.team.clone())
+                        .push_bind(a.fingerprint.clone())
+                        .push_bind(a.since)
+                        .push_bind(a.count)
+                        .push_bind(a.last_seen)
+                        .push_bind(a.reported_since)
+                        .push_bind(a.reported_count)
+                        .push_bind(a.last_event.clone());
+                });
+                sql.push(
+                    ") UPDATE alerts SET since = v.since, count = v.count, last_seen = v.last_seen, \
+                     reported_since = v.reported_since, reported_count = v.reported_count, last_event = v.last_event \
+                     FROM v WHERE alerts.team = v.team AND alerts.fingerprint = v.fingerprint",
                 );
                 sql.build().execute(&mut *tx).await?;
             }

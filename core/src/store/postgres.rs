@@ -90,6 +90,13 @@ impl Store for PostgresStore {
         shared::journal_after(&self.pool, after, max).await
     }
 
+    async fn journal_bodies(
+        &self,
+        seqs: &[i64],
+    ) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError> {
+        shared::journal_bodies(&self.pool, seqs).await
+    }
+
     async fn versions(&self) -> Result<(i64, i64), StoreError> {
         shared::versions(&self.pool).await
     }

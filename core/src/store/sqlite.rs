@@ -58,23 +58,25 @@ impl SqliteStore {
             })
             // Another process (`tocsin token create`) may hold the write lock briefly.
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
             // Checkpoints run on a connection of their own (below), never inside a commit:
             // a checkpoint copies pages and fsyncs, and the writer must not wait for that.
             .pragma("wal_autocheckpoint", "0");
+        // Page caches: the writer's holds the pages every commit touches (journal tail,
+        // alert rows); readers and the checkpointer need little. Their sum bounds what
+        // SQLite adds to the process's memory.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-32768"))
             .await?;
         MIGRATOR.run(&writer).await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-4096"))
             .await?;
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.pragma("cache_size", "-1024"))
             .await?;
         let checkpointer = tokio::spawn(checkpoint(checkpoints)).abort_handle();
         Ok(Self {
@@ -124,6 +126,13 @@ impl Store for SqliteStore {
 
     async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
         shared::journal_after(&self.readers, after, max).await
+    }
+
+    async fn journal_bodies(
+        &self,
+        seqs: &[i64],
+    ) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError> {
+        shared::journal_bodies(&self.readers, seqs).await
     }
 
     async fn versions(&self) -> Result<(i64, i64), StoreError> {

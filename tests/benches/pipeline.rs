@@ -1,0 +1,355 @@
+//! The pipeline's figures: the storm hour's compression (raw events : incidents), events
+//! per second through every stage (no plugins), disk used per hour, and resident memory
+//! with 1,000,000 tracked alert identities.
+//!
+//! `cargo bench -p tocsin-tests --bench pipeline [-- --part storm|store|memory]`
+//!
+//! - `storm`: the full storm hour ([`Params::hour`]: 6,000 instances, three checks each,
+//!   every 10 s) through the pipeline engine alone, on a virtual clock.
+//! - `store`: the same hour through the real pipeline on SQLite: appended to the journal
+//!   in batches of 5,000, then processed as the server does (read, pre-filter,
+//!   suppressions, grouping, one commit per batch that also empties the journal).
+//! - `memory`: a release `tocsin serve`, fed 1,000,000 distinct alert identities over
+//!   HTTP; its resident memory once the pipeline has caught up.
+
+#![allow(clippy::print_stdout, missing_docs)]
+
+// The server's allocator, so the figures are the server's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde_json::{Value, json};
+use tocsin_core::catalogue::{Service, ServiceSpec};
+use tocsin_core::event::{Event, Fingerprint};
+use tocsin_core::pipeline::{ActiveSuppression, Config, Engine, Incoming, IncidentRow, Rules, worker};
+use tocsin_core::store::{self, Accepted, StoreOptions};
+use tocsin_core::suppression::{Draft, Policy};
+use tocsin_tests::storm::{self, MAINTENANCE_WINDOW, MINUTE, Params};
+
+/// Length of the scenario (`--minutes`, default the hour).
+static MINUTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(60);
+
+fn hour() -> Params {
+    Params { minutes: MINUTES.load(std::sync::atomic::Ordering::Relaxed), ..Params::hour() }
+}
+
+/// Scenario time zero: 2026-01-01T00:00:00Z.
+const EPOCH_MS: i64 = 1_767_225_600_000;
+
+fn rules(scenario: &storm::Storm) -> anyhow::Result<Rules> {
+    let draft: Draft = serde_json::from_value(json!({
+        "description": "maintenance",
+        "startTime": "2026-01-01T00:00:00Z",
+        "endTime": "2026-01-01T01:00:00Z",
+        "targets": scenario.suppression_targets,
+    }))?;
+    let matcher = draft
+        .validate(&Policy::default())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let service = Service {
+        name: storm::RETIRED_SERVICE.into(),
+        spec: ServiceSpec {
+            team: Some("ops".into()),
+            retired: scenario.retired.iter().cloned().collect(),
+            ..ServiceSpec::default()
+        },
+        updated_at: time::OffsetDateTime::UNIX_EPOCH,
+        updated_by: "bench".into(),
+    };
+    Ok(Rules {
+        version: 0,
+        services: HashMap::from([(service.name.clone(), Arc::new(service))]),
+        suppressions: vec![ActiveSuppression {
+            id: "maintenance".into(),
+            start: EPOCH_MS + MAINTENANCE_WINDOW.0 * MINUTE,
+            end: EPOCH_MS + MAINTENANCE_WINDOW.1 * MINUTE,
+            matcher,
+        }],
+    })
+}
+
+fn incoming(seq: i64, at: i64, event: &Value) -> anyhow::Result<Incoming> {
+    let parsed: Event = serde_json::from_value(event.clone())?;
+    Ok(Incoming {
+        seq,
+        id: format!("e{seq}"),
+        team: "ops".into(),
+        fingerprint: Fingerprint::of(&parsed.alert.monitor, &parsed.context).to_string(),
+        source: "api".into(),
+        received_at: at,
+        monitor: parsed.alert.monitor.clone(),
+        status: parsed.alert.status,
+        labels: serde_json::to_string(&parsed.context)?,
+        reported_since: None,
+        reported_count: None,
+        event: serde_json::to_string(&parsed)?,
+    })
+}
+
+fn storm_part() -> anyhow::Result<()> {
+    let scenario = storm::generate(&hour());
+    let raw = scenario.timeline.len();
+    let mut rows = Vec::with_capacity(raw);
+    for (seq, (t, event)) in scenario.timeline.iter().enumerate() {
+        rows.push(incoming(seq as i64 + 1, EPOCH_MS + t, event)?);
+    }
+    let mut engine = Engine::new(Config::default());
+    engine.set_rules(rules(&scenario)?);
+    let mut incidents: HashMap<String, IncidentRow> = HashMap::new();
+    let (mut history, mut drops): (usize, HashMap<String, i64>) = (0, HashMap::new());
+    let started = Instant::now();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let batch: Vec<Incoming> = rows.by_ref().take(5_000).collect();
+        let now = batch.last().map_or(0, |r| r.received_at);
+        let outcome = engine.process(batch, now);
+        history += outcome.history.len();
+        for (reason, n) in outcome.drops {
+            *drops.entry(reason).or_default() += n;
+        }
+        for row in outcome.incidents {
+            incidents.insert(row.id.clone(), row);
+        }
+    }
+    let outcome = engine.process(Vec::new(), EPOCH_MS + 75 * MINUTE);
+    for row in outcome.incidents {
+        incidents.insert(row.id.clone(), row);
+    }
+    let elapsed = started.elapsed();
+    let mut keys: Vec<&str> = incidents.values().map(|i| i.key.as_str()).collect();
+    keys.sort_unstable();
+    println!("## storm hour through the engine (virtual clock)");
+    println!();
+    println!("- raw events: {raw} ({:.0}/s of scenario time)", raw as f64 / 3600.0);
+    println!(
+        "- incidents: {} → compression {:.0} : 1, one incident every {:.0} s",
+        incidents.len(),
+        raw as f64 / incidents.len().max(1) as f64,
+        3600.0 / incidents.len().max(1) as f64
+    );
+    println!("- incident keys: {keys:?}");
+    println!("- expected keys: {:?}", scenario.expected_keys);
+    println!("- history rows kept: {history} ({:.2} % of raw)", history as f64 * 100.0 / raw as f64);
+    let mut drops: Vec<_> = drops.into_iter().collect();
+    drops.sort();
+    println!("- stopped by reason: {drops:?}");
+    println!(
+        "- engine alone: {:.0} events/s ({:.2} µs/event)",
+        raw as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() * 1e6 / raw as f64
+    );
+    if keys != scenario.expected_keys.iter().map(String::as_str).collect::<Vec<_>>() {
+        bail!("the storm hour did not give the expected incidents");
+    }
+    Ok(())
+}
+
+async fn store_part() -> anyhow::Result<()> {
+    let scenario = storm::generate(&hour());
+    let raw = scenario.timeline.len();
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let store = store::open(&url, StoreOptions::default()).await?;
+    // The catalogue and the suppression, through the store as the API writes them.
+    let rules = rules(&scenario)?;
+    for service in rules.services.values() {
+        store.put_service(service, EPOCH_MS).await?;
+    }
+    let mut engine = worker::load(store.as_ref(), Config::default()).await?;
+    // The suppression lives in the engine's rules only (the API would refuse its
+    // scenario times, which are in the past).
+    let mut with_suppression = store.rules(EPOCH_MS).await?;
+    with_suppression.suppressions = rules.suppressions.clone();
+    engine.set_rules(with_suppression);
+    // As the server runs: each group commit of the journal is followed by a pipeline
+    // batch over what it appended.
+    let (mut appending, mut processing) = (Duration::ZERO, Duration::ZERO);
+    let mut processed = 0;
+    let mut timeline = scenario.timeline.iter().peekable();
+    while timeline.peek().is_some() {
+        let mut records = Vec::with_capacity(5_000);
+        for (t, event) in timeline.by_ref().take(5_000) {
+            let event: Event = serde_json::from_value(event.clone())?;
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(EPOCH_MS + t) * 1_000_000)?;
+            records.push(Accepted::new(event, "ops".into(), "api", at).into_record());
+        }
+        let started = Instant::now();
+        store.append(records).await?;
+        appending += started.elapsed();
+        let started = Instant::now();
+        processed += worker::step(store.as_ref(), &mut engine, 5_000, EPOCH_MS).await?;
+        processing += started.elapsed();
+    }
+    worker::step(store.as_ref(), &mut engine, 5_000, EPOCH_MS + 75 * MINUTE).await?;
+    // Let the background checkpoint fold the WAL into the database file.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let size: u64 = std::fs::read_dir(dir.path())?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let wal = std::fs::metadata(dir.path().join("tocsin.db-wal")).map_or(0, |m| m.len());
+    let incidents = store
+        .incidents(&store::views::IncidentQuery { limit: 1_000, ..Default::default() })
+        .await?;
+    println!();
+    println!("## storm hour through the pipeline on SQLite (no plugins)");
+    println!();
+    let total = appending + processing;
+    println!(
+        "- {processed} events: journal append {:.2} µs/event, pipeline (read, pre-filter, suppressions, grouping, commit) {:.2} µs/event; all stages {:.0} events/s",
+        appending.as_secs_f64() * 1e6 / raw as f64,
+        processing.as_secs_f64() * 1e6 / raw as f64,
+        raw as f64 / total.as_secs_f64()
+    );
+    println!("- incidents in the store: {}", incidents.len());
+    println!(
+        "- disk after the hour (journal emptied, history kept): {:.1} MiB (of which WAL {:.1} MiB)",
+        size as f64 / 1048576.0,
+        wal as f64 / 1048576.0
+    );
+    Ok(())
+}
+
+async fn memory_part() -> anyhow::Result<()> {
+    const IDENTITIES: usize = 1_000_000;
+    const BATCH: usize = 100;
+    let (_dir, url) = tocsin_tests::sqlite_url();
+    let token = tocsin_tests::create_token(&url, &["--team", "ops"])?;
+    let server = tocsin_tests::Server::start(&url, &[], &[])?;
+    let rss = |pid: u32| -> anyhow::Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    };
+    let (idle, _) = rss(server.pid())?;
+    let client = reqwest::Client::new();
+    let endpoint = format!("{}/v1/events", server.url);
+    let started = Instant::now();
+    let batches = IDENTITIES / BATCH;
+    let mut sent = 0;
+    let mut inflight = futures_like::Inflight::new(8);
+    for b in 0..batches {
+        let body: Vec<Value> = (0..BATCH)
+            .map(|i| {
+                let n = b * BATCH + i;
+                let monitor = ["Health", "Disk", "Http5xx", "Latency"][n % 4];
+                let region = ["eu-west-1a", "us-east-1", "us-west-2"][n % 3];
+                json!({"alert": {"monitor": monitor, "status": "healthy"},
+                       "context": {"service": format!("svc-{}", n % 97), "region": region,
+                                   "instance": format!("i-{:07}", n / 4)}})
+            })
+            .collect();
+        let request = client.post(&endpoint).bearer_auth(&token).json(&body).send();
+        inflight.push(tokio::spawn(async move {
+            let response = request.await?;
+            anyhow::ensure!(response.status() == 202, "status {}", response.status());
+            Ok(())
+        }))
+        .await?;
+        sent += BATCH;
+        if sent % 100_000 == 0 {
+            eprint!("\rsent {sent}/{IDENTITIES}");
+        }
+    }
+    inflight.finish().await?;
+    eprintln!();
+    let accepted = started.elapsed();
+    let store = store::open(&url, StoreOptions::default()).await?;
+    while store.lag().await? > 0 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let caught_up = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (resident, peak) = rss(server.pid())?;
+    let alerts = store
+        .alerts(&store::AlertQuery { limit: 1, ..Default::default() })
+        .await?;
+    anyhow::ensure!(!alerts.is_empty(), "no alert tracked");
+    println!();
+    println!("## 1,000,000 tracked alert identities (release `tocsin serve`, SQLite)");
+    println!();
+    println!(
+        "- sent in {:.1} s ({:.0} events/s accepted); pipeline caught up after {:.1} s ({:.0} events/s through every stage)",
+        accepted.as_secs_f64(),
+        IDENTITIES as f64 / accepted.as_secs_f64(),
+        caught_up.as_secs_f64(),
+        IDENTITIES as f64 / caught_up.as_secs_f64()
+    );
+    println!(
+        "- resident memory: {:.1} MiB (idle before: {:.1} MiB, peak during the load: {:.1} MiB); target ≤ 256 MiB",
+        resident as f64 / 1024.0,
+        idle as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    drop(server);
+    Ok(())
+}
+
+/// A bounded set of in-flight requests.
+mod futures_like {
+    use std::collections::VecDeque;
+
+    pub struct Inflight {
+        limit: usize,
+        tasks: VecDeque<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    }
+
+    impl Inflight {
+        pub fn new(limit: usize) -> Self {
+            Self { limit, tasks: VecDeque::new() }
+        }
+
+        pub async fn push(&mut self, task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+            self.tasks.push_back(task);
+            if self.tasks.len() >= self.limit
+                && let Some(first) = self.tasks.pop_front()
+            {
+                first.await??;
+            }
+            Ok(())
+        }
+
+        pub async fn finish(mut self) -> anyhow::Result<()> {
+            while let Some(task) = self.tasks.pop_front() {
+                task.await??;
+            }
+            Ok(())
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut part = "all".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--part" => part = args.next().context("--part storm|store|memory")?,
+            "--minutes" => MINUTES.store(args.next().context("--minutes N")?.parse()?, std::sync::atomic::Ordering::Relaxed),
+            "--bench" => {}
+            other => bail!("unknown option {other}"),
+        }
+    }
+    if part == "all" || part == "storm" {
+        storm_part()?;
+    }
+    if part == "all" || part == "store" {
+        store_part().await?;
+    }
+    if part == "all" || part == "memory" {
+        memory_part().await?;
+    }
+    Ok(())
+}
