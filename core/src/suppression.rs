@@ -67,6 +67,9 @@ pub struct Policy {
     /// Largest share of known alerts a draft may match without an admin forcing it
     /// (default 0.10, that is 10 %).
     pub max_share: f64,
+    /// A draft matching at most this many alerts passes the share guard whatever the
+    /// fleet's size (default 10): on a small fleet every suppression is a large share.
+    pub always_allowed: usize,
 }
 
 impl Default for Policy {
@@ -74,6 +77,7 @@ impl Default for Policy {
         Self {
             max_duration: Duration::from_secs(7 * 86_400),
             max_share: 0.10,
+            always_allowed: 10,
         }
     }
 }
@@ -346,7 +350,7 @@ impl Matcher {
 /// The share guard: refuses a draft that matches more than `policy.max_share` of the
 /// `known` alerts, with a message that names both counts and says how to proceed.
 pub fn check_share(matched: usize, known: usize, policy: &Policy) -> Result<(), String> {
-    if known == 0 {
+    if known == 0 || matched <= policy.always_allowed {
         return Ok(());
     }
     // Division, not multiplication, so that exactly the maximum (1 of 10) is allowed.
@@ -765,7 +769,10 @@ targets:
 
     #[test]
     fn share_guard() {
-        let policy = Policy::default();
+        let policy = Policy {
+            always_allowed: 0,
+            ..Policy::default()
+        };
         assert_eq!(check_share(0, 0, &policy), Ok(()), "nothing known yet");
         assert_eq!(check_share(5, 0, &policy), Ok(()));
         assert_eq!(
@@ -784,6 +791,9 @@ targets:
             ..policy
         };
         assert_eq!(check_share(10, 10, &open), Ok(()));
+        let small_fleet = Policy::default();
+        assert_eq!(check_share(2, 2, &small_fleet), Ok(()), "ten alerts or fewer always pass");
+        assert!(check_share(11, 20, &small_fleet).is_err());
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl PipelineArgs {
             policy: tocsin_core::suppression::Policy {
                 max_duration: std::time::Duration::from_millis(self.suppression_max_duration as u64),
                 max_share: self.suppression_max_share,
+                ..tocsin_core::suppression::Policy::default()
             },
         })
     }
