@@ -8,8 +8,8 @@
 //!
 //! The writer runs on a thread of its own (a single-threaded runtime): it is the one
 //! serial step of ingest, and on the shared runtime each of its database round trips
-//! would wait behind request parsing. The pipeline that follows the journal runs on that
-//! thread too, woken after each commit.
+//! would wait behind request parsing. The pipeline that follows the journal runs on a
+//! thread of its own, woken after each commit.
 
 use std::sync::Arc;
 
@@ -53,27 +53,34 @@ impl Journal {
         let (finished, stopped) = oneshot::channel();
         let signal = Arc::new(worker::Signal::default());
         let (handle, inbox) = worker::channel(signal.clone());
+        // The pipeline runs on a thread of its own: its CPU work (parsing, the engine)
+        // never delays an append; the two meet only at the database's writer.
+        let pipeline_store = store.clone();
+        let pipeline_signal = signal.clone();
+        let pipeline = std::thread::Builder::new()
+            .name("tocsin-pipeline".into())
+            .spawn(move || match current_thread_runtime() {
+                Ok(runtime) => runtime.block_on(worker::run(pipeline_store, config, pipeline_signal, inbox)),
+                Err(e) => error!(error = %e, "cannot start the pipeline; events stay in the journal"),
+            });
         let spawned = std::thread::Builder::new()
             .name("tocsin-journal".into())
             .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(runtime) => runtime.block_on(async move {
-                        let stage = tokio::spawn(worker::run(
-                            store.clone(),
-                            config,
-                            signal.clone(),
-                            inbox,
-                        ));
-                        write(store, requests, &signal).await;
-                        signal.stop();
-                        let _ = stage.await;
-                    }),
+                match current_thread_runtime() {
+                    Ok(runtime) => runtime.block_on(write(store, requests, &signal)),
                     Err(e) => {
                         error!(error = %e, "cannot start the journal writer; appends will fail")
                     }
+                }
+                // Appends are over: the pipeline processes what is left, then stops.
+                signal.stop();
+                match pipeline {
+                    Ok(thread) => {
+                        if thread.join().is_err() {
+                            error!("the pipeline thread panicked; the rest stays in the journal for the next start");
+                        }
+                    }
+                    Err(e) => error!(error = %e, "cannot spawn the pipeline; events stay in the journal"),
                 }
                 let _ = finished.send(());
             });
@@ -102,6 +109,10 @@ impl Journal {
             .map_err(|_| JournalError)?;
         committed.await.map_err(|_| JournalError)?
     }
+}
+
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 async fn write(

@@ -23,8 +23,14 @@ pub struct Api {
 }
 
 impl Api {
+    /// The API on `url`, with steady refreshes written at once (tests read counts right
+    /// after the pipeline caught up).
     pub async fn on(url: &str, dir: Option<tempfile::TempDir>) -> Self {
-        Self::with_config(url, dir, tocsin_core::pipeline::Config::default()).await
+        let config = tocsin_core::pipeline::Config {
+            refresh_every_ms: 0,
+            ..tocsin_core::pipeline::Config::default()
+        };
+        Self::with_config(url, dir, config).await
     }
 
     pub async fn with_config(

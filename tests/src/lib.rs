@@ -234,6 +234,11 @@ pub async fn process(store: &dyn tocsin_core::store::Store, batch: usize) -> usi
             .expect("pipeline step");
         total += n;
         if n == 0 {
+            let outcome = engine.flush(worker::now_ms());
+            store
+                .commit(&outcome, engine.generation())
+                .await
+                .expect("steady refreshes written");
             return total;
         }
     }

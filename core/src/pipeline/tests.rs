@@ -331,3 +331,38 @@ fn templates_render_labels_and_missing_ones_as_dash() {
     assert_eq!(render("${alert.monitor}/${context.region}/${context.zone}", &event), "Health/eu-west-1a/-");
     let _ = BTreeMap::<String, String>::new();
 }
+
+#[test]
+fn steady_refreshes_are_written_every_interval_and_on_flush() {
+    let mut engine = Engine::new(Config::default());
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "healthy", "i-1"));
+    std::mem::swap(&mut engine, &mut b.engine);
+    let row = |seq: i64, at: i64| {
+        let event: Event = serde_json::from_value(alert("Health", "healthy", "i-1")).expect("event");
+        Incoming {
+            seq,
+            id: format!("r{seq}"),
+            team: "ops".into(),
+            fingerprint: event.fingerprint().to_string(),
+            source: "api".into(),
+            received_at: at,
+            monitor: String::new(),
+            status: Status::Healthy,
+            labels: String::new(),
+            reported_since: None,
+            reported_count: None,
+            event: String::new(),
+        }
+    };
+    // `engine` now has the alert; the interval (2 s) starts at its first write.
+    let first = engine.process(vec![row(2, 2_500)], 2_500);
+    assert_eq!(first.refreshed.len(), 1, "the first refresh after the interval is written");
+    let quiet = engine.process(vec![row(3, 3_000)], 3_000);
+    assert!(quiet.refreshed.is_empty(), "within the interval, kept in memory");
+    assert_eq!(quiet.journal_to, Some(3));
+    let flushed = engine.flush(3_100);
+    assert_eq!(flushed.refreshed.len(), 1);
+    assert_eq!(flushed.refreshed[0].count, 3);
+    assert_eq!(flushed.refreshed[0].last_event, "r3");
+}

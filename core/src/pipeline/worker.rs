@@ -16,6 +16,13 @@ use crate::store::{Store, StoreError};
 
 /// Most journal rows in one batch.
 const MAX_BATCH: usize = 5_000;
+/// A batch at least this large means the journal is busy: the pipeline then pauses for
+/// [`PACE`] before the next one, so that appends get the writer and the next batch folds
+/// more repeats of each alert into one write. Smaller batches (a quiet system) go on at
+/// once, so an event reaches grouping within milliseconds when it matters most.
+const BUSY_BATCH: usize = 1_000;
+/// The pause under load.
+const PACE: Duration = Duration::from_millis(50);
 /// Alert states read per query when loading.
 const LOAD_PAGE: i64 = 50_000;
 /// How often history and finished incidents are pruned.
@@ -194,6 +201,9 @@ pub async fn drain(store: &dyn Store, engine: &mut Engine) -> Result<usize, Stor
         let n = step(store, engine, MAX_BATCH, now_ms()).await?;
         total += n;
         if n == 0 {
+            let outcome = engine.flush(now_ms());
+            store.commit(&outcome, engine.generation()).await?;
+            engine.committed();
             return Ok(total);
         }
     }
@@ -255,7 +265,8 @@ pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut
         if processed > 0 {
             debug!(events = processed, "pipeline batch");
         }
-        if processed == MAX_BATCH {
+        if processed >= BUSY_BATCH && !signal.stopping() {
+            tokio::time::sleep(PACE).await;
             continue;
         }
         if last_prune.elapsed() >= PRUNE_EVERY {
@@ -269,6 +280,11 @@ pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut
         }
         if signal.stopping() {
             if processed == 0 {
+                // Write the steady refreshes still in memory before stopping.
+                let outcome = current.flush(now_ms());
+                if let Err(e) = store.commit(&outcome, current.generation()).await {
+                    error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
+                }
                 break;
             }
             continue;

@@ -47,6 +47,10 @@ pub struct PipelineArgs {
     /// How long event history and finished incidents are kept.
     #[arg(long, env = "TOCSIN_RETENTION", default_value = "14d", value_parser = duration)]
     retention: i64,
+    /// How often steady repeats refresh their alert's `count`/`last_seen` in the database
+    /// (status changes are written at once); a crash may lose this much of them.
+    #[arg(long, env = "TOCSIN_STEADY_REFRESH", default_value = "2s", value_parser = duration)]
+    steady_refresh: i64,
     /// Longest suppression allowed.
     #[arg(long, env = "TOCSIN_SUPPRESSION_MAX_DURATION", default_value = "7d", value_parser = duration)]
     suppression_max_duration: i64,
@@ -77,6 +81,7 @@ impl PipelineArgs {
             grace_ms: self.resolve_grace,
             default_window_ms: self.group_window,
             retention_ms: self.retention,
+            refresh_every_ms: self.steady_refresh,
             policy: tocsin_core::suppression::Policy {
                 max_duration: std::time::Duration::from_millis(self.suppression_max_duration as u64),
                 max_share: self.suppression_max_share,
