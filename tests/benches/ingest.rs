@@ -282,7 +282,7 @@ fn main() -> anyhow::Result<()> {
         tocsin.events_per_second / am.events_per_second
     );
 
-    // The 202 means durable in the journal; the alert-state stage follows behind. Report
+    // The 202 means durable in the journal; the pipeline follows behind. Report
     // how far behind it was when the load stopped and how long it took to catch up.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -295,7 +295,7 @@ fn main() -> anyhow::Result<()> {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         println!(
-            "alert-state stage: {behind} events behind when the load stopped, caught up {} ms later",
+            "pipeline: {behind} events behind when the load stopped, caught up {} ms later",
             started.elapsed().as_millis()
         );
         anyhow::Ok(())

@@ -251,3 +251,25 @@ async fn pipeline_state_survives_a_restart() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn retention_prunes_history_and_finished_incidents_but_not_open_ones() {
+    let api = Api::sqlite().await;
+    api.events(&api.bender, json!([alert("Health", "unhealthy", "bender", "b-1"), alert("Disk", "unhealthy", "bender", "b-1")])).await;
+    let (_, page) = api.request(&api.bender, "GET", "/v1/incidents", None).await;
+    let closed = page["incidents"][0]["id"].as_str().expect("id").to_owned();
+    let (status, _) = api.request(&api.bender, "POST", &format!("/v1/incidents/{closed}/close"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, history) = api.request(&api.bender, "GET", "/v1/history", None).await;
+    assert_eq!(history["events"].as_array().map(Vec::len), Some(2));
+
+    let future = tocsin_core::pipeline::worker::now_ms() + 60_000;
+    assert!(api.store.prune(future).await.expect("prunes") > 0);
+    let (_, history) = api.request(&api.bender, "GET", "/v1/history", None).await;
+    assert_eq!(history["events"], json!([]));
+    let (_, page) = api.request(&api.bender, "GET", "/v1/incidents", None).await;
+    let left: Vec<&str> = page["incidents"].as_array().expect("incidents").iter().filter_map(|i| i["state"].as_str()).collect();
+    assert_eq!(left, ["open"], "the closed incident is pruned, the open one stays");
+    let (status, _) = api.request(&api.bender, "GET", &format!("/v1/incidents/{closed}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

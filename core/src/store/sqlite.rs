@@ -61,7 +61,10 @@ impl SqliteStore {
             .pragma("temp_store", "memory")
             // Checkpoints run on a connection of their own (below), never inside a commit:
             // a checkpoint copies pages and fsyncs, and the writer must not wait for that.
-            .pragma("wal_autocheckpoint", "0");
+            .pragma("wal_autocheckpoint", "0")
+            // When a checkpoint lets the WAL start over, cut the file back to 64 MiB
+            // rather than keeping its high-water mark on disk.
+            .pragma("journal_size_limit", "67108864");
         // Page caches: the writer's holds the pages every commit touches (journal tail,
         // alert rows); readers and the checkpointer need little. Their sum bounds what
         // SQLite adds to the process's memory.
