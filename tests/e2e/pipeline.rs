@@ -31,7 +31,7 @@ async fn fleet(api: &Api) {
         events.push(alert("Health", "healthy", "bender", &format!("b-{i}")));
         events.push(alert("Health", "healthy", "flexo", &format!("f-{i}")));
     }
-    api.events(&api.admin, Value::Array(events)).await;
+    api.events(&api.bender, Value::Array(events)).await;
     api.settle().await;
 }
 
@@ -85,6 +85,12 @@ async fn preview_shows_what_a_draft_would_match() {
     assert!(instances.iter().all(|i| ["b-0", "b-1", "b-2", "b-3"].contains(i)), "{instances:?}");
     let (_, wide) = api.request(&api.bender, "POST", "/v1/suppressions/preview", Some(draft(json!([{"service": "bender"}])))).await;
     assert_eq!(wide["refused"], true, "{wide}");
+    // Another team's preview counts these alerts but does not list them.
+    let (flexo, _) = tocsin_core::auth::create(api.store.as_ref(), tocsin_core::auth::Grant::Team("flexo".into()), "")
+        .await
+        .expect("token");
+    let (_, other) = api.request(&flexo, "POST", "/v1/suppressions/preview", Some(draft(json!([{"service": "bender", "instance": "~b-[0-3]"}])))).await;
+    assert_eq!((other["matched"].as_u64(), other["alerts"].as_array().map(Vec::len)), (Some(4), Some(0)), "{other}");
 }
 
 #[tokio::test]

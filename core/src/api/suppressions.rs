@@ -40,7 +40,7 @@ pub struct Preview {
     /// Why, when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The first matched alerts.
+    /// The first matched alerts the caller may see (counts include every team's).
     pub alerts: Vec<AlertState>,
 }
 
@@ -95,8 +95,9 @@ fn invalid(errors: Vec<crate::event::FieldError>) -> ApiError {
     )
 }
 
-/// Counts the known alerts a matcher matches, and keeps the first few.
-async fn scan(state: &AppState, matcher: &Matcher) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
+/// Counts the known alerts (every team's: suppressions apply to all) a matcher matches,
+/// and keeps the first few the caller may see.
+async fn scan(state: &AppState, caller: &Caller, matcher: &Matcher) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
     let mut query = AlertQuery { limit: SCAN_PAGE, ..AlertQuery::default() };
     let (mut known, mut matched, mut first) = (0, 0, Vec::new());
     loop {
@@ -117,7 +118,7 @@ async fn scan(state: &AppState, matcher: &Matcher) -> Result<(usize, usize, Vec<
                 .collect();
             if matcher.matches(&alert.monitor, &labels) {
                 matched += 1;
-                if first.len() < PREVIEW_ALERTS {
+                if first.len() < PREVIEW_ALERTS && caller.may_act_for(&alert.team) {
                     first.push(alert);
                 }
             }
@@ -132,10 +133,10 @@ async fn scan(state: &AppState, matcher: &Matcher) -> Result<(usize, usize, Vec<
 #[utoipa::path(post, path = "/v1/suppressions/preview",
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
-pub(super) async fn preview(State(state): State<AppState>, _caller: Caller, headers: HeaderMap, request: Body) -> Result<Json<Preview>, ApiError> {
+pub(super) async fn preview(State(state): State<AppState>, caller: Caller, headers: HeaderMap, request: Body) -> Result<Json<Preview>, ApiError> {
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.config.policy).map_err(invalid)?;
-    let (matched, known, alerts) = scan(&state, &matcher).await?;
+    let (matched, known, alerts) = scan(&state, &caller, &matcher).await?;
     let reason = check_share(matched, known, &state.config.policy).err();
     Ok(Json(Preview { matched, known, refused: reason.is_some(), reason, alerts }))
 }
@@ -157,7 +158,7 @@ pub(super) async fn create(
     if params.force && !caller.admin {
         return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin token may force a suppression past the share guard"));
     }
-    let (matched, known, _) = scan(&state, &matcher).await?;
+    let (matched, known, _) = scan(&state, &caller, &matcher).await?;
     if let Err(reason) = check_share(matched, known, &state.config.policy)
         && !params.force
     {
