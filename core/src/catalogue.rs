@@ -88,14 +88,23 @@ impl ServiceSpec {
         if self.retired.len() > MAX_RETIRED {
             errors.push(FieldError::new(
                 "retired",
-                format!("at most {MAX_RETIRED} retired instances, got {}", self.retired.len()),
+                format!(
+                    "at most {MAX_RETIRED} retired instances, got {}",
+                    self.retired.len()
+                ),
             ));
         }
         for instance in &self.retired {
-            if instance.is_empty() || instance.chars().count() > crate::event::MAX_LABEL_VALUE_LEN || instance.contains('\0') {
+            if instance.is_empty()
+                || instance.chars().count() > crate::event::MAX_LABEL_VALUE_LEN
+                || instance.contains('\0')
+            {
                 errors.push(FieldError::new(
                     "retired",
-                    format!("invalid instance \"{}\": 1-256 characters, no NUL", instance.escape_debug()),
+                    format!(
+                        "invalid instance \"{}\": 1-256 characters, no NUL",
+                        instance.escape_debug()
+                    ),
                 ));
             }
         }
@@ -122,7 +131,11 @@ impl ServiceSpec {
                     .filter(|e| !e.error.contains("this event has no label")),
             );
         }
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// Whether `high` alerts of this service are lowered to `low`, and why.

@@ -60,8 +60,12 @@ impl Journal {
         let pipeline = std::thread::Builder::new()
             .name("tocsin-pipeline".into())
             .spawn(move || match current_thread_runtime() {
-                Ok(runtime) => runtime.block_on(worker::run(pipeline_store, config, pipeline_signal, inbox)),
-                Err(e) => error!(error = %e, "cannot start the pipeline; events stay in the journal"),
+                Ok(runtime) => {
+                    runtime.block_on(worker::run(pipeline_store, config, pipeline_signal, inbox))
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot start the pipeline; events stay in the journal")
+                }
             });
         let spawned = std::thread::Builder::new()
             .name("tocsin-journal".into())
@@ -112,7 +116,9 @@ impl Journal {
 }
 
 fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
 }
 
 async fn write(

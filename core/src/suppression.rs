@@ -792,7 +792,11 @@ targets:
         };
         assert_eq!(check_share(10, 10, &open), Ok(()));
         let small_fleet = Policy::default();
-        assert_eq!(check_share(2, 2, &small_fleet), Ok(()), "ten alerts or fewer always pass");
+        assert_eq!(
+            check_share(2, 2, &small_fleet),
+            Ok(()),
+            "ten alerts or fewer always pass"
+        );
         assert!(check_share(11, 20, &small_fleet).is_err());
     }
 

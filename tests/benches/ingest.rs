@@ -288,7 +288,8 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store = tocsin_core::store::open(&db_url, tocsin_core::store::StoreOptions::default()).await?;
+        let store =
+            tocsin_core::store::open(&db_url, tocsin_core::store::StoreOptions::default()).await?;
         let behind = store.lag().await?;
         let started = std::time::Instant::now();
         while store.lag().await? > 0 {

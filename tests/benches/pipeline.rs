@@ -26,7 +26,9 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 use tocsin_core::catalogue::{Service, ServiceSpec};
 use tocsin_core::event::{Event, Fingerprint};
-use tocsin_core::pipeline::{ActiveSuppression, Config, Engine, Incoming, IncidentRow, Rules, worker};
+use tocsin_core::pipeline::{
+    ActiveSuppression, Config, Engine, IncidentRow, Incoming, Rules, worker,
+};
 use tocsin_core::store::{self, Accepted, StoreOptions};
 use tocsin_core::suppression::{Draft, Policy};
 use tocsin_tests::storm::{self, MAINTENANCE_WINDOW, MINUTE, Params};
@@ -35,7 +37,10 @@ use tocsin_tests::storm::{self, MAINTENANCE_WINDOW, MINUTE, Params};
 static MINUTES: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(60);
 
 fn hour() -> Params {
-    Params { minutes: MINUTES.load(std::sync::atomic::Ordering::Relaxed), ..Params::hour() }
+    Params {
+        minutes: MINUTES.load(std::sync::atomic::Ordering::Relaxed),
+        ..Params::hour()
+    }
 }
 
 /// Scenario time zero: 2026-01-01T00:00:00Z.
@@ -125,7 +130,10 @@ fn storm_part() -> anyhow::Result<()> {
     keys.sort_unstable();
     println!("## storm hour through the engine (virtual clock)");
     println!();
-    println!("- raw events: {raw} ({:.0}/s of scenario time)", raw as f64 / 3600.0);
+    println!(
+        "- raw events: {raw} ({:.0}/s of scenario time)",
+        raw as f64 / 3600.0
+    );
     println!(
         "- incidents: {} → compression {:.0} : 1, one incident every {:.0} s",
         incidents.len(),
@@ -134,7 +142,10 @@ fn storm_part() -> anyhow::Result<()> {
     );
     println!("- incident keys: {keys:?}");
     println!("- expected keys: {:?}", scenario.expected_keys);
-    println!("- history rows kept: {history} ({:.2} % of raw)", history as f64 * 100.0 / raw as f64);
+    println!(
+        "- history rows kept: {history} ({:.2} % of raw)",
+        history as f64 * 100.0 / raw as f64
+    );
     let mut drops: Vec<_> = drops.into_iter().collect();
     drops.sort();
     println!("- stopped by reason: {drops:?}");
@@ -143,7 +154,13 @@ fn storm_part() -> anyhow::Result<()> {
         raw as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64() * 1e6 / raw as f64
     );
-    if keys != scenario.expected_keys.iter().map(String::as_str).collect::<Vec<_>>() {
+    if keys
+        != scenario
+            .expected_keys
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    {
         bail!("the storm hour did not give the expected incidents");
     }
     Ok(())
@@ -174,7 +191,9 @@ async fn store_part() -> anyhow::Result<()> {
         let mut records = Vec::with_capacity(5_000);
         for (t, event) in timeline.by_ref().take(5_000) {
             let event: Event = serde_json::from_value(event.clone())?;
-            let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(EPOCH_MS + t) * 1_000_000)?;
+            let at = time::OffsetDateTime::from_unix_timestamp_nanos(
+                i128::from(EPOCH_MS + t) * 1_000_000,
+            )?;
             records.push(Accepted::new(event, "ops".into(), "api", at).into_record());
         }
         let started = Instant::now();
@@ -194,7 +213,10 @@ async fn store_part() -> anyhow::Result<()> {
         .sum();
     let wal = std::fs::metadata(dir.path().join("tocsin.db-wal")).map_or(0, |m| m.len());
     let incidents = store
-        .incidents(&store::views::IncidentQuery { limit: 1_000, ..Default::default() })
+        .incidents(&store::views::IncidentQuery {
+            limit: 1_000,
+            ..Default::default()
+        })
         .await?;
     println!();
     println!("## storm hour through the pipeline on SQLite (no plugins)");
@@ -251,13 +273,18 @@ async fn memory_part() -> anyhow::Result<()> {
                                    "instance": format!("i-{:07}", n / 4)}})
             })
             .collect();
-        let request = client.post(&endpoint).bearer_auth(&token).json(&body).send();
-        inflight.push(tokio::spawn(async move {
-            let response = request.await?;
-            anyhow::ensure!(response.status() == 202, "status {}", response.status());
-            Ok(())
-        }))
-        .await?;
+        let request = client
+            .post(&endpoint)
+            .bearer_auth(&token)
+            .json(&body)
+            .send();
+        inflight
+            .push(tokio::spawn(async move {
+                let response = request.await?;
+                anyhow::ensure!(response.status() == 202, "status {}", response.status());
+                Ok(())
+            }))
+            .await?;
         sent += BATCH;
         if sent % 100_000 == 0 {
             eprint!("\rsent {sent}/{IDENTITIES}");
@@ -274,7 +301,10 @@ async fn memory_part() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (resident, peak) = rss(server.pid())?;
     let alerts = store
-        .alerts(&store::AlertQuery { limit: 1, ..Default::default() })
+        .alerts(&store::AlertQuery {
+            limit: 1,
+            ..Default::default()
+        })
         .await?;
     anyhow::ensure!(!alerts.is_empty(), "no alert tracked");
     println!();
@@ -308,10 +338,16 @@ mod futures_like {
 
     impl Inflight {
         pub fn new(limit: usize) -> Self {
-            Self { limit, tasks: VecDeque::new() }
+            Self {
+                limit,
+                tasks: VecDeque::new(),
+            }
         }
 
-        pub async fn push(&mut self, task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+        pub async fn push(
+            &mut self,
+            task: tokio::task::JoinHandle<anyhow::Result<()>>,
+        ) -> anyhow::Result<()> {
             self.tasks.push_back(task);
             if self.tasks.len() >= self.limit
                 && let Some(first) = self.tasks.pop_front()
@@ -337,7 +373,10 @@ async fn main() -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--part" => part = args.next().context("--part storm|store|memory")?,
-            "--minutes" => MINUTES.store(args.next().context("--minutes N")?.parse()?, std::sync::atomic::Ordering::Relaxed),
+            "--minutes" => MINUTES.store(
+                args.next().context("--minutes N")?.parse()?,
+                std::sync::atomic::Ordering::Relaxed,
+            ),
             "--bench" => {}
             other => bail!("unknown option {other}"),
         }

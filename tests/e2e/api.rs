@@ -693,6 +693,14 @@ async fn the_api_works_the_same_on_postgres() {
     assert_eq!(receipt["rejected"][0]["field"], "alert.message");
     api.settle().await;
     let ids = api.store.event_ids().await.expect("ids");
-    assert!(ids.iter().any(|id| Some(id.as_str()) == receipt["ids"][0].as_str()), "{ids:?}");
-    assert_eq!(ids.len(), 4, "a (its change in the history, its repeat as the alert's latest event), b and d");
+    assert!(
+        ids.iter()
+            .any(|id| Some(id.as_str()) == receipt["ids"][0].as_str()),
+        "{ids:?}"
+    );
+    assert_eq!(
+        ids.len(),
+        4,
+        "a (its change in the history, its repeat as the alert's latest event), b and d"
+    );
 }

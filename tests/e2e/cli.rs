@@ -215,12 +215,24 @@ async fn suppress_from_automation_is_one_command() {
     let server = Server::start(&url, &[], &[]).expect("serves");
     let bender = create_token(&url, &["--team", "bender"]).expect("created");
     let (ok, out, err) = tocsin(&[
-        "suppress", "create", "--for", "2h",
-        "--target", "service=bender,region=eu-west-1a",
-        "--target", "service=bender-db,monitor=~LeaderElection.*",
-        "--ticket", "BENDER-42", "--engineer", "bpannell",
-        "--description", "Windows updates",
-        "--url", &server.url, "--token", &bender,
+        "suppress",
+        "create",
+        "--for",
+        "2h",
+        "--target",
+        "service=bender,region=eu-west-1a",
+        "--target",
+        "service=bender-db,monitor=~LeaderElection.*",
+        "--ticket",
+        "BENDER-42",
+        "--engineer",
+        "bpannell",
+        "--description",
+        "Windows updates",
+        "--url",
+        &server.url,
+        "--token",
+        &bender,
     ])
     .expect("runs");
     assert!(ok, "{err}");
@@ -228,25 +240,64 @@ async fn suppress_from_automation_is_one_command() {
     assert_eq!(id.len(), 36, "prints the id: {out}");
     assert!(err.contains("suppression active until"), "{err}");
 
-    let (ok, out, _) = tocsin(&["suppress", "list", "--json", "--url", &server.url, "--token", &bender]).expect("runs");
+    let (ok, out, _) = tocsin(&[
+        "suppress",
+        "list",
+        "--json",
+        "--url",
+        &server.url,
+        "--token",
+        &bender,
+    ])
+    .expect("runs");
     assert!(ok);
     let list: Value = serde_json::from_str(&out).expect("JSON");
     let created = &list["suppressions"][0];
     assert_eq!(created["id"], id.as_str());
-    assert_eq!(created["metadata"], json!({"ticket": "BENDER-42", "engineer": "bpannell"}));
-    assert_eq!(created["targets"][1], json!({"service": "bender-db", "monitor": "~LeaderElection.*"}));
+    assert_eq!(
+        created["metadata"],
+        json!({"ticket": "BENDER-42", "engineer": "bpannell"})
+    );
+    assert_eq!(
+        created["targets"][1],
+        json!({"service": "bender-db", "monitor": "~LeaderElection.*"})
+    );
 
     // A rule broken: the server's message, and a failing exit status.
     let (ok, _, err) = tocsin(&[
-        "suppress", "create", "--for", "30d", "--target", "service=bender",
-        "--description", "too long", "--url", &server.url, "--token", &bender,
+        "suppress",
+        "create",
+        "--for",
+        "30d",
+        "--target",
+        "service=bender",
+        "--description",
+        "too long",
+        "--url",
+        &server.url,
+        "--token",
+        &bender,
     ])
     .expect("runs");
     assert!(!ok);
     assert!(err.contains("endTime"), "{err}");
 
-    let (ok, _, err) = tocsin(&["suppress", "end", &id, "--url", &server.url, "--token", &bender]).expect("runs");
+    let (ok, _, err) = tocsin(&[
+        "suppress",
+        "end",
+        &id,
+        "--url",
+        &server.url,
+        "--token",
+        &bender,
+    ])
+    .expect("runs");
     assert!(ok, "{err}");
-    let (_, out, _) = tocsin(&["suppress", "list", "--url", &server.url, "--token", &bender]).expect("runs");
-    assert!(out.lines().any(|l| l.starts_with(&id) && l.contains("ended")), "{out}");
+    let (_, out, _) =
+        tocsin(&["suppress", "list", "--url", &server.url, "--token", &bender]).expect("runs");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with(&id) && l.contains("ended")),
+        "{out}"
+    );
 }

@@ -75,12 +75,8 @@ async fn every_acknowledged_event_survives(database_url: &str) {
     let store = store::open(database_url, StoreOptions::default())
         .await
         .expect("opens");
-    let stored: std::collections::HashSet<String> = store
-        .event_ids()
-        .await
-        .expect("ids")
-        .into_iter()
-        .collect();
+    let stored: std::collections::HashSet<String> =
+        store.event_ids().await.expect("ids").into_iter().collect();
     let lost: Vec<&String> = acknowledged
         .iter()
         .filter(|id| !stored.contains(*id))

@@ -5,5 +5,5 @@ mod api;
 mod cli;
 mod crash;
 mod pipeline;
-mod storm;
 mod store;
+mod storm;

@@ -120,7 +120,11 @@ async fn appended_events_are_in_the_journal_and_update_alert_state() {
         );
         assert!(alert.since > before, "{backend}: since is the receipt time");
         assert!(alert.first_seen <= alert.last_seen, "{backend}");
-        assert_eq!(store.lag().await.expect("lag"), 0, "{backend}: processed events leave the journal");
+        assert_eq!(
+            store.lag().await.expect("lag"),
+            0,
+            "{backend}: processed events leave the journal"
+        );
     }
 }
 
@@ -161,7 +165,9 @@ async fn events_of_one_identity_in_one_batch_apply_in_order() {
         let ids = store.event_ids().await.expect("ids");
         assert_eq!(
             ids,
-            expected[..3].to_vec().into_iter().chain([expected[3].clone()]).filter(|id| *id != expected[1]).collect::<Vec<_>>(),
+            [&expected[0], &expected[2], &expected[3]]
+                .map(String::clone)
+                .to_vec(),
             "{backend}: the steady repeat only counts; the changes are in the history"
         );
     }

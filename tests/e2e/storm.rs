@@ -33,21 +33,33 @@ async fn the_storm_hour_gives_exactly_the_expected_incidents() {
     let api = Api::with_config(&url, Some(dir), config).await;
 
     let (status, _) = api
-        .request(&api.bender, "PUT", &format!("/v1/services/{}", storm::RETIRED_SERVICE), Some(json!({"retired": scenario.retired})))
+        .request(
+            &api.bender,
+            "PUT",
+            &format!("/v1/services/{}", storm::RETIRED_SERVICE),
+            Some(json!({"retired": scenario.retired})),
+        )
         .await;
     assert!(status.is_success());
     let start = OffsetDateTime::now_utc();
     let offset = |minutes: i64| {
-        (start + time::Duration::milliseconds(scaled(minutes * MINUTE))).format(&Rfc3339).expect("formats")
+        (start + time::Duration::milliseconds(scaled(minutes * MINUTE)))
+            .format(&Rfc3339)
+            .expect("formats")
     };
     let (status, suppression) = api
-        .request(&api.bender, "POST", "/v1/suppressions", Some(json!({
-            "description": "Windows updates for bender in us-east-1",
-            "startTime": offset(MAINTENANCE_WINDOW.0),
-            "endTime": offset(MAINTENANCE_WINDOW.1),
-            "metadata": {"ticket": "BENDER-42"},
-            "targets": scenario.suppression_targets,
-        })))
+        .request(
+            &api.bender,
+            "POST",
+            "/v1/suppressions",
+            Some(json!({
+                "description": "Windows updates for bender in us-east-1",
+                "startTime": offset(MAINTENANCE_WINDOW.0),
+                "endTime": offset(MAINTENANCE_WINDOW.1),
+                "metadata": {"ticket": "BENDER-42"},
+                "targets": scenario.suppression_targets,
+            })),
+        )
         .await;
     assert!(status.is_success(), "{suppression}");
     let suppression = suppression["id"].as_str().expect("id").to_owned();
@@ -74,42 +86,122 @@ async fn the_storm_hour_gives_exactly_the_expected_incidents() {
         api.events(&api.bender, Value::Array(batch)).await;
     }
     eprintln!("storm playback: at most {late:?} late");
-    assert!(late < Duration::from_millis(scaled(MINUTE) as u64), "playback fell {late:?} behind the scenario clock: the timings no longer hold");
+    assert!(
+        late < Duration::from_millis(scaled(MINUTE) as u64),
+        "playback fell {late:?} behind the scenario clock: the timings no longer hold"
+    );
     // Let the last grace periods run out.
     tokio::time::sleep(Duration::from_millis(scaled(6 * MINUTE) as u64)).await;
     api.settle().await;
 
-    let (_, page) = api.request(&api.bender, "GET", "/v1/incidents?limit=1000", None).await;
+    let (_, page) = api
+        .request(&api.bender, "GET", "/v1/incidents?limit=1000", None)
+        .await;
     let incidents = page["incidents"].as_array().expect("incidents");
-    let keys: Vec<String> = incidents.iter().filter_map(|i| i["key"].as_str().map(str::to_owned)).collect();
+    let keys: Vec<String> = incidents
+        .iter()
+        .filter_map(|i| i["key"].as_str().map(str::to_owned))
+        .collect();
     let unique: BTreeSet<&String> = keys.iter().collect();
-    assert_eq!(unique.len(), keys.len(), "each problem exactly once: {keys:?}");
-    assert_eq!(keys.iter().cloned().collect::<BTreeSet<_>>(), scenario.expected_keys.iter().cloned().collect::<BTreeSet<_>>());
-    eprintln!("storm (scaled): {sent} events → {} incidents", incidents.len());
+    assert_eq!(
+        unique.len(),
+        keys.len(),
+        "each problem exactly once: {keys:?}"
+    );
+    assert_eq!(
+        keys.iter().cloned().collect::<BTreeSet<_>>(),
+        scenario
+            .expected_keys
+            .iter()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    );
+    eprintln!(
+        "storm (scaled): {sent} events → {} incidents",
+        incidents.len()
+    );
 
-    let by_key = |key: &str| incidents.iter().find(|i| i["key"] == key).expect("incident");
-    assert_eq!(by_key(&scenario.dns.0)["alerts"], scenario.dns.1, "the DNS outage is one incident with every instance");
-    let flapping = by_key(&scenario.flapping_key)["id"].as_str().expect("id").to_owned();
-    let (_, detail) = api.request(&api.bender, "GET", &format!("/v1/incidents/{flapping}"), None).await;
+    let by_key = |key: &str| {
+        incidents
+            .iter()
+            .find(|i| i["key"] == key)
+            .expect("incident")
+    };
+    assert_eq!(
+        by_key(&scenario.dns.0)["alerts"],
+        scenario.dns.1,
+        "the DNS outage is one incident with every instance"
+    );
+    let flapping = by_key(&scenario.flapping_key)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, detail) = api
+        .request(
+            &api.bender,
+            "GET",
+            &format!("/v1/incidents/{flapping}"),
+            None,
+        )
+        .await;
     let alerts = detail["alert_list"].as_array().expect("alerts");
-    let flapping_alerts: Vec<&Value> = alerts.iter().filter(|a| a["labels"]["flapping"] == "true").collect();
+    let flapping_alerts: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["labels"]["flapping"] == "true")
+        .collect();
     assert_eq!(flapping_alerts.len(), 1, "{detail}");
     assert_eq!(flapping_alerts[0]["priority"], "low");
-    assert_eq!(flapping_alerts[0]["status"], "unhealthy", "it flaps all hour: still raised");
+    assert_eq!(
+        flapping_alerts[0]["status"], "unhealthy",
+        "it flaps all hour: still raised"
+    );
 
     // The maintenance and the retired hosts produced nothing, and are visible.
-    let (_, suppressed) = api.request(&api.bender, "GET", &format!("/v1/suppressions/{suppression}/suppressed"), None).await;
+    let (_, suppressed) = api
+        .request(
+            &api.bender,
+            "GET",
+            &format!("/v1/suppressions/{suppression}/suppressed"),
+            None,
+        )
+        .await;
     let suppressed = suppressed["events"].as_array().expect("events");
     assert!(!suppressed.is_empty());
-    assert!(suppressed.iter().all(|e| e["labels"]["service"] == MAINTENANCE.0 && e["labels"]["region"] == MAINTENANCE.1));
-    let (_, dropped) = api.request(&api.bender, "GET", "/v1/history?outcome=dropped&limit=10000", None).await;
+    assert!(
+        suppressed
+            .iter()
+            .all(|e| e["labels"]["service"] == MAINTENANCE.0
+                && e["labels"]["region"] == MAINTENANCE.1)
+    );
+    let (_, dropped) = api
+        .request(
+            &api.bender,
+            "GET",
+            "/v1/history?outcome=dropped&limit=10000",
+            None,
+        )
+        .await;
     let retired: BTreeSet<&str> = dropped["events"]
         .as_array()
         .expect("events")
         .iter()
-        .filter(|e| e["reason"].as_str().is_some_and(|r| r.starts_with("retired-host")))
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("retired-host"))
+        })
         .filter_map(|e| e["labels"]["instance"].as_str())
         .collect();
-    assert_eq!(retired, scenario.retired.iter().map(String::as_str).collect::<BTreeSet<_>>());
-    assert!(dropped["drops"]["state-unchanged"].as_i64().unwrap_or(0) > sent as i64 / 2, "most events are steady repeats");
+    assert_eq!(
+        retired,
+        scenario
+            .retired
+            .iter()
+            .map(String::as_str)
+            .collect::<BTreeSet<_>>()
+    );
+    assert!(
+        dropped["drops"]["state-unchanged"].as_i64().unwrap_or(0) > sent as i64 / 2,
+        "most events are steady repeats"
+    );
 }

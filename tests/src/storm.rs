@@ -64,7 +64,13 @@ pub const MAINTENANCE_WINDOW: (i64, i64) = (10, 40);
 const REBOOT: (i64, i64) = (15, 25);
 const DNS_OUTAGE: (i64, i64) = (20, 35);
 /// Real failures: (minute it starts, minute it recovers or none).
-const FAILURES: [(i64, Option<i64>); 5] = [(5, Some(12)), (18, None), (27, Some(50)), (41, Some(44)), (52, None)];
+const FAILURES: [(i64, Option<i64>); 5] = [
+    (5, Some(12)),
+    (18, None),
+    (27, Some(50)),
+    (41, Some(44)),
+    (52, None),
+];
 /// Service with the retired hosts.
 pub const RETIRED_SERVICE: &str = "flexo";
 
@@ -129,7 +135,11 @@ pub fn generate(params: &Params) -> Storm {
     // Each failure on its own service, outside the DNS region and the maintenance.
     let failing: Vec<usize> = ["checkout", "cart", "billing", "auth", "media"]
         .iter()
-        .filter_map(|service| fleet.iter().position(|i| i.service == *service && i.region == "us-east-1"))
+        .filter_map(|service| {
+            fleet
+                .iter()
+                .position(|i| i.service == *service && i.region == "us-east-1")
+        })
         .collect();
     let dns_alerts = fleet.iter().filter(|i| i.region == DNS_REGION).count();
 

@@ -33,13 +33,20 @@ pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resul
             ));
         }
         Err(e) => {
-            return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}")));
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            ));
         }
     };
     let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, message);
     let value: serde_json::Value = match format {
-        Format::Json => serde_json::from_slice(&bytes).map_err(|e| bad(format!("malformed JSON: {e}")))?,
-        Format::Yaml => crate::yaml::from_slice(&bytes).map_err(|e| bad(format!("malformed YAML: {e}")))?,
+        Format::Json => {
+            serde_json::from_slice(&bytes).map_err(|e| bad(format!("malformed JSON: {e}")))?
+        }
+        Format::Yaml => {
+            crate::yaml::from_slice(&bytes).map_err(|e| bad(format!("malformed YAML: {e}")))?
+        }
     };
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
@@ -57,5 +64,10 @@ pub fn limit(value: &str, max: u32) -> Result<u32, ApiError> {
         .parse()
         .ok()
         .filter(|n| (1..=max).contains(n))
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid limit \"{value}\": use 1-{max}")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid limit \"{value}\": use 1-{max}"),
+            )
+        })
 }

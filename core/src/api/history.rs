@@ -28,7 +28,12 @@ pub(super) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
     value
         .split_once('/')
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
-        .ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid cursor \"{value}\": pass the `next` of the previous page")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("invalid cursor \"{value}\": pass the `next` of the previous page"),
+            )
+        })
 }
 
 /// The `next` cursor of a full page.
@@ -56,7 +61,11 @@ pub(super) async fn list(
 ) -> Result<Json<HistoryPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = HistoryQuery {
-        team: if caller.admin { None } else { caller.team.clone() },
+        team: if caller.admin {
+            None
+        } else {
+            caller.team.clone()
+        },
         limit: 1_000,
         ..HistoryQuery::default()
     };
@@ -64,7 +73,9 @@ pub(super) async fn list(
         match name.as_str() {
             "outcome" => {
                 if !["passed", "dropped", "held", "suppressed"].contains(&value.as_str()) {
-                    return Err(bad(format!("invalid outcome \"{value}\": use passed, dropped, held or suppressed")));
+                    return Err(bad(format!(
+                        "invalid outcome \"{value}\": use passed, dropped, held or suppressed"
+                    )));
                 }
                 query.outcome = Some(value);
             }
@@ -72,11 +83,19 @@ pub(super) async fn list(
             "suppression" => query.suppression_id = Some(value),
             "after" => query.after = Some(cursor(&value)?),
             "limit" => query.limit = body::limit(&value, 10_000)?,
-            other => return Err(bad(format!("unknown query parameter \"{other}\": use outcome, fingerprint, suppression, after or limit"))),
+            other => {
+                return Err(bad(format!(
+                    "unknown query parameter \"{other}\": use outcome, fingerprint, suppression, after or limit"
+                )));
+            }
         }
     }
     let events = state.store.history(&query).await?;
     let next = next(&events, query.limit);
     let drops = state.store.drops().await?.into_iter().collect();
-    Ok(Json(HistoryPage { events, next, drops }))
+    Ok(Json(HistoryPage {
+        events,
+        next,
+        drops,
+    }))
 }

@@ -39,7 +39,11 @@ pub(super) async fn list(
 ) -> Result<Json<IncidentPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = IncidentQuery {
-        team: if caller.admin { None } else { caller.team.clone() },
+        team: if caller.admin {
+            None
+        } else {
+            caller.team.clone()
+        },
         limit: 100,
         ..IncidentQuery::default()
     };
@@ -47,19 +51,28 @@ pub(super) async fn list(
         match name.as_str() {
             "state" => {
                 query.state = Some(IncidentState::parse(&value).ok_or_else(|| {
-                    bad(format!("invalid state \"{value}\": use open, resolving, resolved or closed"))
+                    bad(format!(
+                        "invalid state \"{value}\": use open, resolving, resolved or closed"
+                    ))
                 })?);
             }
             "team" => {
                 if !caller.may_act_for(&value) {
-                    return Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token cannot read team \"{value}\"'s incidents")));
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        format!("this token cannot read team \"{value}\"'s incidents"),
+                    ));
                 }
                 query.team = Some(value);
             }
             "service" => query.service = Some(value),
             "before" => query.before = Some(value),
             "limit" => query.limit = body::limit(&value, 1_000)?,
-            other => return Err(bad(format!("unknown query parameter \"{other}\": use state, team, service, before or limit"))),
+            other => {
+                return Err(bad(format!(
+                    "unknown query parameter \"{other}\": use state, team, service, before or limit"
+                )));
+            }
         }
     }
     let incidents = state.store.incidents(&query).await?;
@@ -70,37 +83,71 @@ pub(super) async fn list(
 }
 
 fn scope(caller: &Caller) -> Option<&str> {
-    if caller.admin { None } else { caller.team.as_deref().or(Some("")) }
+    if caller.admin {
+        None
+    } else {
+        caller.team.as_deref().or(Some(""))
+    }
 }
 
 /// One incident with its alerts and timeline.
 #[utoipa::path(get, path = "/v1/incidents/{id}", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<IncidentDetail>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
     state
         .store
         .incident(&id, scope(&caller))
         .await?
         .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no incident {id} for this token")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no incident {id} for this token"),
+            )
+        })
 }
 
-async fn apply(state: &AppState, caller: &Caller, id: &str, command: Command) -> Result<Json<IncidentDetail>, ApiError> {
-    match state.pipeline.command(command, id, scope(caller), &caller.token_id).await {
+async fn apply(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    command: Command,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    match state
+        .pipeline
+        .command(command, id, scope(caller), &caller.token_id)
+        .await
+    {
         Ok(()) => get(State(state.clone()), caller.clone(), Path(id.to_owned())).await,
-        Err(CommandError::Incident(e @ IncidentError::NotFound(_))) => Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string())),
-        Err(CommandError::Incident(e @ IncidentError::Closed(_))) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),
+        Err(CommandError::Incident(e @ IncidentError::NotFound(_))) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(CommandError::Incident(e @ IncidentError::Closed(_))) => {
+            Err(ApiError::new(StatusCode::CONFLICT, e.to_string()))
+        }
         Err(e @ CommandError::Unavailable) => Err(ApiError::internal(&e)),
     }
 }
 
 /// Acknowledges an incident: someone is on it (recorded with who and when).
 #[utoipa::path(post, path = "/v1/incidents/{id}/ack", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn ack(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<IncidentDetail>, ApiError> {
+pub(super) async fn ack(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
     apply(&state, &caller, &id, Command::Ack).await
 }
 
 /// Closes an incident for good: later events of its key open a new incident.
 #[utoipa::path(post, path = "/v1/incidents/{id}/close", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn close(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<IncidentDetail>, ApiError> {
+pub(super) async fn close(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
     apply(&state, &caller, &id, Command::Close).await
 }

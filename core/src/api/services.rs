@@ -21,18 +21,34 @@ pub struct ServiceList {
 
 /// Lists services: a team's own, or every one for an admin.
 #[utoipa::path(get, path = "/v1/services", responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody)))]
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ServiceList>, ApiError> {
-    let team = if caller.admin { None } else { caller.team.as_deref() };
-    Ok(Json(ServiceList { services: state.store.services(team).await? }))
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ServiceList>, ApiError> {
+    let team = if caller.admin {
+        None
+    } else {
+        caller.team.as_deref()
+    };
+    Ok(Json(ServiceList {
+        services: state.store.services(team).await?,
+    }))
 }
 
 /// One service.
 #[utoipa::path(get, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
     responses((status = 200, body = Service), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Service>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<Json<Service>, ApiError> {
     match state.store.service(&name).await? {
         Some(service) if caller.admin || service.spec.team == caller.team => Ok(Json(service)),
-        _ => Err(ApiError::new(StatusCode::NOT_FOUND, format!("no service \"{name}\" in your catalogue"))),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no service \"{name}\" in your catalogue"),
+        )),
     }
 }
 
@@ -48,30 +64,49 @@ pub(super) async fn put(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Service>, ApiError> {
-    if name.is_empty() || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN || name.contains('\0') {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "a service name is 1-256 characters, no NUL"));
+    if name.is_empty()
+        || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN
+        || name.contains('\0')
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a service name is 1-256 characters, no NUL",
+        ));
     }
     let mut spec: ServiceSpec = body::read(&headers, request).await?;
     if spec.team.is_none() {
         spec.team = caller.team.clone();
     }
     let Some(team) = spec.team.clone() else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "team: an admin must say which team owns the service"));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "team: an admin must say which team owns the service",
+        ));
     };
     if !caller.may_act_for(&team) {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("this token cannot give a service to team \"{team}\"")));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this token cannot give a service to team \"{team}\""),
+        ));
     }
     spec.validate().map_err(|errors| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         )
     })?;
     if let Some(existing) = state.store.service(&name).await?
         && !caller.admin
         && existing.spec.team != caller.team
     {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, format!("service \"{name}\" belongs to another team")));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("service \"{name}\" belongs to another team"),
+        ));
     }
     let now = now_ms();
     let service = Service {

@@ -90,15 +90,26 @@ fn invalid(errors: Vec<crate::event::FieldError>) -> ApiError {
         StatusCode::BAD_REQUEST,
         format!(
             "invalid suppression: {}",
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         ),
     )
 }
 
 /// Counts the known alerts (every team's: suppressions apply to all) a matcher matches,
 /// and keeps the first few the caller may see.
-async fn scan(state: &AppState, caller: &Caller, matcher: &Matcher) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
-    let mut query = AlertQuery { limit: SCAN_PAGE, ..AlertQuery::default() };
+async fn scan(
+    state: &AppState,
+    caller: &Caller,
+    matcher: &Matcher,
+) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
+    let mut query = AlertQuery {
+        limit: SCAN_PAGE,
+        ..AlertQuery::default()
+    };
     let (mut known, mut matched, mut first) = (0, 0, Vec::new());
     loop {
         let page = state.store.alerts(&query).await?;
@@ -133,12 +144,23 @@ async fn scan(state: &AppState, caller: &Caller, matcher: &Matcher) -> Result<(u
 #[utoipa::path(post, path = "/v1/suppressions/preview",
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
-pub(super) async fn preview(State(state): State<AppState>, caller: Caller, headers: HeaderMap, request: Body) -> Result<Json<Preview>, ApiError> {
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Preview>, ApiError> {
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.config.policy).map_err(invalid)?;
     let (matched, known, alerts) = scan(&state, &caller, &matcher).await?;
     let reason = check_share(matched, known, &state.config.policy).err();
-    Ok(Json(Preview { matched, known, refused: reason.is_some(), reason, alerts }))
+    Ok(Json(Preview {
+        matched,
+        known,
+        refused: reason.is_some(),
+        reason,
+        alerts,
+    }))
 }
 
 /// Creates a suppression. Refused with a 400 when it breaks a rule or would match more
@@ -156,19 +178,29 @@ pub(super) async fn create(
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.config.policy).map_err(invalid)?;
     if params.force && !caller.admin {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "only an admin token may force a suppression past the share guard"));
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin token may force a suppression past the share guard",
+        ));
     }
     let (matched, known, _) = scan(&state, &caller, &matcher).await?;
     if let Err(reason) = check_share(matched, known, &state.config.policy)
         && !params.force
     {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("refused: {reason}")));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("refused: {reason}"),
+        ));
     }
     let now = now_ms();
     let record = SuppressionRecord {
         id: uuid::Uuid::now_v7().to_string(),
         team: caller.team.clone(),
-        state: crate::store::suppression_state(millis(draft.start_time), millis(draft.end_time), now),
+        state: crate::store::suppression_state(
+            millis(draft.start_time),
+            millis(draft.end_time),
+            now,
+        ),
         draft,
         created_at: crate::store::from_millis_lossy(now),
         created_by: caller.token_id.clone(),
@@ -182,26 +214,46 @@ pub(super) async fn create(
 
 /// Lists suppressions: a team's own, or all for an admin.
 #[utoipa::path(get, path = "/v1/suppressions", responses((status = 200, body = SuppressionList)))]
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<SuppressionList>, ApiError> {
-    let team = if caller.admin { None } else { caller.team.as_deref() };
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<SuppressionList>, ApiError> {
+    let team = if caller.admin {
+        None
+    } else {
+        caller.team.as_deref()
+    };
     let suppressions = state.store.suppressions(None, team, now_ms()).await?;
     Ok(Json(SuppressionList { suppressions }))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<SuppressionRecord, ApiError> {
-    let team = if caller.admin { None } else { caller.team.as_deref() };
+    let team = if caller.admin {
+        None
+    } else {
+        caller.team.as_deref()
+    };
     state
         .store
         .suppressions(Some(id), team, now_ms())
         .await?
         .into_iter()
         .next()
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no suppression {id} for this token")))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no suppression {id} for this token"),
+            )
+        })
 }
 
 /// One suppression with its audit trail.
 #[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<SuppressionDetail>, ApiError> {
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SuppressionDetail>, ApiError> {
     let suppression = find(&state, &caller, &id).await?;
     let audit = state.store.audit_trail(&id).await?;
     Ok(Json(SuppressionDetail { suppression, audit }))
@@ -220,7 +272,10 @@ pub(super) async fn edit(
     let retime: Retime = body::read(&headers, request).await?;
     let mut record = find(&state, &caller, &id).await?;
     if record.state == "ended" {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("suppression {id} has ended; create a new one")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("suppression {id} has ended; create a new one"),
+        ));
     }
     let before = (record.draft.start_time, record.draft.end_time);
     if let Some(start) = retime.start_time {
@@ -229,14 +284,31 @@ pub(super) async fn edit(
     if let Some(end) = retime.end_time {
         record.draft.end_time = end;
     }
-    record.draft.validate(&state.config.policy).map_err(invalid)?;
+    record
+        .draft
+        .validate(&state.config.policy)
+        .map_err(invalid)?;
     let now = now_ms();
-    let (start, end) = (millis(record.draft.start_time), millis(record.draft.end_time));
+    let (start, end) = (
+        millis(record.draft.start_time),
+        millis(record.draft.end_time),
+    );
     let detail = serde_json::json!({
         "startTime": [rfc3339(before.0), rfc3339(record.draft.start_time)],
         "endTime": [rfc3339(before.1), rfc3339(record.draft.end_time)],
     });
-    state.store.retime_suppression(&id, start, end, &caller.token_id, "edited", &detail.to_string(), now).await?;
+    state
+        .store
+        .retime_suppression(
+            &id,
+            start,
+            end,
+            &caller.token_id,
+            "edited",
+            &detail.to_string(),
+            now,
+        )
+        .await?;
     state.pipeline.wake();
     record.state = crate::store::suppression_state(start, end, now);
     Ok(Json(record))
@@ -244,7 +316,11 @@ pub(super) async fn edit(
 
 /// Ends a suppression now (its record and what it suppressed stay).
 #[utoipa::path(delete, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
-pub(super) async fn end(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<SuppressionRecord>, ApiError> {
+pub(super) async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SuppressionRecord>, ApiError> {
     let mut record = find(&state, &caller, &id).await?;
     if record.state == "ended" {
         return Ok(Json(record));
@@ -252,7 +328,18 @@ pub(super) async fn end(State(state): State<AppState>, caller: Caller, Path(id):
     let now = now_ms();
     let start = millis(record.draft.start_time).min(now);
     let detail = serde_json::json!({ "endTime": [rfc3339(record.draft.end_time), rfc3339(crate::store::from_millis_lossy(now))] });
-    state.store.retime_suppression(&id, start, now, &caller.token_id, "ended", &detail.to_string(), now).await?;
+    state
+        .store
+        .retime_suppression(
+            &id,
+            start,
+            now,
+            &caller.token_id,
+            "ended",
+            &detail.to_string(),
+            now,
+        )
+        .await?;
     state.pipeline.wake();
     record.draft.start_time = crate::store::from_millis_lossy(start);
     record.draft.end_time = crate::store::from_millis_lossy(now);
@@ -271,12 +358,21 @@ pub(super) async fn suppressed(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Suppressed>, ApiError> {
     find(&state, &caller, &id).await?;
-    let mut query = HistoryQuery { suppression_id: Some(id), limit: 1_000, ..HistoryQuery::default() };
+    let mut query = HistoryQuery {
+        suppression_id: Some(id),
+        limit: 1_000,
+        ..HistoryQuery::default()
+    };
     for (name, value) in params {
         match name.as_str() {
             "limit" => query.limit = body::limit(&value, 10_000)?,
             "after" => query.after = Some(super::history::cursor(&value)?),
-            other => return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("unknown query parameter \"{other}\": use after or limit"))),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter \"{other}\": use after or limit"),
+                ));
+            }
         }
     }
     let events = state.store.history(&query).await?;
@@ -285,5 +381,6 @@ pub(super) async fn suppressed(
 }
 
 fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

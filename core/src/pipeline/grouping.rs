@@ -2,11 +2,18 @@
 //! buffered), by a key rendered from `grouping.keys`, within a rolling window.
 
 use super::prefilter::human;
-use super::{AlertKey, Engine, EventMeta, Incident, IncidentRow, IncidentState, MemberRow, Timer, TimelineRow, render};
+use super::{
+    AlertKey, Engine, EventMeta, Incident, IncidentRow, IncidentState, MemberRow, TimelineRow,
+    Timer, render,
+};
 use crate::event::{Event, Priority, Status, parse_duration};
 
 /// Keys when neither the event nor its service sets any.
-const DEFAULT_KEYS: [&str; 3] = ["${alert.monitor}", "${context.service}", "${context.region}"];
+const DEFAULT_KEYS: [&str; 3] = [
+    "${alert.monitor}",
+    "${context.service}",
+    "${context.region}",
+];
 
 /// Why an incident command was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,7 +43,14 @@ impl Engine {
         }
     }
 
-    fn join(&mut self, key: AlertKey, event: &Event, meta: &EventMeta, priority: Priority, now: i64) -> String {
+    fn join(
+        &mut self,
+        key: AlertKey,
+        event: &Event,
+        meta: &EventMeta,
+        priority: Priority,
+        now: i64,
+    ) -> String {
         let service = event
             .context
             .get("service")
@@ -58,15 +72,23 @@ impl Engine {
             // Grouping disabled: the alert is its own group.
             format!("alert:{}", key.1)
         } else {
-            keys.iter().map(|k| render(k, event)).collect::<Vec<_>>().join(" | ")
+            keys.iter()
+                .map(|k| render(k, event))
+                .collect::<Vec<_>>()
+                .join(" | ")
         };
 
         let team = key.0;
         let slot = match self.joinable.get(&(team, group_key.clone())).copied() {
             Some(slot) => {
-                let takes = self.incidents.get(slot as usize).and_then(Option::as_ref).is_some_and(|i| {
-                    i.row.state == IncidentState::Resolving || now - i.row.last_alert_at <= i.row.window_ms
-                });
+                let takes = self
+                    .incidents
+                    .get(slot as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|i| {
+                        i.row.state == IncidentState::Resolving
+                            || now - i.row.last_alert_at <= i.row.window_ms
+                    });
                 if takes {
                     slot
                 } else {
@@ -95,15 +117,24 @@ impl Engine {
             // alert healthy already, so only its membership moves.
             incident.members.push(key);
             incident.row.alerts += 1;
-            timeline.push(("alert-joined", format!("{} joined ({})", describe(event), priority.as_str())));
+            timeline.push((
+                "alert-joined",
+                format!("{} joined ({})", describe(event), priority.as_str()),
+            ));
         } else {
-            timeline.push(("alert-unhealthy", format!("{} is unhealthy again", describe(event))));
+            timeline.push((
+                "alert-unhealthy",
+                format!("{} is unhealthy again", describe(event)),
+            ));
         }
         incident.row.unhealthy += 1;
         if incident.row.state == IncidentState::Resolving {
             incident.row.state = IncidentState::Open;
             incident.row.resolve_at = None;
-            timeline.push(("reopened", "an alert re-triggered within the grace period".to_owned()));
+            timeline.push((
+                "reopened",
+                "an alert re-triggered within the grace period".to_owned(),
+            ));
         }
         if let Some(tracked) = self.alerts.get_mut(&key) {
             tracked.incident = slot + 1;
@@ -116,7 +147,14 @@ impl Engine {
         id
     }
 
-    fn recover(&mut self, key: AlertKey, event: &Event, meta: &EventMeta, priority: Priority, now: i64) -> Option<String> {
+    fn recover(
+        &mut self,
+        key: AlertKey,
+        event: &Event,
+        meta: &EventMeta,
+        priority: Priority,
+        now: i64,
+    ) -> Option<String> {
         let slot = self.alerts.get(&key)?.incident.checked_sub(1)?;
         let grace = self.config.grace_ms;
         let incident = self.incidents.get_mut(slot as usize)?.as_mut()?;
@@ -128,9 +166,22 @@ impl Engine {
             incident.row.state = IncidentState::Resolving;
             incident.row.resolve_at = Some(now + grace);
         }
-        self.timeline(&id, now, "alert-healthy", format!("{} is healthy", describe(event)));
+        self.timeline(
+            &id,
+            now,
+            "alert-healthy",
+            format!("{} is healthy", describe(event)),
+        );
         if resolving {
-            self.timeline(&id, now, "resolving", format!("every alert is healthy; resolves in {} unless one re-triggers", human(grace)));
+            self.timeline(
+                &id,
+                now,
+                "resolving",
+                format!(
+                    "every alert is healthy; resolves in {} unless one re-triggers",
+                    human(grace)
+                ),
+            );
             self.timers.insert((now + grace, Timer::Resolve(slot)));
         }
         self.member(slot, key, event, meta, priority, now);
@@ -140,17 +191,30 @@ impl Engine {
 
     /// The grace period of a resolving incident ended.
     pub(super) fn resolve(&mut self, slot: u32, at: i64) {
-        let Some(Some(incident)) = self.incidents.get(slot as usize) else { return };
+        let Some(Some(incident)) = self.incidents.get(slot as usize) else {
+            return;
+        };
         if incident.row.state != IncidentState::Resolving || incident.row.resolve_at != Some(at) {
             return; // Re-triggered, or closed, since.
         }
         let id = incident.row.id.clone();
-        self.timeline(&id, at, "resolved", "resolved: every alert stayed healthy through the grace period".to_owned());
+        self.timeline(
+            &id,
+            at,
+            "resolved",
+            "resolved: every alert stayed healthy through the grace period".to_owned(),
+        );
         self.finish(slot, IncidentState::Resolved, at, None);
     }
 
     /// Acknowledges an incident: someone is on it.
-    pub fn ack(&mut self, id: &str, team: Option<&str>, who: &str, now: i64) -> Result<(), IncidentError> {
+    pub fn ack(
+        &mut self,
+        id: &str,
+        team: Option<&str>,
+        who: &str,
+        now: i64,
+    ) -> Result<(), IncidentError> {
         let slot = self.find(id, team)?;
         let Some(Some(incident)) = self.incidents.get_mut(slot as usize) else {
             return Err(IncidentError::NotFound(id.to_owned()));
@@ -166,7 +230,13 @@ impl Engine {
     }
 
     /// Closes an incident, for good: later events of its key open a new one.
-    pub fn close(&mut self, id: &str, team: Option<&str>, who: &str, now: i64) -> Result<(), IncidentError> {
+    pub fn close(
+        &mut self,
+        id: &str,
+        team: Option<&str>,
+        who: &str,
+        now: i64,
+    ) -> Result<(), IncidentError> {
         let slot = self.find(id, team)?;
         self.timeline(id, now, "closed", format!("closed by {who}"));
         self.finish(slot, IncidentState::Closed, now, Some(who));
@@ -177,15 +247,22 @@ impl Engine {
         self.incidents
             .iter()
             .position(|i| {
-                i.as_ref().is_some_and(|i| {
-                    i.row.id == id && team.is_none_or(|team| i.row.team == team)
-                })
+                i.as_ref()
+                    .is_some_and(|i| i.row.id == id && team.is_none_or(|team| i.row.team == team))
             })
             .map(|slot| slot as u32)
             .ok_or_else(|| IncidentError::NotFound(id.to_owned()))
     }
 
-    fn open(&mut self, team: u32, group_key: &str, event: &Event, priority: Priority, window: i64, now: i64) -> u32 {
+    fn open(
+        &mut self,
+        team: u32,
+        group_key: &str,
+        event: &Event,
+        priority: Priority,
+        window: i64,
+        now: i64,
+    ) -> u32 {
         let id = uuid::Uuid::now_v7().to_string();
         let row = IncidentRow {
             id: id.clone(),
@@ -210,7 +287,11 @@ impl Engine {
             closed_at: None,
             closed_by: None,
         };
-        let incident = Incident { row, team, members: Vec::new() };
+        let incident = Incident {
+            row,
+            team,
+            members: Vec::new(),
+        };
         let slot = match self.free_slots.pop() {
             Some(slot) => {
                 self.incidents[slot as usize] = Some(incident);
@@ -222,27 +303,42 @@ impl Engine {
             }
         };
         self.joinable.insert((team, group_key.to_owned()), slot);
-        self.timeline(&id, now, "opened", format!("opened by {} (key {group_key})", describe(event)));
+        self.timeline(
+            &id,
+            now,
+            "opened",
+            format!("opened by {} (key {group_key})", describe(event)),
+        );
         tracing::info!(incident = %id, key = %group_key, "incident opened");
         slot
     }
 
     /// The incident takes no more alerts (its window expired), though it stays open.
     fn stop_joining(&mut self, slot: u32, now: i64) {
-        let Some(Some(incident)) = self.incidents.get_mut(slot as usize) else { return };
+        let Some(Some(incident)) = self.incidents.get_mut(slot as usize) else {
+            return;
+        };
         if let Some(key) = incident.row.open_key.take() {
             self.joinable.remove(&(incident.team, key));
             incident.row.updated_at = now;
             let id = incident.row.id.clone();
             // Written before the new incident that takes the key.
             self.pending.finished.push(incident.row.clone());
-            self.timeline(&id, now, "window-expired", "grouping window expired: new alerts of this key open a new incident".to_owned());
+            self.timeline(
+                &id,
+                now,
+                "window-expired",
+                "grouping window expired: new alerts of this key open a new incident".to_owned(),
+            );
         }
     }
 
     /// Ends an incident (resolved or closed): it leaves memory and frees its slot.
     fn finish(&mut self, slot: u32, state: IncidentState, at: i64, who: Option<&str>) {
-        let Some(mut incident) = self.incidents.get_mut(slot as usize).and_then(Option::take) else { return };
+        let Some(mut incident) = self.incidents.get_mut(slot as usize).and_then(Option::take)
+        else {
+            return;
+        };
         if let Some(key) = incident.row.open_key.take()
             && self.joinable.get(&(incident.team, key.clone())) == Some(&slot)
         {
@@ -271,13 +367,21 @@ impl Engine {
         self.free_slots.push(slot);
     }
 
-    fn member(&mut self, slot: u32, key: AlertKey, event: &Event, meta: &EventMeta, priority: Priority, now: i64) {
-        let Some(Some(incident)) = self.incidents.get(slot as usize) else { return };
-        let incident_id = incident.row.id.clone();
-        let team = self.team_name(key.0).to_owned();
-        let entry = self.pending.members.entry((slot, key)).or_insert_with(|| MemberRow {
-            incident_id: incident_id.clone(),
-            team,
+    fn member(
+        &mut self,
+        slot: u32,
+        key: AlertKey,
+        event: &Event,
+        meta: &EventMeta,
+        priority: Priority,
+        now: i64,
+    ) {
+        let Some(Some(incident)) = self.incidents.get(slot as usize) else {
+            return;
+        };
+        let row = MemberRow {
+            incident_id: incident.row.id.clone(),
+            team: self.team_name(key.0).to_owned(),
             fingerprint: key.1.to_string(),
             monitor: event.alert.monitor.clone(),
             labels: serde_json::to_string(&event.context).unwrap_or_default(),
@@ -286,35 +390,33 @@ impl Engine {
             joined_at: now,
             updated_at: now,
             last_event: meta.id.clone(),
-        });
-        if entry.incident_id != incident_id {
-            // The slot was reused within this batch: keep both rows.
-            let old = std::mem::replace(
-                entry,
-                MemberRow {
-                    incident_id,
-                    team: entry.team.clone(),
-                    fingerprint: key.1.to_string(),
-                    monitor: event.alert.monitor.clone(),
-                    labels: serde_json::to_string(&event.context).unwrap_or_default(),
-                    status: event.alert.status,
-                    priority,
-                    joined_at: now,
-                    updated_at: now,
-                    last_event: meta.id.clone(),
-                },
-            );
-            self.pending.extra_members.push(old);
-            return;
+        };
+        match self.pending.members.entry((slot, key)) {
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                entry.insert(row);
+            }
+            std::collections::hash_map::Entry::Occupied(mut entry) => {
+                let pending = entry.get_mut();
+                if pending.incident_id == row.incident_id {
+                    // The row keeps when it joined; the rest is the latest.
+                    let joined_at = pending.joined_at;
+                    *pending = MemberRow { joined_at, ..row };
+                } else {
+                    // The slot was reused within this batch: keep both rows.
+                    let old = entry.insert(row);
+                    self.pending.extra_members.push(old);
+                }
+            }
         }
-        entry.status = event.alert.status;
-        entry.priority = priority;
-        entry.updated_at = now;
-        entry.last_event = meta.id.clone();
     }
 
     fn timeline(&mut self, incident: &str, at: i64, kind: &'static str, detail: String) {
-        self.pending.timeline.push(TimelineRow { incident_id: incident.to_owned(), at, kind, detail });
+        self.pending.timeline.push(TimelineRow {
+            incident_id: incident.to_owned(),
+            at,
+            kind,
+            detail,
+        });
     }
 }
 

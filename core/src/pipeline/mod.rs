@@ -544,8 +544,10 @@ impl Engine {
     /// Replaces the catalogue and suppressions, and schedules each suppression's end.
     pub fn set_rules(&mut self, rules: Rules) {
         for suppression in &rules.suppressions {
-            self.timers
-                .insert((suppression.end, Timer::SuppressionEnd(suppression.id.clone())));
+            self.timers.insert((
+                suppression.end,
+                Timer::SuppressionEnd(suppression.id.clone()),
+            ));
         }
         self.rules = rules;
     }
@@ -662,7 +664,8 @@ impl Engine {
             let window = self.config.flap_window_ms;
             let held = &self.held;
             self.flaps.retain(|key, times| {
-                times.last().is_some_and(|t| now - *t < window) || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
+                times.last().is_some_and(|t| now - *t < window)
+                    || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
             });
         }
         let flush = now - self.last_flush >= self.config.refresh_every_ms;
@@ -681,14 +684,17 @@ impl Engine {
         let mut seen: HashMap<(&str, &str), Status> = HashMap::new();
         let mut need = Vec::new();
         for row in rows {
-            let last = seen.get(&(row.team.as_str(), row.fingerprint.as_str())).copied().or_else(|| {
-                let team = *self.team_ids.get(&row.team)?;
-                let tracked = self.alerts.get(&(team, row.fingerprint.parse().ok()?))?;
-                if tracked.hold == Some(Hold::Suppressed) {
-                    return None; // A repeat may be released: read it whole.
-                }
-                Some(tracked.reported)
-            });
+            let last = seen
+                .get(&(row.team.as_str(), row.fingerprint.as_str()))
+                .copied()
+                .or_else(|| {
+                    let team = *self.team_ids.get(&row.team)?;
+                    let tracked = self.alerts.get(&(team, row.fingerprint.parse().ok()?))?;
+                    if tracked.hold == Some(Hold::Suppressed) {
+                        return None; // A repeat may be released: read it whole.
+                    }
+                    Some(tracked.reported)
+                });
             if last != Some(row.status) {
                 need.push(row.seq);
             }
@@ -721,7 +727,9 @@ impl Engine {
             if *at > now {
                 break;
             }
-            let Some((at, timer)) = self.timers.pop_first() else { break };
+            let Some((at, timer)) = self.timers.pop_first() else {
+                break;
+            };
             match timer {
                 Timer::Release(key) => self.release(key, at),
                 Timer::FlapEnd(key) => self.flap_end(key, at),
@@ -750,7 +758,14 @@ impl Engine {
         now: i64,
     ) {
         if outcome == "dropped" {
-            self.drop_count(reason.split(':').next().unwrap_or(&reason).to_owned().as_str());
+            self.drop_count(
+                reason
+                    .split(':')
+                    .next()
+                    .unwrap_or(&reason)
+                    .to_owned()
+                    .as_str(),
+            );
         }
         let team = self.team_name(key.0).to_owned();
         self.pending.history.push(HistoryRow {
@@ -782,7 +797,9 @@ impl Engine {
             }
             // A full row carries the refresh too.
             self.unflushed.remove(&key);
-            let Some(tracked) = self.alerts.get(&key) else { continue };
+            let Some(tracked) = self.alerts.get(&key) else {
+                continue;
+            };
             alerts.push(AlertRow {
                 team: self.team_name(key.0).to_owned(),
                 fingerprint: key.1.to_string(),
@@ -816,7 +833,9 @@ impl Engine {
             self.last_flush = now;
             refreshed.reserve(self.unflushed.len());
             for (key, source) in std::mem::take(&mut self.unflushed) {
-                let Some(tracked) = self.alerts.get(&key) else { continue };
+                let Some(tracked) = self.alerts.get(&key) else {
+                    continue;
+                };
                 refreshed.push(AlertRefresh {
                     team: self.team_name(key.0).to_owned(),
                     fingerprint: key.1.to_string(),
@@ -900,7 +919,9 @@ fn render(text: &str, event: &Event) -> String {
     for part in template.parts() {
         match part {
             Part::Literal(s) => out.push_str(s),
-            Part::Context(label) => out.push_str(event.context.get(*label).map_or("-", String::as_str)),
+            Part::Context(label) => {
+                out.push_str(event.context.get(*label).map_or("-", String::as_str))
+            }
             Part::Alert(field) => match *field {
                 "monitor" => out.push_str(&event.alert.monitor),
                 "status" => out.push_str(event.alert.status.as_str()),
@@ -910,7 +931,10 @@ fn render(text: &str, event: &Event) -> String {
                     &event
                         .alert
                         .since
-                        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+                        .and_then(|t| {
+                            t.format(&time::format_description::well_known::Rfc3339)
+                                .ok()
+                        })
                         .unwrap_or_default(),
                 ),
                 _ => {}
@@ -919,7 +943,6 @@ fn render(text: &str, event: &Event) -> String {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests;

@@ -51,13 +51,20 @@ impl Engine {
             // it) is passed on by its next repeat.
             if tracked.hold == Some(Hold::Suppressed) && status == Status::Unhealthy {
                 let still = self.held.get(&key).and_then(|h| h.suppression.clone());
-                let matched = self.held.get(&key).and_then(|h| self.suppressed_by(&h.event, now));
-                if matched.is_none() || matched != still {
-                    if let Ok(event) = serde_json::from_str::<Event>(&row.event) {
-                        let meta = EventMeta { id: row.id, source: row.source, received_at: now };
-                        self.downstream(key, event, meta, now, Some("suppression no longer applies"));
-                        return;
-                    }
+                let matched = self
+                    .held
+                    .get(&key)
+                    .and_then(|h| self.suppressed_by(&h.event, now));
+                if (matched.is_none() || matched != still)
+                    && let Ok(event) = serde_json::from_str::<Event>(&row.event)
+                {
+                    let meta = EventMeta {
+                        id: row.id,
+                        source: row.source,
+                        received_at: now,
+                    };
+                    self.downstream(key, event, meta, now, Some("suppression no longer applies"));
+                    return;
                 }
             }
             self.drop_count("state-unchanged");
@@ -67,14 +74,17 @@ impl Engine {
         if previous.is_none() && status == Status::Healthy {
             // A first report that is healthy changes nothing downstream: it is a steady
             // state (the fleet's first minute would otherwise fill the history).
-            self.alerts.insert(key, Tracked {
-                since: row.reported_since.unwrap_or(now),
-                count: row.reported_count.unwrap_or(1),
-                incident: 0,
-                reported: Status::Healthy,
-                passed: Status::Healthy,
-                hold: None,
-            });
+            self.alerts.insert(
+                key,
+                Tracked {
+                    since: row.reported_since.unwrap_or(now),
+                    count: row.reported_count.unwrap_or(1),
+                    incident: 0,
+                    reported: Status::Healthy,
+                    passed: Status::Healthy,
+                    hold: None,
+                },
+            );
             self.drop_count("state-unchanged");
             return;
         }
@@ -86,7 +96,11 @@ impl Engine {
                 return;
             }
         };
-        let meta = EventMeta { id: row.id, source: row.source, received_at: now };
+        let meta = EventMeta {
+            id: row.id,
+            source: row.source,
+            received_at: now,
+        };
         let mut tracked = previous.unwrap_or(Tracked {
             since: 0,
             count: 0,
@@ -115,9 +129,27 @@ impl Engine {
         let hold = self.alerts.get(&key).and_then(|t| t.hold);
 
         if hold == Some(Hold::Flapping) {
-            self.hold(key, Hold::Flapping, &event, &meta, Some(now + self.config.flap_window_ms), None);
-            self.timers.insert((now + self.config.flap_window_ms, Timer::FlapEnd(key)));
-            self.record(key, &meta, &event, "held", "flapping".into(), None, None, None, now);
+            self.hold(
+                key,
+                Hold::Flapping,
+                &event,
+                &meta,
+                Some(now + self.config.flap_window_ms),
+                None,
+            );
+            self.timers
+                .insert((now + self.config.flap_window_ms, Timer::FlapEnd(key)));
+            self.record(
+                key,
+                &meta,
+                &event,
+                "held",
+                "flapping".into(),
+                None,
+                None,
+                None,
+                now,
+            );
             return;
         }
         let changes = self.flaps.get(&key).map_or(0, Vec::len);
@@ -132,7 +164,11 @@ impl Engine {
         {
             self.set_hold(key, (status == Status::Unhealthy).then_some(Hold::Retired));
             self.unhold(key);
-            let reason = format!("retired-host: {} is retired in service {}", instance_of(&event), service.name);
+            let reason = format!(
+                "retired-host: {} is retired in service {}",
+                instance_of(&event),
+                service.name
+            );
             self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
             return;
         }
@@ -140,17 +176,26 @@ impl Engine {
         let filters: Vec<FilterSpec> = if !event.filters.is_empty() {
             event.filters.clone()
         } else {
-            service.as_ref().map(|s| s.spec.filters.clone()).unwrap_or_default()
+            service
+                .as_ref()
+                .map(|s| s.spec.filters.clone())
+                .unwrap_or_default()
         };
         if let Some(min_age) = min_age(&filters) {
             match status {
                 Status::Unhealthy => {
-                    let entered = event.alert.since.map_or(now, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+                    let entered = event
+                        .alert
+                        .since
+                        .map_or(now, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
                     let due = entered.saturating_add(min_age);
                     if due > now {
                         self.hold(key, Hold::IgnoreFlap, &event, &meta, Some(due), None);
                         self.timers.insert((due, Timer::Release(key)));
-                        let reason = format!("ignore-flap: waiting until it has been unhealthy for {}", human(min_age));
+                        let reason = format!(
+                            "ignore-flap: waiting until it has been unhealthy for {}",
+                            human(min_age)
+                        );
                         self.record(key, &meta, &event, "held", reason, None, None, None, now);
                         return;
                     }
@@ -158,7 +203,8 @@ impl Engine {
                 Status::Healthy if hold == Some(Hold::IgnoreFlap) => {
                     self.set_hold(key, None);
                     self.unhold(key);
-                    let reason = "ignore-flap: recovered before its min-age; nothing was raised".to_owned();
+                    let reason =
+                        "ignore-flap: recovered before its min-age; nothing was raised".to_owned();
                     self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
                     return;
                 }
@@ -188,7 +234,17 @@ impl Engine {
                 self.unhold(key);
             }
             self.drop_count("suppressed");
-            self.record(key, &meta, &event, "suppressed", format!("suppressed: {id}"), Some(id), None, None, now);
+            self.record(
+                key,
+                &meta,
+                &event,
+                "suppressed",
+                format!("suppressed: {id}"),
+                Some(id),
+                None,
+                None,
+                now,
+            );
             return;
         }
         let service = self.service_of(&event);
@@ -214,31 +270,72 @@ impl Engine {
         if status == passed {
             // Downstream already knows (a recovery of an alert it never saw fail).
             let reason = "state-unchanged: grouping already has this status".to_owned();
-            self.record(key, &meta, &event, "dropped", reason, None, None, Some(priority), now);
+            self.record(
+                key,
+                &meta,
+                &event,
+                "dropped",
+                reason,
+                None,
+                None,
+                Some(priority),
+                now,
+            );
             return;
         }
         if let Some(tracked) = self.alerts.get_mut(&key) {
             tracked.passed = status;
         }
         let incident = self.group(key, &event, &meta, priority, now);
-        self.record(key, &meta, &event, "passed", reasons.join("; "), None, incident, Some(priority), now);
+        self.record(
+            key,
+            &meta,
+            &event,
+            "passed",
+            reasons.join("; "),
+            None,
+            incident,
+            Some(priority),
+            now,
+        );
     }
 
     /// An `ignore-flap` hold reached its min-age: the event goes on.
     pub(super) fn release(&mut self, key: AlertKey, at: i64) {
-        let Some(held) = self.held.get(&key) else { return };
+        let Some(held) = self.held.get(&key) else {
+            return;
+        };
         if held.kind != Hold::IgnoreFlap || held.due != Some(at) {
             return; // Cancelled or replaced since.
         }
-        let Some(held) = self.held.remove(&key) else { return };
+        let Some(held) = self.held.remove(&key) else {
+            return;
+        };
         self.pending.held_delete.insert(key);
         self.set_hold(key, None);
         self.touch(key, &held);
-        let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
-        self.downstream(key, held.event, meta, at, Some("released by ignore-flap: unhealthy for its whole min-age"));
+        let meta = EventMeta {
+            id: held.id,
+            source: held.source,
+            received_at: held.received_at,
+        };
+        self.downstream(
+            key,
+            held.event,
+            meta,
+            at,
+            Some("released by ignore-flap: unhealthy for its whole min-age"),
+        );
     }
 
-    fn start_flapping(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64, changes: usize) {
+    fn start_flapping(
+        &mut self,
+        key: AlertKey,
+        event: Event,
+        meta: EventMeta,
+        now: i64,
+        changes: usize,
+    ) {
         let due = now + self.config.flap_window_ms;
         self.set_hold(key, Some(Hold::Flapping));
         self.hold(key, Hold::Flapping, &event, &meta, Some(due), None);
@@ -248,22 +345,35 @@ impl Engine {
             human(self.config.flap_window_ms)
         );
         self.record(key, &meta, &event, "held", reason, None, None, None, now);
-        let flapping = flapping_alert(&event, Status::Unhealthy, changes, self.config.flap_window_ms);
+        let flapping = flapping_alert(
+            &event,
+            Status::Unhealthy,
+            changes,
+            self.config.flap_window_ms,
+        );
         self.synthetic(key.0, flapping, &meta, now);
     }
 
     /// A flapping alert may be stable: it is when it kept one status for the window.
     pub(super) fn flap_end(&mut self, key: AlertKey, at: i64) {
-        let Some(held) = self.held.get(&key) else { return };
+        let Some(held) = self.held.get(&key) else {
+            return;
+        };
         if held.kind != Hold::Flapping || held.due != Some(at) {
             return;
         }
-        let Some(held) = self.held.remove(&key) else { return };
+        let Some(held) = self.held.remove(&key) else {
+            return;
+        };
         self.pending.held_delete.insert(key);
         self.flaps.remove(&key);
         self.set_hold(key, None);
         self.touch(key, &held);
-        let meta = EventMeta { id: held.id.clone(), source: "tocsin".into(), received_at: at };
+        let meta = EventMeta {
+            id: held.id.clone(),
+            source: "tocsin".into(),
+            received_at: at,
+        };
         let resolved = flapping_alert(&held.event, Status::Healthy, 0, self.config.flap_window_ms);
         self.synthetic(key.0, resolved, &meta, at);
         // The alert's own status now goes on, if grouping does not know it yet.
@@ -272,11 +382,21 @@ impl Engine {
         if let Some(reported) = reported {
             event.alert.status = reported;
         }
-        let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
+        let meta = EventMeta {
+            id: held.id,
+            source: held.source,
+            received_at: held.received_at,
+        };
         self.static_filters_after_flap(key, event, meta, at);
     }
 
-    fn static_filters_after_flap(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64) {
+    fn static_filters_after_flap(
+        &mut self,
+        key: AlertKey,
+        event: Event,
+        meta: EventMeta,
+        now: i64,
+    ) {
         let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
         if event.alert.status != passed {
             self.downstream(key, event, meta, now, Some("stable again after flapping"));
@@ -286,7 +406,12 @@ impl Engine {
     /// A suppression ended: the unhealthy alerts it held go on.
     pub(super) fn suppression_end(&mut self, id: &str, at: i64) {
         // An edit may have moved the end since this timer was set.
-        if self.rules.suppressions.iter().any(|s| s.id == id && s.end > at) {
+        if self
+            .rules
+            .suppressions
+            .iter()
+            .any(|s| s.id == id && s.end > at)
+        {
             return;
         }
         let mut keys: Vec<AlertKey> = self
@@ -297,11 +422,23 @@ impl Engine {
             .collect();
         keys.sort();
         for key in keys {
-            let Some(held) = self.held.remove(&key) else { continue };
+            let Some(held) = self.held.remove(&key) else {
+                continue;
+            };
             self.pending.held_delete.insert(key);
             self.touch(key, &held);
-            let meta = EventMeta { id: held.id, source: held.source, received_at: held.received_at };
-            self.downstream(key, held.event, meta, at, Some("its suppression ended while it was unhealthy"));
+            let meta = EventMeta {
+                id: held.id,
+                source: held.source,
+                received_at: held.received_at,
+            };
+            self.downstream(
+                key,
+                held.event,
+                meta,
+                at,
+                Some("its suppression ended while it was unhealthy"),
+            );
         }
     }
 
@@ -336,7 +473,11 @@ impl Engine {
                 full: true,
             },
         );
-        let meta = EventMeta { id: uuid::Uuid::now_v7().to_string(), source: "tocsin".into(), received_at: now };
+        let meta = EventMeta {
+            id: uuid::Uuid::now_v7().to_string(),
+            source: "tocsin".into(),
+            received_at: now,
+        };
         self.downstream(key, event, meta, now, Some("raised by flap detection"));
     }
 
@@ -345,12 +486,19 @@ impl Engine {
         self.rules
             .suppressions
             .iter()
-            .find(|s| s.start <= at && at < s.end && s.matcher.matches(&event.alert.monitor, &event.context))
+            .find(|s| {
+                s.start <= at
+                    && at < s.end
+                    && s.matcher.matches(&event.alert.monitor, &event.context)
+            })
             .map(|s| s.id.clone())
     }
 
     fn service_of(&self, event: &Event) -> Option<std::sync::Arc<crate::catalogue::Service>> {
-        self.rules.services.get(event.context.get("service")?).cloned()
+        self.rules
+            .services
+            .get(event.context.get("service")?)
+            .cloned()
     }
 
     fn set_hold(&mut self, key: AlertKey, hold: Option<Hold>) {
@@ -360,7 +508,15 @@ impl Engine {
     }
 
     /// Keeps `event` as the latest held one for `key`.
-    fn hold(&mut self, key: AlertKey, kind: Hold, event: &Event, meta: &EventMeta, due: Option<i64>, suppression: Option<String>) {
+    fn hold(
+        &mut self,
+        key: AlertKey,
+        kind: Hold,
+        event: &Event,
+        meta: &EventMeta,
+        due: Option<i64>,
+        suppression: Option<String>,
+    ) {
         self.set_hold(key, Some(kind));
         self.held.insert(
             key,
@@ -387,7 +543,9 @@ impl Engine {
 
     /// Marks an alert's row for rewriting after a change no journal row caused.
     fn touch(&mut self, key: AlertKey, held: &Held) {
-        let Some(tracked) = self.alerts.get(&key) else { return };
+        let Some(tracked) = self.alerts.get(&key) else {
+            return;
+        };
         let since = tracked.since;
         let source = self.pending.alerts.entry(key).or_insert_with(|| RowSource {
             first_seen: held.received_at,
@@ -415,7 +573,10 @@ fn min_age(filters: &[FilterSpec]) -> Option<i64> {
 }
 
 fn is_flapping_alert(event: &Event) -> bool {
-    event.context.get(FLAPPING_LABEL).is_some_and(|v| v == "true")
+    event
+        .context
+        .get(FLAPPING_LABEL)
+        .is_some_and(|v| v == "true")
 }
 
 /// The alert flap detection raises (unhealthy) and resolves (healthy): the flapping
@@ -468,5 +629,9 @@ pub(super) fn human(ms: i64) -> String {
             s %= size;
         }
     }
-    if out.is_empty() { format!("{ms}ms") } else { out }
+    if out.is_empty() {
+        format!("{ms}ms")
+    } else {
+        out
+    }
 }

@@ -81,7 +81,10 @@ impl Bench {
     }
 
     fn reasons(&self) -> Vec<String> {
-        self.history.iter().map(|h| format!("{} {}", h.outcome, h.reason)).collect()
+        self.history
+            .iter()
+            .map(|h| format!("{} {}", h.outcome, h.reason))
+            .collect()
     }
 }
 
@@ -96,7 +99,12 @@ fn steady_repeat_only_counts() {
     b.send(0, alert("Health", "unhealthy", "i-1"));
     b.send(1_000, alert("Health", "unhealthy", "i-1"));
     b.send(2_000, alert("Health", "unhealthy", "i-1"));
-    assert_eq!(b.history.len(), 1, "only the change is in the history: {:?}", b.reasons());
+    assert_eq!(
+        b.history.len(),
+        1,
+        "only the change is in the history: {:?}",
+        b.reasons()
+    );
     assert_eq!(b.open().len(), 1);
     let tracked = b.engine.alerts.values().next().expect("tracked");
     assert_eq!(tracked.count, 3);
@@ -108,8 +116,11 @@ fn alerts_with_one_key_share_an_incident_and_other_keys_do_not() {
     for i in 0..50 {
         b.send(i * 10, alert("Dns", "unhealthy", &format!("i-{i}")));
     }
-    b.send(600, json!({"alert": {"monitor": "Dns", "status": "unhealthy"},
-                       "context": {"service": "bender", "region": "us-east-1", "instance": "i-0"}}));
+    b.send(
+        600,
+        json!({"alert": {"monitor": "Dns", "status": "unhealthy"},
+                       "context": {"service": "bender", "region": "us-east-1", "instance": "i-0"}}),
+    );
     let open = b.open();
     assert_eq!(open.len(), 2);
     assert_eq!(open[0].alerts, 50);
@@ -125,7 +136,11 @@ fn incident_resolves_after_grace_and_retrigger_in_grace_reopens_it() {
     b.send(MIN, alert("Health", "healthy", "i-1"));
     assert_eq!(b.incidents[&id].state, IncidentState::Resolving);
     b.send(3 * MIN, alert("Health", "unhealthy", "i-1"));
-    assert_eq!(b.incidents[&id].state, IncidentState::Open, "re-trigger within grace reopens");
+    assert_eq!(
+        b.incidents[&id].state,
+        IncidentState::Open,
+        "re-trigger within grace reopens"
+    );
     assert_eq!(b.incidents.len(), 1);
     b.send(4 * MIN, alert("Health", "healthy", "i-1"));
     b.tick(8 * MIN);
@@ -133,7 +148,11 @@ fn incident_resolves_after_grace_and_retrigger_in_grace_reopens_it() {
     b.tick(9 * MIN);
     assert_eq!(b.incidents[&id].state, IncidentState::Resolved);
     b.send(10 * MIN, alert("Health", "unhealthy", "i-1"));
-    assert_eq!(b.incidents.len(), 2, "after resolution a new incident opens");
+    assert_eq!(
+        b.incidents.len(),
+        2,
+        "after resolution a new incident opens"
+    );
 }
 
 #[test]
@@ -142,7 +161,11 @@ fn expired_window_opens_a_new_incident() {
     b.send(0, alert("Health", "unhealthy", "i-1"));
     b.send(31 * MIN, alert("Health", "unhealthy", "i-2"));
     let open = b.open();
-    assert_eq!(open.len(), 2, "a new problem is not hidden behind an old one");
+    assert_eq!(
+        open.len(),
+        2,
+        "a new problem is not hidden behind an old one"
+    );
     assert!(open[0].open_key.is_none() && open[1].open_key.is_some());
 }
 
@@ -165,7 +188,10 @@ fn close_is_final_and_later_events_open_a_new_incident() {
     b.engine.close(&id, None, "tok", MIN).expect("close");
     b.tick(MIN);
     assert_eq!(b.incidents[&id].state, IncidentState::Closed);
-    assert_eq!(b.engine.close(&id, None, "tok", MIN), Err(IncidentError::NotFound(id.clone())));
+    assert_eq!(
+        b.engine.close(&id, None, "tok", MIN),
+        Err(IncidentError::NotFound(id.clone()))
+    );
     b.send(2 * MIN, alert("Health", "unhealthy", "i-2"));
     assert_eq!(b.open().len(), 1);
     assert_ne!(b.open()[0].id, id);
@@ -182,14 +208,25 @@ fn ignore_flap_holds_until_min_age_and_recovery_cancels() {
     b.send(0, flappy("unhealthy", "i-1"));
     b.send(2 * MIN, flappy("healthy", "i-1"));
     b.tick(10 * MIN);
-    assert!(b.incidents.is_empty(), "a recovery within min-age raises nothing");
+    assert!(
+        b.incidents.is_empty(),
+        "a recovery within min-age raises nothing"
+    );
 
     b.send(11 * MIN, flappy("unhealthy", "i-2"));
     b.tick(15 * MIN);
     assert!(b.incidents.is_empty());
     b.tick(16 * MIN);
-    assert_eq!(b.open().len(), 1, "released by the timer at min-age, with no further event");
-    assert!(b.reasons().iter().any(|r| r.starts_with("held ignore-flap")));
+    assert_eq!(
+        b.open().len(),
+        1,
+        "released by the timer at min-age, with no further event"
+    );
+    assert!(
+        b.reasons()
+            .iter()
+            .any(|r| r.starts_with("held ignore-flap"))
+    );
 }
 
 #[test]
@@ -210,11 +247,19 @@ fn flapping_check_becomes_one_low_priority_flapping_alert() {
         .collect();
     assert!(!flapping.is_empty(), "a flapping alert was raised");
     assert!(flapping.iter().all(|m| m.priority == Priority::Low));
-    let raised = b.history.iter().filter(|h| h.source == "tocsin" && h.status == Status::Unhealthy).count();
+    let raised = b
+        .history
+        .iter()
+        .filter(|h| h.source == "tocsin" && h.status == Status::Unhealthy)
+        .count();
     assert_eq!(raised, 1, "one flapping alert, not one per change");
     // Stable for the whole window: the flapping alert resolves.
     b.tick(at + 31 * MIN);
-    let resolved = b.history.iter().filter(|h| h.source == "tocsin" && h.status == Status::Healthy).count();
+    let resolved = b
+        .history
+        .iter()
+        .filter(|h| h.source == "tocsin" && h.status == Status::Healthy)
+        .count();
     assert_eq!(resolved, 1);
 }
 
@@ -251,19 +296,31 @@ fn retired_hosts_are_dropped_with_their_reason() {
     b.send(1_000, alert("Health", "unhealthy", "i-old"));
     assert!(b.incidents.is_empty());
     assert_eq!(b.history.len(), 1);
-    assert!(b.history[0].reason.starts_with("retired-host"), "{:?}", b.reasons());
+    assert!(
+        b.history[0].reason.starts_with("retired-host"),
+        "{:?}",
+        b.reasons()
+    );
 }
 
 #[test]
 fn testing_service_has_high_lowered_to_low_with_the_reason() {
     let mut b = Bench::new();
-    let spec = ServiceSpec { lifecycle: Lifecycle::Testing, customer_facing: true, ..ServiceSpec::default() };
+    let spec = ServiceSpec {
+        lifecycle: Lifecycle::Testing,
+        customer_facing: true,
+        ..ServiceSpec::default()
+    };
     b.engine.set_rules(rules(vec![("bender", spec)], vec![]));
     let mut e = alert("Health", "unhealthy", "i-1");
     e["alerting"] = json!({"priority": "high"});
     b.send(0, e);
     assert_eq!(b.open()[0].priority, Priority::Low);
-    assert!(b.history[0].reason.contains("priority lowered to low: service is in testing"));
+    assert!(
+        b.history[0]
+            .reason
+            .contains("priority lowered to low: service is in testing")
+    );
 }
 
 #[test]
@@ -275,17 +332,30 @@ fn suppressed_alerts_are_recorded_and_released_when_the_suppression_ends() {
     }))
     .expect("draft");
     let matcher = draft.validate(&Policy::default()).expect("valid");
-    let suppression = ActiveSuppression { id: "s1".into(), start: 0, end: 20 * MIN, matcher };
+    let suppression = ActiveSuppression {
+        id: "s1".into(),
+        start: 0,
+        end: 20 * MIN,
+        matcher,
+    };
     b.engine.set_rules(rules(vec![], vec![suppression]));
     b.send(MIN, alert("Health", "unhealthy", "i-1"));
     b.send(MIN, alert("Health", "unhealthy", "i-3"));
     b.send(2 * MIN, alert("Health", "unhealthy", "i-1"));
     assert_eq!(b.open().len(), 1);
     assert_eq!(b.open()[0].alerts, 1, "only the unsuppressed alert");
-    let suppressed: Vec<_> = b.history.iter().filter(|h| h.suppression_id.as_deref() == Some("s1")).collect();
+    let suppressed: Vec<_> = b
+        .history
+        .iter()
+        .filter(|h| h.suppression_id.as_deref() == Some("s1"))
+        .collect();
     assert_eq!(suppressed.len(), 1);
     b.tick(21 * MIN);
-    assert_eq!(b.open()[0].alerts, 2, "still unhealthy when the suppression ended: it goes on");
+    assert_eq!(
+        b.open()[0].alerts,
+        2,
+        "still unhealthy when the suppression ended: it goes on"
+    );
 }
 
 #[test]
@@ -314,7 +384,12 @@ fn state_survives_a_reload() {
         generation: 1,
         held: vec![],
         incidents: vec![incident],
-        members: vec![(member.incident_id, member.team, member.fingerprint, member.status)],
+        members: vec![(
+            member.incident_id,
+            member.team,
+            member.fingerprint,
+            member.status,
+        )],
     });
     b.engine = engine;
     b.send(MIN, alert("Health", "unhealthy", "i-2"));
@@ -328,7 +403,10 @@ fn state_survives_a_reload() {
 #[test]
 fn templates_render_labels_and_missing_ones_as_dash() {
     let event: Event = serde_json::from_value(alert("Health", "unhealthy", "i-1")).expect("event");
-    assert_eq!(render("${alert.monitor}/${context.region}/${context.zone}", &event), "Health/eu-west-1a/-");
+    assert_eq!(
+        render("${alert.monitor}/${context.region}/${context.zone}", &event),
+        "Health/eu-west-1a/-"
+    );
     let _ = BTreeMap::<String, String>::new();
 }
 
@@ -339,7 +417,8 @@ fn steady_refreshes_are_written_every_interval_and_on_flush() {
     b.send(0, alert("Health", "healthy", "i-1"));
     std::mem::swap(&mut engine, &mut b.engine);
     let row = |seq: i64, at: i64| {
-        let event: Event = serde_json::from_value(alert("Health", "healthy", "i-1")).expect("event");
+        let event: Event =
+            serde_json::from_value(alert("Health", "healthy", "i-1")).expect("event");
         Incoming {
             seq,
             id: format!("r{seq}"),
@@ -357,9 +436,16 @@ fn steady_refreshes_are_written_every_interval_and_on_flush() {
     };
     // `engine` now has the alert; the interval (2 s) starts at its first write.
     let first = engine.process(vec![row(2, 2_500)], 2_500);
-    assert_eq!(first.refreshed.len(), 1, "the first refresh after the interval is written");
+    assert_eq!(
+        first.refreshed.len(),
+        1,
+        "the first refresh after the interval is written"
+    );
     let quiet = engine.process(vec![row(3, 3_000)], 3_000);
-    assert!(quiet.refreshed.is_empty(), "within the interval, kept in memory");
+    assert!(
+        quiet.refreshed.is_empty(),
+        "within the interval, kept in memory"
+    );
     assert_eq!(quiet.journal_to, Some(3));
     let flushed = engine.flush(3_100);
     assert_eq!(flushed.refreshed.len(), 1);

@@ -65,7 +65,9 @@ pub struct Pipeline {
 
 impl std::fmt::Debug for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request").field("incident", &self.incident).finish()
+        f.debug_struct("Request")
+            .field("incident", &self.incident)
+            .finish()
     }
 }
 
@@ -147,7 +149,9 @@ pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreErro
     loop {
         let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
         let full = page.len() as i64 == LOAD_PAGE;
-        after = page.last().map(|row| (row.team.clone(), row.fingerprint.clone()));
+        after = page
+            .last()
+            .map(|row| (row.team.clone(), row.fingerprint.clone()));
         for row in page {
             engine.load_alert(row);
         }
@@ -163,7 +167,12 @@ pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreErro
 
 /// Processes one batch (at most `max` journal rows, and the timers due by `now`):
 /// reads, runs the engine, commits. Returns the journal rows processed.
-pub async fn step(store: &dyn Store, engine: &mut Engine, max: usize, now: i64) -> Result<usize, StoreError> {
+pub async fn step(
+    store: &dyn Store,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+) -> Result<usize, StoreError> {
     let mut rows = store.journal_after(engine.cursor(), max).await?;
     let need = engine.needing_bodies(&rows);
     if !need.is_empty() {
@@ -274,7 +283,10 @@ pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut
             let before = now_ms() - current.config().retention_ms;
             match store.prune(before).await {
                 Ok(0) => {}
-                Ok(n) => info!(rows = n, "pruned history and finished incidents past retention"),
+                Ok(n) => info!(
+                    rows = n,
+                    "pruned history and finished incidents past retention"
+                ),
                 Err(e) => error!(error = %e, "pruning failed; will retry"),
             }
         }
@@ -304,7 +316,11 @@ pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut
     }
 }
 
-async fn command(store: &dyn Store, engine: &mut Engine, request: &Request) -> Result<(), CommandError> {
+async fn command(
+    store: &dyn Store,
+    engine: &mut Engine,
+    request: &Request,
+) -> Result<(), CommandError> {
     let now = now_ms();
     let team = request.team.as_deref();
     let applied = match request.command {
@@ -328,10 +344,15 @@ async fn command(store: &dyn Store, engine: &mut Engine, request: &Request) -> R
         Err(IncidentError::NotFound(_)) => {
             // Not open: it may be resolved (ack and close still apply) or closed.
             let close = matches!(request.command, Command::Close);
-            match store.finished_incident(&request.incident, team, close, &request.who, now).await {
+            match store
+                .finished_incident(&request.incident, team, close, &request.who, now)
+                .await
+            {
                 Ok(true) => Ok(()),
                 Ok(false) => match store.incident(&request.incident, team).await {
-                    Ok(Some(detail)) if detail.incident.state == super::IncidentState::Closed && close => {
+                    Ok(Some(detail))
+                        if detail.incident.state == super::IncidentState::Closed && close =>
+                    {
                         Err(IncidentError::Closed(request.incident.clone()).into())
                     }
                     // Acknowledging twice, or a finished incident: nothing to change.

@@ -245,7 +245,11 @@ pub trait Store: Send + Sync + 'static {
     /// One service.
     async fn service(&self, name: &str) -> Result<Option<Service>, StoreError>;
     /// Stores a new suppression, audited.
-    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError>;
+    async fn create_suppression(
+        &self,
+        record: &SuppressionRecord,
+        now: i64,
+    ) -> Result<(), StoreError>;
     /// Moves a suppression's start and end, audited as `action` with `detail` (JSON).
     #[allow(clippy::too_many_arguments)]
     async fn retime_suppression(
@@ -272,7 +276,11 @@ pub trait Store: Send + Sync + 'static {
     /// Incidents, newest first.
     async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentSummary>, StoreError>;
     /// One incident with its alerts and timeline.
-    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError>;
+    async fn incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+    ) -> Result<Option<IncidentDetail>, StoreError>;
     /// Acks or closes a resolved incident (the pipeline no longer holds it).
     async fn finished_incident(
         &self,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::catalogue::{Service, ServiceSpec};
 use crate::event::{Priority, Status};
 use crate::pipeline::{
-    ActiveSuppression, Hold, HeldRow, Incoming, IncidentRow, IncidentState, Outcome, Rules,
+    ActiveSuppression, HeldRow, Hold, IncidentRow, IncidentState, Incoming, Outcome, Rules,
     Snapshot, TrackedRow,
 };
 use crate::suppression::{Draft, Matcher};
@@ -35,7 +35,8 @@ fn priority(text: &str) -> Result<Priority, StoreError> {
 }
 
 fn state(text: &str) -> Result<IncidentState, StoreError> {
-    IncidentState::parse(text).ok_or_else(|| StoreError::Corrupt(format!("incident state \"{text}\"")))
+    IncidentState::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("incident state \"{text}\"")))
 }
 
 fn time(ms: i64) -> Result<time::OffsetDateTime, StoreError> {
@@ -592,6 +593,7 @@ macro_rules! backend {
         }
 
         /// Changes a suppression's start and end and audits the change as `action`.
+        #[allow(clippy::too_many_arguments)]
         pub async fn retime_suppression(pool: &Pool, id: &str, start: i64, end: i64, actor: &str, action: &str, detail: &str, now: i64) -> Result<(), StoreError> {
             let mut tx = pool.begin().await?;
             let mut sql = QueryBuilder::<$db>::new("UPDATE suppressions SET start_time = ");

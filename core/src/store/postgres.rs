@@ -7,15 +7,14 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
-use super::{
-    EVENT_IDS,
-    AlertQuery, AlertState, LAG, Record, Store, StoreError,
-    TokenRecord, from_millis, millis,
-};
 use super::pipeline::postgres as shared;
 use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
+};
+use super::{
+    AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, from_millis,
+    millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -137,7 +136,11 @@ impl Store for PostgresStore {
         shared::service(&self.pool, name).await
     }
 
-    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError> {
+    async fn create_suppression(
+        &self,
+        record: &SuppressionRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         shared::create_suppression(&self.pool, record, now).await
     }
 
@@ -175,7 +178,11 @@ impl Store for PostgresStore {
         shared::incidents(&self.pool, query).await
     }
 
-    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError> {
+    async fn incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+    ) -> Result<Option<IncidentDetail>, StoreError> {
         shared::incident(&self.pool, id, team).await
     }
 

@@ -12,15 +12,14 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 use tracing::warn;
 
-use super::{
-    EVENT_IDS,
-    AlertQuery, AlertState, LAG, Record, Store, StoreError,
-    TokenRecord, chunk_sizes, from_millis, millis,
-};
 use super::pipeline::sqlite as shared;
 use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
+};
+use super::{
+    AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, chunk_sizes,
+    from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -178,7 +177,11 @@ impl Store for SqliteStore {
         shared::service(&self.readers, name).await
     }
 
-    async fn create_suppression(&self, record: &SuppressionRecord, now: i64) -> Result<(), StoreError> {
+    async fn create_suppression(
+        &self,
+        record: &SuppressionRecord,
+        now: i64,
+    ) -> Result<(), StoreError> {
         shared::create_suppression(&self.writer, record, now).await
     }
 
@@ -216,7 +219,11 @@ impl Store for SqliteStore {
         shared::incidents(&self.readers, query).await
     }
 
-    async fn incident(&self, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError> {
+    async fn incident(
+        &self,
+        id: &str,
+        team: Option<&str>,
+    ) -> Result<Option<IncidentDetail>, StoreError> {
         shared::incident(&self.readers, id, team).await
     }
 

@@ -103,22 +103,34 @@ pub struct IncidentSummary {
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
     /// When it resolves unless an alert re-triggers (state `resolving`).
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub resolves_at: Option<OffsetDateTime>,
     /// When it resolved.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub resolved_at: Option<OffsetDateTime>,
     /// When it was acknowledged, and by whom.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub acked_at: Option<OffsetDateTime>,
     /// Token id that acknowledged it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub acked_by: Option<String>,
     /// When it was closed, and by whom.
-    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub closed_at: Option<OffsetDateTime>,
     /// Token id that closed it.

@@ -83,7 +83,9 @@ impl PipelineArgs {
             retention_ms: self.retention,
             refresh_every_ms: self.steady_refresh,
             policy: tocsin_core::suppression::Policy {
-                max_duration: std::time::Duration::from_millis(self.suppression_max_duration as u64),
+                max_duration: std::time::Duration::from_millis(
+                    self.suppression_max_duration as u64,
+                ),
                 max_share: self.suppression_max_share,
                 ..tocsin_core::suppression::Policy::default()
             },
@@ -127,15 +129,18 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             store::redact(url)
         );
     }
-    axum::serve(listener, app(AppState {
-        store,
-        journal,
-        pipeline,
-        config,
-    }))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("server failed")?;
+    axum::serve(
+        listener,
+        app(AppState {
+            store,
+            journal,
+            pipeline,
+            config,
+        }),
+    )
+    .with_graceful_shutdown(shutdown())
+    .await
+    .context("server failed")?;
     // The router (and its journal handles) is gone: the writer commits what is queued, then stops.
     // An error here means the writer thread died early; the log says why. The wait is
     // bounded: what is left unapplied stays in the journal for the next start.

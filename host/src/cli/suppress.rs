@@ -85,7 +85,10 @@ async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
-        let message = body.get("error").and_then(Value::as_str).unwrap_or("no details");
+        let message = body
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no details");
         bail!("the server answered {status}: {message}");
     }
     Ok(body)
@@ -98,7 +101,10 @@ fn target(text: &str) -> anyhow::Result<Map<String, Value>> {
         let (key, value) = pair
             .split_once('=')
             .with_context(|| format!("invalid target \"{text}\": use key=value,key=value"))?;
-        labels.insert(key.trim().to_owned(), Value::String(value.trim().to_owned()));
+        labels.insert(
+            key.trim().to_owned(),
+            Value::String(value.trim().to_owned()),
+        );
     }
     Ok(labels)
 }
@@ -106,19 +112,29 @@ fn target(text: &str) -> anyhow::Result<Map<String, Value>> {
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Create(args) => {
-            let length = tocsin_core::event::parse_duration(&args.duration).map_err(anyhow::Error::msg)?;
+            let length =
+                tocsin_core::event::parse_duration(&args.duration).map_err(anyhow::Error::msg)?;
             let start = match &args.start {
-                Some(text) => OffsetDateTime::parse(text, &Rfc3339).with_context(|| format!("invalid --start \"{text}\""))?,
+                Some(text) => OffsetDateTime::parse(text, &Rfc3339)
+                    .with_context(|| format!("invalid --start \"{text}\""))?,
                 None => OffsetDateTime::now_utc(),
             };
             let end = start + length;
             let mut metadata = Map::new();
-            for (key, value) in [("ticket", &args.ticket), ("engineer", &args.engineer), ("channel", &args.channel)] {
+            for (key, value) in [
+                ("ticket", &args.ticket),
+                ("engineer", &args.engineer),
+                ("channel", &args.channel),
+            ] {
                 if let Some(value) = value {
                     metadata.insert(key.into(), Value::String(value.clone()));
                 }
             }
-            let targets = args.targets.iter().map(|t| target(t)).collect::<anyhow::Result<Vec<_>>>()?;
+            let targets = args
+                .targets
+                .iter()
+                .map(|t| target(t))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let draft = json!({
                 "description": args.description,
                 "startTime": start.format(&Rfc3339)?,
@@ -126,24 +142,60 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 "metadata": metadata,
                 "targets": targets,
             });
-            let url = format!("{}/v1/suppressions?force={}", args.server.url.trim_end_matches('/'), args.force);
-            let created = answer(client()?.post(&url).bearer_auth(&args.server.token).json(&draft).send().await.with_context(|| format!("cannot reach {url}"))?).await?;
-            println!("{}", created.get("id").and_then(Value::as_str).unwrap_or(""));
+            let url = format!(
+                "{}/v1/suppressions?force={}",
+                args.server.url.trim_end_matches('/'),
+                args.force
+            );
+            let created = answer(
+                client()?
+                    .post(&url)
+                    .bearer_auth(&args.server.token)
+                    .json(&draft)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {url}"))?,
+            )
+            .await?;
+            println!(
+                "{}",
+                created.get("id").and_then(Value::as_str).unwrap_or("")
+            );
             eprintln!(
                 "suppression {} until {}",
                 created.get("state").and_then(Value::as_str).unwrap_or("?"),
-                created.get("endTime").and_then(Value::as_str).unwrap_or("?")
+                created
+                    .get("endTime")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
             );
         }
         Command::List { server, json } => {
             let url = format!("{}/v1/suppressions", server.url.trim_end_matches('/'));
-            let list = answer(client()?.get(&url).bearer_auth(&server.token).send().await.with_context(|| format!("cannot reach {url}"))?).await?;
+            let list = answer(
+                client()?
+                    .get(&url)
+                    .bearer_auth(&server.token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {url}"))?,
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("{:<36}  {:<9}  {:<20}  {:<20}  DESCRIPTION", "ID", "STATE", "START", "END");
-                for s in list.get("suppressions").and_then(Value::as_array).into_iter().flatten() {
-                    let field = |name: &str| s.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
+                println!(
+                    "{:<36}  {:<9}  {:<20}  {:<20}  DESCRIPTION",
+                    "ID", "STATE", "START", "END"
+                );
+                for s in list
+                    .get("suppressions")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let field =
+                        |name: &str| s.get(name).and_then(Value::as_str).unwrap_or("").to_owned();
                     println!(
                         "{:<36}  {:<9}  {:<20}  {:<20}  {}",
                         field("id"),
@@ -157,7 +209,15 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::End { id, server } => {
             let url = format!("{}/v1/suppressions/{id}", server.url.trim_end_matches('/'));
-            answer(client()?.delete(&url).bearer_auth(&server.token).send().await.with_context(|| format!("cannot reach {url}"))?).await?;
+            answer(
+                client()?
+                    .delete(&url)
+                    .bearer_auth(&server.token)
+                    .send()
+                    .await
+                    .with_context(|| format!("cannot reach {url}"))?,
+            )
+            .await?;
             eprintln!("suppression {id} ended");
         }
     }
