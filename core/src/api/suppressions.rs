@@ -358,8 +358,14 @@ pub(super) async fn suppressed(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Suppressed>, ApiError> {
     find(&state, &caller, &id).await?;
+    // Suppressions apply to every team; a team sees only its own events among them.
     let mut query = HistoryQuery {
         suppression_id: Some(id),
+        team: if caller.admin {
+            None
+        } else {
+            caller.team.clone()
+        },
         limit: 1_000,
         ..HistoryQuery::default()
     };

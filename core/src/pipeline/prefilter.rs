@@ -58,6 +58,10 @@ impl Engine {
                 if (matched.is_none() || matched != still)
                     && let Ok(event) = serde_json::from_str::<Event>(&row.event)
                 {
+                    // Its hold and passed status change: the whole row is written.
+                    if let Some(source) = self.pending.alerts.get_mut(&key) {
+                        source.full = true;
+                    }
                     let meta = EventMeta {
                         id: row.id,
                         source: row.source,
@@ -159,8 +163,15 @@ impl Engine {
         }
 
         let service = self.service_of(&event);
+        // A recovery of an alert grouping knows unhealthy always goes on, so that its
+        // incident can resolve; only failures are stopped.
+        let known_unhealthy = self
+            .alerts
+            .get(&key)
+            .is_some_and(|t| t.passed == Status::Unhealthy);
         if let Some(service) = &service
             && service.spec.is_retired(&event.context)
+            && !(status == Status::Healthy && known_unhealthy)
         {
             self.set_hold(key, (status == Status::Unhealthy).then_some(Hold::Retired));
             self.unhold(key);
@@ -225,7 +236,13 @@ impl Engine {
         note: Option<&str>,
     ) {
         let status = event.alert.status;
-        if let Some(id) = self.suppressed_by(&event, now) {
+        let known_unhealthy = self
+            .alerts
+            .get(&key)
+            .is_some_and(|t| t.passed == Status::Unhealthy);
+        if !(status == Status::Healthy && known_unhealthy)
+            && let Some(id) = self.suppressed_by(&event, now)
+        {
             if status == Status::Unhealthy {
                 self.set_hold(key, Some(Hold::Suppressed));
                 self.hold(key, Hold::Suppressed, &event, &meta, None, Some(id.clone()));

@@ -452,3 +452,38 @@ fn steady_refreshes_are_written_every_interval_and_on_flush() {
     assert_eq!(flushed.refreshed[0].count, 3);
     assert_eq!(flushed.refreshed[0].last_event, "r3");
 }
+
+#[test]
+fn a_recovery_during_a_suppression_still_resolves_the_incident() {
+    let mut b = Bench::new();
+    b.send(0, alert("Health", "unhealthy", "i-1"));
+    let id = b.open()[0].id.clone();
+    let draft: Draft = serde_json::from_value(json!({
+        "description": "maintenance", "startTime": "1970-01-01T00:00:00Z", "endTime": "1970-01-01T01:00:00Z",
+        "targets": [{"service": "bender", "instance": "i-1"}]
+    }))
+    .expect("draft");
+    let matcher = draft.validate(&Policy::default()).expect("valid");
+    b.engine.set_rules(rules(
+        vec![],
+        vec![ActiveSuppression {
+            id: "s1".into(),
+            start: 0,
+            end: 60 * MIN,
+            matcher,
+        }],
+    ));
+    b.send(MIN, alert("Health", "healthy", "i-1"));
+    assert_eq!(
+        b.incidents[&id].state,
+        IncidentState::Resolving,
+        "failures are suppressed, recoveries are not"
+    );
+    b.send(2 * MIN, alert("Health", "unhealthy", "i-1"));
+    assert_eq!(
+        b.incidents[&id].state,
+        IncidentState::Resolving,
+        "the new failure is suppressed"
+    );
+    assert_eq!(b.history.last().map(|h| h.outcome), Some("suppressed"));
+}

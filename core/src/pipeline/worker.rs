@@ -160,7 +160,7 @@ pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreErro
         }
     }
     engine.load_snapshot(store.snapshot().await?);
-    engine.set_rules(store.rules(now_ms()).await?);
+    engine.set_rules(store.rules(now_ms() - config.retention_ms).await?);
     info!(alerts = engine.tracked(), cursor = engine.cursor(), elapsed = ?started.elapsed(), "pipeline state loaded");
     Ok(engine)
 }
@@ -191,9 +191,14 @@ pub async fn step(
         return Err(StoreError::Conflict);
     }
     if rules != engine.rules_version() {
-        engine.set_rules(store.rules(now).await?);
+        engine.set_rules(store.rules(now - engine.config().retention_ms).await?);
     }
     let n = rows.len();
+    // A full batch may leave older rows in the journal: timers must not run ahead of them.
+    let now = match rows.last() {
+        Some(last) if n == max => last.received_at,
+        _ => now,
+    };
     let outcome = engine.process(rows, now);
     if !outcome.is_empty() {
         store.commit(&outcome, engine.generation()).await?;

@@ -231,8 +231,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<TrackedRow>, StoreError>;
     /// The pipeline's cursor, held events and open incidents.
     async fn snapshot(&self) -> Result<Snapshot, StoreError>;
-    /// The service catalogue and the suppressions not ended by `now` (unix ms).
-    async fn rules(&self, now: i64) -> Result<Rules, StoreError>;
+    /// The service catalogue and the suppressions not ended by `since` (unix ms; the
+    /// pipeline passes now minus retention, so late events and ended holds still see
+    /// a suppression that ended).
+    async fn rules(&self, since: i64) -> Result<Rules, StoreError>;
     /// Writes a batch's outcome (and removes its events from the journal) if the
     /// pipeline's commit counter is still `generation`.
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError>;
