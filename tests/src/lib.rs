@@ -227,19 +227,7 @@ pub async fn process(store: &dyn tocsin_core::store::Store, batch: usize) -> usi
     let mut engine = worker::load(store, Config::default())
         .await
         .expect("pipeline state loads");
-    let mut total = 0;
-    loop {
-        let n = worker::step(store, &mut engine, batch, worker::now_ms())
-            .await
-            .expect("pipeline step");
-        total += n;
-        if n == 0 {
-            let outcome = engine.flush(worker::now_ms());
-            store
-                .commit(&outcome, engine.generation())
-                .await
-                .expect("steady refreshes written");
-            return total;
-        }
-    }
+    worker::drain(store, &mut engine, batch)
+        .await
+        .expect("pipeline drains the journal")
 }

@@ -51,10 +51,7 @@ impl Engine {
         priority: Priority,
         now: i64,
     ) -> String {
-        let service = event
-            .context
-            .get("service")
-            .and_then(|name| self.rules.services.get(name).cloned());
+        let service = self.service_of(event);
         let grouping = event
             .grouping
             .clone()

@@ -511,7 +511,10 @@ impl Engine {
             .map(|s| s.id.clone())
     }
 
-    fn service_of(&self, event: &Event) -> Option<std::sync::Arc<crate::catalogue::Service>> {
+    pub(super) fn service_of(
+        &self,
+        event: &Event,
+    ) -> Option<std::sync::Arc<crate::catalogue::Service>> {
         self.rules
             .services
             .get(event.context.get("service")?)

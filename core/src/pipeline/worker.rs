@@ -201,23 +201,36 @@ pub async fn step(
     };
     let outcome = engine.process(rows, now);
     if !outcome.is_empty() {
-        store.commit(&outcome, engine.generation()).await?;
-        engine.committed();
+        commit(store, engine, &outcome).await?;
     }
     Ok(n)
 }
 
-/// Processes the journal until it is empty; for tools and tests that run the pipeline
-/// without the server.
-pub async fn drain(store: &dyn Store, engine: &mut Engine) -> Result<usize, StoreError> {
+/// Writes an outcome of `engine` and counts the commit in it.
+async fn commit(
+    store: &dyn Store,
+    engine: &mut Engine,
+    outcome: &super::Outcome,
+) -> Result<(), StoreError> {
+    store.commit(outcome, engine.generation()).await?;
+    engine.committed();
+    Ok(())
+}
+
+/// Processes the journal until it is empty, `batch` rows at a time, then writes every
+/// steady refresh; for tools and tests that run the pipeline without the server.
+pub async fn drain(
+    store: &dyn Store,
+    engine: &mut Engine,
+    batch: usize,
+) -> Result<usize, StoreError> {
     let mut total = 0;
     loop {
-        let n = step(store, engine, MAX_BATCH, now_ms()).await?;
+        let n = step(store, engine, batch, now_ms()).await?;
         total += n;
         if n == 0 {
             let outcome = engine.flush(now_ms());
-            store.commit(&outcome, engine.generation()).await?;
-            engine.committed();
+            commit(store, engine, &outcome).await?;
             return Ok(total);
         }
     }
@@ -299,7 +312,7 @@ pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut
             if processed == 0 {
                 // Write the steady refreshes still in memory before stopping.
                 let outcome = current.flush(now_ms());
-                if let Err(e) = store.commit(&outcome, current.generation()).await {
+                if let Err(e) = commit(store.as_ref(), current, &outcome).await {
                     error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
                 }
                 break;
@@ -335,11 +348,8 @@ async fn command(
     match applied {
         Ok(()) => {
             let outcome = engine.process(Vec::new(), now);
-            match store.commit(&outcome, engine.generation()).await {
-                Ok(()) => {
-                    engine.committed();
-                    Ok(())
-                }
+            match commit(store, engine, &outcome).await {
+                Ok(()) => Ok(()),
                 Err(e) => {
                     error!(error = %e, incident = %request.incident, "incident command failed");
                     Err(CommandError::Unavailable)
