@@ -122,6 +122,17 @@ pub fn read(
     Ok(batch)
 }
 
+/// Validates and stamps events a transformer plugin produced, on behalf of `caller`,
+/// exactly as [`read`] does for a body.
+pub fn accept(events: Vec<Event>, caller: &Caller, source: &'static str) -> Batch {
+    let now = OffsetDateTime::now_utc();
+    let mut batch = Batch::default();
+    for (index, event) in events.into_iter().enumerate() {
+        batch.push(index, Ok(event), caller, source, now);
+    }
+    batch
+}
+
 impl Batch {
     fn push(
         &mut self,

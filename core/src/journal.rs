@@ -49,6 +49,15 @@ impl Journal {
         store: Arc<dyn Store>,
         config: pipeline::Config,
     ) -> (Self, Pipeline, oneshot::Receiver<()>) {
+        Self::start_with_plugins(store, config, None)
+    }
+
+    /// [`Journal::start`], with a plugin runtime whose filter plugins the pipeline runs.
+    pub fn start_with_plugins(
+        store: Arc<dyn Store>,
+        config: pipeline::Config,
+        plugins: Option<Arc<dyn crate::plugin::Filter>>,
+    ) -> (Self, Pipeline, oneshot::Receiver<()>) {
         let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
         let (finished, stopped) = oneshot::channel();
         let signal = Arc::new(worker::Signal::default());
@@ -61,7 +70,7 @@ impl Journal {
             .name("tocsin-pipeline".into())
             .spawn(move || match current_thread_runtime() {
                 Ok(runtime) => {
-                    runtime.block_on(worker::run(pipeline_store, config, pipeline_signal, inbox))
+                    runtime.block_on(worker::run(pipeline_store, config, plugins, pipeline_signal, inbox))
                 }
                 Err(e) => {
                     error!(error = %e, "cannot start the pipeline; events stay in the journal")

@@ -13,6 +13,7 @@ pub mod event;
 pub mod ingest;
 pub mod journal;
 pub mod pipeline;
+pub mod plugin;
 pub mod store;
 pub mod suppression;
 pub mod template;

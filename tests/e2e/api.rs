@@ -38,10 +38,44 @@ impl Api {
         dir: Option<tempfile::TempDir>,
         config: tocsin_core::pipeline::Config,
     ) -> Self {
+        Self::build(url, dir, config, false).await
+    }
+
+    /// The API with the real wasmtime plugin runtime (small pools: tests run many).
+    pub async fn with_plugins(url: &str, dir: Option<tempfile::TempDir>) -> Self {
+        let config = tocsin_core::pipeline::Config {
+            refresh_every_ms: 0,
+            ..tocsin_core::pipeline::Config::default()
+        };
+        Self::build(url, dir, config, true).await
+    }
+
+    async fn build(
+        url: &str,
+        dir: Option<tempfile::TempDir>,
+        config: tocsin_core::pipeline::Config,
+        with_plugins: bool,
+    ) -> Self {
         let store = store::open(url, StoreOptions::default())
             .await
             .expect("store opens");
-        let (journal, pipeline, _writer) = Journal::start(store.clone(), config);
+        let plugins: Option<tocsin_host::WasmPlugins> = if with_plugins {
+            let limits = tocsin_host::Limits {
+                concurrent: 8,
+                ..tocsin_host::Limits::default()
+            };
+            Some(
+                tocsin_host::WasmPlugins::start(store.clone(), limits)
+                    .await
+                    .expect("plugin runtime starts"),
+            )
+        } else {
+            None
+        };
+        let filter: Option<Arc<dyn tocsin_core::plugin::Filter>> = plugins
+            .clone()
+            .map(|p| Arc::new(p) as Arc<dyn tocsin_core::plugin::Filter>);
+        let (journal, pipeline, _writer) = Journal::start_with_plugins(store.clone(), config, filter);
         let (admin, _) = auth::create(store.as_ref(), Grant::Admin, "")
             .await
             .expect("token");
@@ -54,12 +88,22 @@ impl Api {
                 journal,
                 pipeline,
                 config,
+                plugins: match plugins {
+                    Some(p) => Arc::new(p),
+                    None => Arc::new(tocsin_core::plugin::Disabled),
+                },
             }),
             store,
             admin,
             bender,
             _dir: dir,
         }
+    }
+
+    /// [`Api::with_plugins`] on a new SQLite file.
+    pub async fn with_plugins_sqlite() -> Self {
+        let (dir, url) = tocsin_tests::sqlite_url();
+        Self::with_plugins(&url, Some(dir)).await
     }
 
     pub async fn sqlite() -> Self {

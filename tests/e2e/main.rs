@@ -5,5 +5,6 @@ mod api;
 mod cli;
 mod crash;
 mod pipeline;
+mod plugins;
 mod store;
 mod storm;

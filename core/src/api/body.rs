@@ -58,6 +58,37 @@ pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resul
     })
 }
 
+/// Reads a raw body of at most `max` bytes: a larger one is a 413 before it is read
+/// when its length is announced, and as soon as the limit is crossed when it is not.
+pub async fn bytes(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    advice: &str,
+) -> Result<bytes::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {max} bytes {advice}"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if announced.is_some_and(|len| len > max) {
+        return Err(too_large());
+    }
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        )),
+    }
+}
+
 /// Reads an optional `limit` query value within `1..=max`.
 pub fn limit(value: &str, max: u32) -> Result<u32, ApiError> {
     value

@@ -4,7 +4,6 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -117,31 +116,7 @@ pub(super) async fn post(
     ))
 }
 
-fn body_len_hint(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-/// Reads at most [`MAX_BODY_BYTES`]; a larger body is a 413 before it is all read when
-/// its length is announced, and as soon as the limit is crossed when it is not.
+/// Reads at most [`MAX_BODY_BYTES`].
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_BODY_BYTES} bytes (10 MiB): split the batch"),
-        )
-    };
-    if body_len_hint(headers).is_some_and(|len| len > MAX_BODY_BYTES) {
-        return Err(too_large());
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<LengthLimitError>() => Err(too_large()),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        )),
-    }
+    super::body::bytes(headers, body, MAX_BODY_BYTES, "(10 MiB): split the batch").await
 }

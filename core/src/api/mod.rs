@@ -6,6 +6,7 @@ mod body;
 mod events;
 mod history;
 mod incidents;
+mod plugins;
 mod services;
 mod suppressions;
 
@@ -42,6 +43,8 @@ pub struct AppState {
     pub pipeline: Pipeline,
     /// The pipeline's settings (suppression policy).
     pub config: pipeline::Config,
+    /// Team plugins: the registry and the transformers `POST /v1/ingest/{plugin}` runs.
+    pub plugins: Arc<dyn crate::plugin::Plugins>,
 }
 
 /// The whole API as one router.
@@ -65,6 +68,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents/{id}", get(incidents::get))
         .route("/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/v1/incidents/{id}/close", post(incidents::close))
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            put(plugins::put).get(plugins::get).delete(plugins::remove),
+        )
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/v1/plugins/{name}/test", post(plugins::test))
+        .route("/v1/plugins/{name}/dead-letters", get(plugins::dead_letters))
+        .route("/v1/ingest/{plugin}", post(plugins::ingest))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
@@ -106,6 +118,14 @@ pub fn app(state: AppState) -> Router {
         incidents::get,
         incidents::ack,
         incidents::close,
+        plugins::put,
+        plugins::list,
+        plugins::get,
+        plugins::remove,
+        plugins::rollback,
+        plugins::test,
+        plugins::dead_letters,
+        plugins::ingest,
         healthz,
         readyz
     ),

@@ -108,6 +108,8 @@ pub enum Hold {
     Suppressed,
     /// From a retired instance.
     Retired,
+    /// Dropped by a team's filter plugin.
+    Plugin,
 }
 
 impl Hold {
@@ -118,6 +120,7 @@ impl Hold {
             Self::Flapping => "flapping",
             Self::Suppressed => "suppressed",
             Self::Retired => "retired-host",
+            Self::Plugin => "plugin",
         }
     }
 
@@ -128,6 +131,7 @@ impl Hold {
             "flapping" => Self::Flapping,
             "suppressed" => Self::Suppressed,
             "retired-host" => Self::Retired,
+            "plugin" => Self::Plugin,
             _ => return None,
         })
     }
@@ -468,6 +472,11 @@ pub struct Engine {
     /// When they were last written.
     last_flush: i64,
     pending: Pending,
+    /// Runs the teams' filter plugins; `None` when no plugin runtime is wired in.
+    plugins: Option<prefilter::Runner>,
+    /// Verdicts of the filter plugins on this batch's events, by event id, computed
+    /// in one call per plugin before the events are processed one by one.
+    plugin_verdicts: HashMap<String, prefilter::PluginOutcome>,
 }
 
 /// Writes collected during a batch.
@@ -508,7 +517,14 @@ impl Engine {
             unflushed: HashMap::new(),
             last_flush: 0,
             pending: Pending::default(),
+            plugins: None,
+            plugin_verdicts: HashMap::new(),
         }
+    }
+
+    /// Runs filter plugins with this runtime from now on.
+    pub fn set_plugins(&mut self, plugins: Arc<dyn crate::plugin::Filter>) {
+        self.plugins = Some(prefilter::Runner(plugins));
     }
 
     /// The settings it runs with.
@@ -650,6 +666,7 @@ impl Engine {
     /// Runs journal rows through the pipeline, then the timers due by `now`, and returns
     /// what to write.
     pub fn process(&mut self, rows: Vec<Incoming>, now: i64) -> Outcome {
+        self.judge_batch(&rows);
         for row in rows {
             self.fire_timers(row.received_at);
             let seq = row.seq;
@@ -658,6 +675,8 @@ impl Engine {
             self.cursor = seq;
         }
         self.fire_timers(now);
+        // Verdicts on events that stopped before the plugin stage are not needed.
+        self.plugin_verdicts.clear();
         // Forget the change times of alerts that have not changed for a window.
         if now - self.last_sweep > self.config.flap_window_ms {
             self.last_sweep = now;

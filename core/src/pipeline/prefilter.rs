@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::{AlertKey, Engine, EventMeta, Held, Hold, Incoming, RowSource, Timer, Tracked};
 use crate::event::{Event, FilterSpec, Priority, Status, parse_duration};
+use crate::plugin::Verdict;
 
 /// Label that marks the alert flap detection emits for a flapping alert.
 pub const FLAPPING_LABEL: &str = "flapping";
@@ -184,14 +185,7 @@ impl Engine {
             return;
         }
 
-        let filters: Vec<FilterSpec> = if !event.filters.is_empty() {
-            event.filters.clone()
-        } else {
-            service
-                .as_ref()
-                .map(|s| s.spec.filters.clone())
-                .unwrap_or_default()
-        };
+        let filters = self.filters_of(&event);
         if let Some(min_age) = min_age(&filters) {
             match status {
                 Status::Unhealthy => {
@@ -222,8 +216,174 @@ impl Engine {
                 Status::Healthy => {}
             }
         }
-        // Filter plugins (issue 3) slot in here, in the order `filters` lists them.
-        self.downstream(key, event, meta, now, None);
+        // The team's filter plugins, in the order `filters` lists them.
+        let outcome = match self.plugin_verdicts.remove(&meta.id) {
+            Some(outcome) => outcome,
+            None => {
+                // An event released later (ignore-flap, flapping) was not in a batch
+                // the plugins judged: judge it alone now.
+                let plugins = plugin_filters(&filters);
+                if plugins.is_empty() || self.plugins.is_none() {
+                    PluginOutcome::default()
+                } else {
+                    let team = self.teams[key.0 as usize].clone();
+                    let id = meta.id.clone();
+                    let mut judged = self.judge(vec![Judged {
+                        id,
+                        team,
+                        event: event.clone(),
+                        received_at: meta.received_at,
+                        plugins,
+                        outcome: PluginOutcome::default(),
+                    }]);
+                    judged.pop().map(|j| j.outcome).unwrap_or_default()
+                }
+            }
+        };
+        let note = outcome.notes.join("; ");
+        let note = (!note.is_empty()).then_some(note);
+        if let Some((plugin, reason)) = outcome.dropped {
+            if status == Status::Healthy && known_unhealthy {
+                // Like retired hosts: a recovery of an alert grouping knows unhealthy
+                // always goes on, so that its incident can resolve.
+                let note = format!("plugin:{plugin} asked to drop a recovery ({reason}); recoveries of unhealthy alerts always pass");
+                self.downstream(key, event, meta, now, Some(&note));
+                return;
+            }
+            self.set_hold(key, (status == Status::Unhealthy).then_some(Hold::Plugin));
+            self.unhold(key);
+            self.drop_count("plugin");
+            let reason = format!("plugin:{plugin}: {reason}");
+            self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+            return;
+        }
+        let event = match outcome.replaced {
+            Some(replacement) => *replacement,
+            None => event,
+        };
+        self.downstream(key, event, meta, now, note.as_deref());
+    }
+
+    /// Runs the filter plugins over every event of a batch that will be read whole (the
+    /// status changes), one call per plugin, before the events are processed in order.
+    pub(super) fn judge_batch(&mut self, rows: &[Incoming]) {
+        if self.plugins.is_none() {
+            return;
+        }
+        let mut items = Vec::new();
+        for row in rows {
+            if row.event.is_empty() {
+                continue;
+            }
+            let Ok(event) = serde_json::from_str::<Event>(&row.event) else {
+                continue;
+            };
+            let plugins = plugin_filters(&self.filters_of(&event));
+            if plugins.is_empty() {
+                continue;
+            }
+            items.push(Judged {
+                id: row.id.clone(),
+                team: row.team.clone(),
+                event,
+                received_at: row.received_at,
+                plugins,
+                outcome: PluginOutcome::default(),
+            });
+        }
+        if items.is_empty() {
+            return;
+        }
+        for judged in self.judge(items) {
+            self.plugin_verdicts.insert(judged.id, judged.outcome);
+        }
+    }
+
+    /// Runs each event's plugins in order: every event's first plugin, grouped into one
+    /// call per (team, plugin, params), then every survivor's second, and so on. A
+    /// failed call fails open: its events go on unchanged, annotated with the error.
+    fn judge(&self, mut items: Vec<Judged>) -> Vec<Judged> {
+        let Some(Runner(runner)) = self.plugins.clone() else {
+            return items;
+        };
+        let depth = items.iter().map(|j| j.plugins.len()).max().unwrap_or(0);
+        for position in 0..depth {
+            let mut calls: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
+            for (i, item) in items.iter().enumerate() {
+                if item.outcome.dropped.is_some() {
+                    continue;
+                }
+                if let Some((name, params)) = item.plugins.get(position) {
+                    calls
+                        .entry((item.team.clone(), name.clone(), params.clone()))
+                        .or_default()
+                        .push(i);
+                }
+            }
+            for ((team, name, params), members) in calls {
+                let current: Vec<Event> = members
+                    .iter()
+                    .map(|&i| match &items[i].outcome.replaced {
+                        Some(replaced) => (**replaced).clone(),
+                        None => items[i].event.clone(),
+                    })
+                    .collect();
+                let batch: Vec<crate::plugin::FilterInput<'_>> = current
+                    .iter()
+                    .zip(&members)
+                    .map(|(event, &i)| crate::plugin::FilterInput {
+                        event,
+                        received_at: items[i].received_at,
+                    })
+                    .collect();
+                let verdicts = runner.filter(&team, &name, &batch, &params);
+                drop(batch);
+                match verdicts {
+                    Ok(verdicts) => {
+                        for (verdict, &i) in verdicts.into_iter().zip(&members) {
+                            let outcome = &mut items[i].outcome;
+                            match verdict {
+                                Verdict::Keep => {}
+                                Verdict::Drop(reason) => outcome.dropped = Some((name.clone(), reason)),
+                                Verdict::Replace(mut replacement) => {
+                                    // The replacement keeps the team of the original.
+                                    let team_label = items[i].event.context.get("team").cloned();
+                                    match team_label {
+                                        Some(team) => replacement.context.insert("team".into(), team),
+                                        None => replacement.context.remove("team"),
+                                    };
+                                    match replacement.validate() {
+                                        Ok(()) => items[i].outcome.replaced = Some(replacement),
+                                        Err(errors) => items[i].outcome.notes.push(format!(
+                                            "plugin:{name} failed open: its replacement is invalid ({})",
+                                            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                                        )),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(team = %team, plugin = %name, error = %e, events = members.len(), "filter plugin failed; its events pass");
+                        for &i in &members {
+                            items[i].outcome.notes.push(format!("plugin:{name} failed open: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+        items
+    }
+
+    /// The filters that apply to an event: its own, else its service's.
+    fn filters_of(&self, event: &Event) -> Vec<FilterSpec> {
+        if !event.filters.is_empty() {
+            event.filters.clone()
+        } else {
+            self.service_of(event)
+                .map(|s| s.spec.filters.clone())
+                .unwrap_or_default()
+        }
     }
 
     /// The dynamic pre-filter, then grouping.
@@ -653,5 +813,49 @@ pub(super) fn human(ms: i64) -> String {
         format!("{ms}ms")
     } else {
         out
+    }
+}
+
+/// What the filter plugins decided about one event.
+#[derive(Debug, Default)]
+pub(super) struct PluginOutcome {
+    /// Dropped by this plugin, for this reason.
+    dropped: Option<(String, String)>,
+    /// Replaced by a plugin (the last replacement wins).
+    replaced: Option<Box<Event>>,
+    /// Annotations: plugins that failed open.
+    notes: Vec<String>,
+}
+
+/// An event on its way through its plugins.
+struct Judged {
+    id: String,
+    team: String,
+    event: Event,
+    received_at: i64,
+    /// (plugin name, params as JSON) in order.
+    plugins: Vec<(String, String)>,
+    outcome: PluginOutcome,
+}
+
+/// The `plugin` entries of a filter list: (name, params as JSON text).
+fn plugin_filters(filters: &[FilterSpec]) -> Vec<(String, String)> {
+    filters
+        .iter()
+        .filter(|f| f.kind == "plugin")
+        .filter_map(|f| {
+            let name = f.params.get("name")?.as_str()?.to_owned();
+            Some((name, serde_json::Value::Object(f.params.clone()).to_string()))
+        })
+        .collect()
+}
+
+/// The plugin runtime the pre-filter calls.
+#[derive(Clone)]
+pub(super) struct Runner(pub(super) std::sync::Arc<dyn crate::plugin::Filter>);
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner")
     }
 }

@@ -238,13 +238,24 @@ pub async fn drain(
 
 /// Runs the pipeline until stopped. A failed batch reloads the state from the store
 /// and retries: nothing is lost, the cursor did not move.
-pub async fn run(store: Arc<dyn Store>, config: Config, signal: Arc<Signal>, mut inbox: Inbox) {
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: Config,
+    plugins: Option<Arc<dyn crate::plugin::Filter>>,
+    signal: Arc<Signal>,
+    mut inbox: Inbox,
+) {
     let mut engine = None;
     let mut last_prune = std::time::Instant::now() - PRUNE_EVERY;
     loop {
         let Some(current) = engine.as_mut() else {
             match load(store.as_ref(), config).await {
-                Ok(loaded) => engine = Some(loaded),
+                Ok(mut loaded) => {
+                    if let Some(plugins) = &plugins {
+                        loaded.set_plugins(plugins.clone());
+                    }
+                    engine = Some(loaded);
+                }
                 Err(e) => {
                     error!(error = %e, "cannot load the pipeline state; retrying");
                     if signal.stopping() {

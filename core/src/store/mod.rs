@@ -4,11 +4,13 @@
 //! mode) and PostgreSQL (when the URL says `postgres://`). Both are tested alike.
 
 mod pipeline;
+mod plugins;
 mod postgres;
 mod sqlite;
 pub mod views;
 
 pub use pipeline::suppression_state;
+pub use plugins::{DeadLetter, NewVersion, PluginRow};
 
 use std::sync::Arc;
 
@@ -309,6 +311,47 @@ pub trait Store: Send + Sync + 'static {
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Revokes a token; `false` when no live token has this id.
     async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Stores a new version of a plugin and makes it active; returns its number.
+    async fn put_plugin_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError>;
+    /// Plugins with their versions (not their bytes), one team's or all.
+    async fn plugins(&self, team: Option<&str>) -> Result<Vec<PluginRow>, StoreError>;
+    /// The bytes of one version of a plugin.
+    async fn plugin_component(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Makes a stored version of a plugin active.
+    async fn activate_plugin(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+        at: i64,
+    ) -> Result<(), StoreError>;
+    /// Removes a plugin with its versions, state and dead letters; `false` when absent.
+    async fn delete_plugin(&self, team: &str, name: &str) -> Result<bool, StoreError>;
+    /// A plugin's key/value state.
+    async fn plugin_state(&self, team: &str, name: &str)
+    -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Writes and removes keys of a plugin's state.
+    async fn save_plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError>;
+    /// Keeps the input of a failed transformer call.
+    async fn put_dead_letter(&self, letter: &DeadLetter, body: &[u8]) -> Result<(), StoreError>;
+    /// A plugin's dead letters, newest first.
+    async fn dead_letters(
+        &self,
+        team: &str,
+        plugin: &str,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError>;
     /// Ready to serve: the database answers and every migration is applied.
     async fn ready(&self) -> Result<(), StoreError>;
 }

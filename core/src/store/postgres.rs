@@ -8,11 +8,12 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::pipeline::postgres as shared;
+use super::plugins::postgres as plugins;
 use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
 };
-use super::{
+use super::{DeadLetter, NewVersion, PluginRow, 
     AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, from_millis,
     millis,
 };
@@ -121,7 +122,7 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        shared::prune(&self.pool, before).await
+        Ok(shared::prune(&self.pool, before).await? + plugins::prune_dead_letters(&self.pool, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -315,6 +316,68 @@ impl Store for PostgresStore {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_plugin_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
+        plugins::put_version(&self.pool, new).await
+    }
+
+    async fn plugins(&self, team: Option<&str>) -> Result<Vec<PluginRow>, StoreError> {
+        plugins::plugins(&self.pool, team).await
+    }
+
+    async fn plugin_component(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        plugins::component(&self.pool, team, name, version).await
+    }
+
+    async fn activate_plugin(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        plugins::activate(&self.pool, team, name, version, at).await
+    }
+
+    async fn delete_plugin(&self, team: &str, name: &str) -> Result<bool, StoreError> {
+        plugins::delete(&self.pool, team, name).await
+    }
+
+    async fn plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        plugins::state(&self.pool, team, name).await
+    }
+
+    async fn save_plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        plugins::save_state(&self.pool, team, name, puts, deletes).await
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter, body: &[u8]) -> Result<(), StoreError> {
+        plugins::put_dead_letter(&self.pool, letter, body).await
+    }
+
+    async fn dead_letters(
+        &self,
+        team: &str,
+        plugin: &str,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        plugins::dead_letters(&self.pool, team, plugin, limit).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

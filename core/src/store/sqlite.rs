@@ -13,11 +13,12 @@ use time::OffsetDateTime;
 use tracing::warn;
 
 use super::pipeline::sqlite as shared;
+use super::plugins::sqlite as plugins;
 use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
 };
-use super::{
+use super::{DeadLetter, NewVersion, PluginRow, 
     AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, chunk_sizes,
     from_millis, millis,
 };
@@ -162,7 +163,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        shared::prune(&self.writer, before).await
+        Ok(shared::prune(&self.writer, before).await? + plugins::prune_dead_letters(&self.writer, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -350,6 +351,68 @@ impl Store for SqliteStore {
                 .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn put_plugin_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
+        plugins::put_version(&self.writer, new).await
+    }
+
+    async fn plugins(&self, team: Option<&str>) -> Result<Vec<PluginRow>, StoreError> {
+        plugins::plugins(&self.readers, team).await
+    }
+
+    async fn plugin_component(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        plugins::component(&self.readers, team, name, version).await
+    }
+
+    async fn activate_plugin(
+        &self,
+        team: &str,
+        name: &str,
+        version: i64,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        plugins::activate(&self.writer, team, name, version, at).await
+    }
+
+    async fn delete_plugin(&self, team: &str, name: &str) -> Result<bool, StoreError> {
+        plugins::delete(&self.writer, team, name).await
+    }
+
+    async fn plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        plugins::state(&self.readers, team, name).await
+    }
+
+    async fn save_plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+        puts: &[(String, Vec<u8>)],
+        deletes: &[String],
+    ) -> Result<(), StoreError> {
+        plugins::save_state(&self.writer, team, name, puts, deletes).await
+    }
+
+    async fn put_dead_letter(&self, letter: &DeadLetter, body: &[u8]) -> Result<(), StoreError> {
+        plugins::put_dead_letter(&self.writer, letter, body).await
+    }
+
+    async fn dead_letters(
+        &self,
+        team: &str,
+        plugin: &str,
+        limit: i64,
+    ) -> Result<Vec<DeadLetter>, StoreError> {
+        plugins::dead_letters(&self.readers, team, plugin, limit).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

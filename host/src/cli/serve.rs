@@ -3,6 +3,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use tocsin_core::journal::Journal;
@@ -26,6 +27,34 @@ pub struct Args {
     sqlite_synchronous: SyncArg,
     #[command(flatten)]
     pipeline: PipelineArgs,
+    #[command(flatten)]
+    plugins: PluginArgs,
+}
+
+/// Limits of team plugins.
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {
+    /// Wall-clock time one plugin call may take before it is stopped.
+    #[arg(long, env = "TOCSIN_PLUGIN_DEADLINE", default_value = "50ms", value_parser = duration)]
+    plugin_deadline: i64,
+    /// Memory one plugin instance may use, in MiB.
+    #[arg(long, env = "TOCSIN_PLUGIN_MEMORY_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    plugin_memory_mib: u32,
+    /// Largest component accepted for upload, in MiB (a componentize-py component is ~18).
+    #[arg(long, env = "TOCSIN_PLUGIN_MAX_SIZE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    plugin_max_size_mib: u32,
+}
+
+impl PluginArgs {
+    /// The limits these arguments describe.
+    pub fn limits(&self) -> tocsin_host::Limits {
+        tocsin_host::Limits {
+            deadline: std::time::Duration::from_millis(self.plugin_deadline as u64),
+            memory: (self.plugin_memory_mib as usize) << 20,
+            max_component: (self.plugin_max_size_mib as usize) << 20,
+            ..tocsin_host::Limits::default()
+        }
+    }
 }
 
 /// The pipeline's settings (DESIGN §4 defaults).
@@ -112,7 +141,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let store = store::open(url, StoreOptions { synchronous })
         .await
         .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
-    let (journal, pipeline, writer) = Journal::start(store.clone(), config);
+    let plugins = tocsin_host::WasmPlugins::start(store.clone(), args.plugins.limits())
+        .await
+        .context("cannot start the plugin runtime")?;
+    let (journal, pipeline, writer) = Journal::start_with_plugins(
+        store.clone(),
+        config,
+        Some(Arc::new(plugins.clone())),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -136,6 +172,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             journal,
             pipeline,
             config,
+            plugins: Arc::new(plugins.clone()),
         }),
     )
     .with_graceful_shutdown(shutdown())
@@ -149,6 +186,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "the journal did not finish within {SHUTDOWN_GRACE:?}; stopping anyway (nothing accepted is lost)"
         );
     }
+    plugins.save_state().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
