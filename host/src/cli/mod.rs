@@ -1,6 +1,7 @@
 //! Command-line parsing (clap derive); each command calls the same core functions as
 //! the API.
 
+mod plugin;
 mod send;
 mod serve;
 mod suppress;
@@ -41,6 +42,9 @@ enum Command {
     /// Create, list and end suppressions on a server (from automation: one command).
     #[command(subcommand)]
     Suppress(suppress::Command),
+    /// Upload, list, test, roll back and remove WebAssembly plugins; scaffold a new one.
+    #[command(subcommand)]
+    Plugin(plugin::Command),
 }
 
 /// Where the database is: shared by `serve` and `token`.
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
             Command::Token(command) => token::run(command).await,
             Command::Send(args) => send::run(args).await,
             Command::Suppress(command) => suppress::run(command).await,
+            Command::Plugin(command) => plugin::run(command).await,
         }
     });
     match outcome {

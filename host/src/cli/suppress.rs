@@ -15,10 +15,10 @@ use time::format_description::well_known::Rfc3339;
 pub struct Server {
     /// The server's base URL.
     #[arg(long, env = "TOCSIN_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    pub url: String,
     /// An API token (`tocsin token create`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
-    token: String,
+    pub token: String,
 }
 
 /// `tocsin suppress …`
@@ -75,13 +75,13 @@ pub struct Create {
     server: Server,
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(super) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("tocsin/", env!("CARGO_PKG_VERSION")))
         .build()?)
 }
 
-async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
+pub(super) async fn answer(response: reqwest::Response) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if !status.is_success() {
