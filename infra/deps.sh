@@ -16,6 +16,9 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql 
 [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# python3 with venv: componentize-py (the Python plugin example) comes from PyPI.
+command -v python3 >/dev/null 2>&1 || missing+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]})); then
     if [[ $EUID -ne 0 ]]; then
@@ -44,4 +47,13 @@ if command -v rustup >/dev/null 2>&1; then
     fi
 else
     echo "deps.sh: warning: rustup not found, cannot add wasm32-wasip2" >&2
+fi
+
+# componentize-py builds the Python example plugin (plugins/python/zabbix); the tests
+# look for it in this virtualenv (or $COMPONENTIZE_PY).
+venv="${HOME}/.cache/tocsin-venv"
+if [[ ! -x "$venv/bin/componentize-py" ]]; then
+    echo "deps.sh: installing componentize-py into $venv" >&2
+    python3 -m venv "$venv" >&2
+    "$venv/bin/pip" install --quiet "componentize-py==0.25.*" >&2
 fi

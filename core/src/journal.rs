@@ -69,9 +69,13 @@ impl Journal {
         let pipeline = std::thread::Builder::new()
             .name("tocsin-pipeline".into())
             .spawn(move || match current_thread_runtime() {
-                Ok(runtime) => {
-                    runtime.block_on(worker::run(pipeline_store, config, plugins, pipeline_signal, inbox))
-                }
+                Ok(runtime) => runtime.block_on(worker::run(
+                    pipeline_store,
+                    config,
+                    plugins,
+                    pipeline_signal,
+                    inbox,
+                )),
                 Err(e) => {
                     error!(error = %e, "cannot start the pipeline; events stay in the journal")
                 }

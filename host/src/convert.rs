@@ -25,47 +25,53 @@ fn millis(t: time::OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
-/// Appends `s` to the batch text and returns its span.
-fn span(text: &mut String, s: &str) -> wit::Span {
-    let offset = text.len() as u32;
+/// Stride of [`wit::Batch::events`]: numbers per event.
+pub const EVENT_STRIDE: usize = 7;
+/// `times` value of an event without `alert.since`.
+pub const NO_SINCE: i64 = i64::MIN;
+
+/// Appends `s` to the batch text and pushes its offset and length.
+fn push_str(text: &mut String, numbers: &mut Vec<u32>, s: &str) {
+    numbers.push(text.len() as u32);
+    numbers.push(s.len() as u32);
     text.push_str(s);
-    wit::Span {
-        offset,
-        len: s.len() as u32,
-    }
 }
 
-/// Encodes events (with their receipt times) as one filter batch.
+/// Encodes events (with their receipt times) as one filter batch (layout in the WIT).
 pub fn batch<'a>(events: impl ExactSizeIterator<Item = (&'a Event, i64)>) -> wit::Batch {
-    let mut text = String::with_capacity(events.len() * 96);
-    let mut labels = Vec::with_capacity(events.len() * 4);
-    let mut views = Vec::with_capacity(events.len());
+    let n = events.len();
+    let mut text = String::with_capacity(n * 96);
+    let mut numbers = Vec::with_capacity(n * EVENT_STRIDE);
+    let mut times = Vec::with_capacity(n * 2);
+    let mut labels = Vec::with_capacity(n * 16);
     for (event, received_at) in events {
-        let labels_start = labels.len() as u32;
+        push_str(&mut text, &mut numbers, &event.alert.monitor);
+        push_str(
+            &mut text,
+            &mut numbers,
+            event.alert.message.as_deref().unwrap_or(""),
+        );
+        let priority = match event.alerting.as_ref().and_then(|a| a.priority) {
+            None => 0,
+            Some(Priority::High) => 1,
+            Some(Priority::Low) => 2,
+        };
+        let unhealthy = u32::from(event.alert.status == Status::Unhealthy);
+        numbers.push(unhealthy | priority << 1);
+        numbers.push((labels.len() / 4) as u32);
+        numbers.push(event.context.len() as u32);
         for (key, value) in &event.context {
-            let key = span(&mut text, key);
-            let value = span(&mut text, value);
-            labels.push(wit::LabelSpan { key, value });
+            push_str(&mut text, &mut labels, key);
+            push_str(&mut text, &mut labels, value);
         }
-        views.push(wit::EventView {
-            monitor: span(&mut text, &event.alert.monitor),
-            status: status(event.alert.status),
-            message: span(&mut text, event.alert.message.as_deref().unwrap_or("")),
-            priority: event
-                .alerting
-                .as_ref()
-                .and_then(|a| a.priority)
-                .map(priority),
-            since: event.alert.since.map(millis),
-            received_at,
-            labels_start,
-            labels_len: labels.len() as u32 - labels_start,
-        });
+        times.push(event.alert.since.map_or(NO_SINCE, millis));
+        times.push(received_at);
     }
     wit::Batch {
         text,
+        events: numbers,
+        times,
         labels,
-        events: views,
     }
 }
 
@@ -128,7 +134,10 @@ pub fn event_to_wit(event: &Event) -> wit::Event {
     }
 }
 
-fn params_from(text: &str, field: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+fn params_from(
+    text: &str,
+    field: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     if text.trim().is_empty() {
         return Ok(serde_json::Map::new());
     }
@@ -243,24 +252,33 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_holds_every_string_once_and_spans_point_at_them() {
+    fn a_batch_holds_every_string_once_and_numbers_point_at_them() {
         let a = event(serde_json::json!({
             "alert": {"monitor": "disk", "status": "unhealthy", "message": "full"},
-            "context": {"host": "web-1", "region": "eu"}
+            "context": {"host": "web-1", "region": "eu"},
+            "alerting": {"priority": "low"}
         }));
-        let b = event(serde_json::json!({"alert": {"monitor": "cpu", "status": "healthy"}}));
+        let b = event(
+            serde_json::json!({"alert": {"monitor": "cpu", "status": "healthy",
+                                                   "since": "1970-01-01T00:00:01Z"}}),
+        );
         let batch = batch([(&a, 10), (&b, 20)].into_iter());
-        let text = |s: wit::Span| &batch.text[s.offset as usize..(s.offset + s.len) as usize];
-        assert_eq!(batch.events.len(), 2);
-        assert_eq!(text(batch.events[0].monitor), "disk");
-        assert_eq!(text(batch.events[0].message), "full");
-        assert_eq!(batch.events[0].labels_len, 2);
-        let first = batch.labels[batch.events[0].labels_start as usize];
-        assert_eq!((text(first.key), text(first.value)), ("host", "web-1"));
-        assert_eq!(text(batch.events[1].monitor), "cpu");
-        assert_eq!(text(batch.events[1].message), "");
-        assert_eq!(batch.events[1].labels_len, 0);
-        assert_eq!(batch.events[1].received_at, 20);
+        let text = |offset: u32, len: u32| &batch.text[offset as usize..(offset + len) as usize];
+        let e = |i: usize, field: usize| batch.events[i * EVENT_STRIDE + field];
+        assert_eq!(batch.events.len(), 2 * EVENT_STRIDE);
+        assert_eq!(text(e(0, 0), e(0, 1)), "disk");
+        assert_eq!(text(e(0, 2), e(0, 3)), "full");
+        assert_eq!(e(0, 4), 1 | 2 << 1, "unhealthy, priority low");
+        assert_eq!((e(0, 5), e(0, 6)), (0, 2));
+        let l = &batch.labels;
+        assert_eq!((text(l[0], l[1]), text(l[2], l[3])), ("host", "web-1"));
+        assert_eq!(text(e(1, 0), e(1, 1)), "cpu");
+        assert_eq!(
+            (e(1, 3), e(1, 4), e(1, 6)),
+            (0, 0, 0),
+            "no message, healthy, no labels"
+        );
+        assert_eq!(batch.times, vec![NO_SINCE, 10, 1000, 20]);
     }
 
     #[test]

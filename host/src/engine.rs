@@ -83,10 +83,21 @@ pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
         .max_memory_size(limits.memory)
         .max_core_instance_size(8 << 20)
         .max_component_instance_size(1 << 20)
-        // Reset the first pages of a memory or table with memset when a slot is
-        // reused: cheaper than madvise for the little a filter call touches.
-        .linear_memory_keep_resident(256 << 10)
         .table_keep_resident(64 << 10);
+    // A fresh instance per call means a memory slot is reset after every call. Where
+    // the kernel has PAGEMAP_SCAN (Linux 6.7+), Wasmtime finds the pages the call
+    // dirtied and resets them with memset, keeping them resident: no madvise, no TLB
+    // shootdown, no page faults on the next call. That halves the cost of a call
+    // (measured: 44 → 21 µs fresh instance + call; 1.55 → 2.6 M events/s in
+    // batches). 2 MiB covers a Rust guest's stack, data and a batch's heap. Without
+    // the ioctl, memset would clear the whole region blindly, so keep only the first
+    // 64 KiB resident and let madvise do the rest.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(wasmtime::Enabled::Yes)
+            .linear_memory_keep_resident(2 << 20);
+    } else {
+        pool.linear_memory_keep_resident(64 << 10);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
     let weak = engine.weak();

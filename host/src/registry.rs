@@ -132,8 +132,12 @@ impl WasmPlugins {
         for row in rows {
             let started = std::time::Instant::now();
             match plugins.load(&row, row.active_version).await {
-                Ok(()) => info!(team = %row.team, plugin = %row.name, version = row.active_version, elapsed = ?started.elapsed(), "plugin loaded"),
-                Err(e) => error!(team = %row.team, plugin = %row.name, error = %e, "cannot load plugin; its calls fail until it is uploaded again"),
+                Ok(()) => {
+                    info!(team = %row.team, plugin = %row.name, version = row.active_version, elapsed = ?started.elapsed(), "plugin loaded")
+                }
+                Err(e) => {
+                    error!(team = %row.team, plugin = %row.name, error = %e, "cannot load plugin; its calls fail until it is uploaded again")
+                }
             }
         }
         let weak = Arc::downgrade(&plugins.inner);
@@ -398,13 +402,10 @@ impl Filter for WasmPlugins {
         config: &str,
     ) -> Result<Vec<Verdict>, PluginError> {
         let loaded = self.active(team, name, Kind::Filter)?;
-        let call = self.inner.runtime.filter(
-            &loaded.compiled,
-            loaded.state.clone(),
-            batch,
-            config,
-            true,
-        );
+        let call =
+            self.inner
+                .runtime
+                .filter(&loaded.compiled, loaded.state.clone(), batch, config, true);
         finish(&loaded, team, name, call, batch.len(), |verdicts| {
             let dropped = verdicts
                 .iter()
@@ -482,7 +483,14 @@ impl Registry for WasmPlugins {
             .await
             .map_err(internal)?;
         self.swap_in(team, name, version, compiled).await?;
-        info!(team, plugin = name, version, kind = kind.as_str(), bytes = component.len(), "plugin installed");
+        info!(
+            team,
+            plugin = name,
+            version,
+            kind = kind.as_str(),
+            bytes = component.len(),
+            "plugin installed"
+        );
         self.get(team, name).await
     }
 
@@ -550,7 +558,12 @@ impl Registry for WasmPlugins {
             .await
             .map_err(internal)?;
         self.swap_in(team, name, previous, compiled).await?;
-        info!(team, plugin = name, version = previous, "plugin rolled back");
+        info!(
+            team,
+            plugin = name,
+            version = previous,
+            "plugin rolled back"
+        );
         self.get(team, name).await
     }
 
@@ -591,13 +604,17 @@ impl Registry for WasmPlugins {
                     let call = runtime.filter(compiled, state, &batch, &config, false);
                     run.log = log_lines(&call.log);
                     run.duration_us = call.duration.as_micros() as u64;
-                    call.result.map(|verdicts| run.verdicts = Some(verdicts)).err()
+                    call.result
+                        .map(|verdicts| run.verdicts = Some(verdicts))
+                        .err()
                 }
                 Sample::Collect(incident, params) => {
                     let call = runtime.collect(compiled, state, &incident, &params, false);
                     run.log = log_lines(&call.log);
                     run.duration_us = call.duration.as_micros() as u64;
-                    call.result.map(|sections| run.sections = Some(sections)).err()
+                    call.result
+                        .map(|sections| run.sections = Some(sections))
+                        .err()
                 }
             };
             match failure {

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tocsin_core::Event;
-use tocsin_core::plugin::{Failure, FilterInput, IncidentContext, Kind, RawInput, Section, Verdict};
+use tocsin_core::plugin::{
+    Failure, FilterInput, IncidentContext, Kind, RawInput, Section, Verdict,
+};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -114,7 +116,9 @@ impl Runtime {
             )
         };
         let pre = match kind {
-            Kind::Transformer => Pre::Transformer(transformer::TransformerPre::new(pre).map_err(wrong)?),
+            Kind::Transformer => {
+                Pre::Transformer(transformer::TransformerPre::new(pre).map_err(wrong)?)
+            }
             Kind::Filter => Pre::Filter(filter::FilterPre::new(pre).map_err(wrong)?),
             Kind::Collector => Pre::Collector(collector::CollectorPre::new(pre).map_err(wrong)?),
         };
@@ -161,7 +165,12 @@ impl Runtime {
         }
     }
 
-    fn classify(&self, error: &wasmtime::Error, memory_denied: bool, log: &[(Level, String)]) -> Failure {
+    fn classify(
+        &self,
+        error: &wasmtime::Error,
+        memory_denied: bool,
+        log: &[(Level, String)],
+    ) -> Failure {
         if memory_denied {
             return Failure::Memory((self.limits.memory >> 20) as u64);
         }
@@ -174,7 +183,10 @@ impl Runtime {
             Some(trap) => {
                 // A Rust guest's panic message is on its stderr: the best explanation.
                 // (the location line, then the message line).
-                match log.iter().position(|(_, line)| line.contains("panicked at")) {
+                match log
+                    .iter()
+                    .position(|(_, line)| line.contains("panicked at"))
+                {
                     Some(at) => {
                         let message = log.get(at + 1).map_or("", |(_, line)| line.as_str());
                         Failure::Trap(format!("{trap} ({} {message})", log[at].1))
@@ -318,14 +330,20 @@ impl Runtime {
                     "{size} bytes of sections; the limit is {max}"
                 ))));
             }
-            Ok(Ok(sections.into_iter().map(convert::section_from_wit).collect()))
+            Ok(Ok(sections
+                .into_iter()
+                .map(convert::section_from_wit)
+                .collect()))
         })
     }
 }
 
 fn wrong_kind<T>(wanted: Kind) -> Call<T> {
     Call {
-        result: Err(Failure::Output(format!("the plugin is not a {}", wanted.as_str()))),
+        result: Err(Failure::Output(format!(
+            "the plugin is not a {}",
+            wanted.as_str()
+        ))),
         log: Vec::new(),
         duration: Duration::ZERO,
     }

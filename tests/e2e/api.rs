@@ -75,7 +75,8 @@ impl Api {
         let filter: Option<Arc<dyn tocsin_core::plugin::Filter>> = plugins
             .clone()
             .map(|p| Arc::new(p) as Arc<dyn tocsin_core::plugin::Filter>);
-        let (journal, pipeline, _writer) = Journal::start_with_plugins(store.clone(), config, filter);
+        let (journal, pipeline, _writer) =
+            Journal::start_with_plugins(store.clone(), config, filter);
         let (admin, _) = auth::create(store.as_ref(), Grant::Admin, "")
             .await
             .expect("token");

@@ -309,18 +309,27 @@ async fn a_scaffolded_plugin_builds_and_is_managed_from_the_cli() {
     let bender = create_token(&url, &["--team", "bender"]).expect("created");
     let crate_dir = dir.path().join("drop-test-env");
     let crate_path = crate_dir.to_str().expect("utf-8 path");
-    let (ok, _, err) = tocsin(&["plugin", "new", "drop-test-env", "--kind", "filter", "--dir", crate_path])
-        .expect("runs");
+    let (ok, _, err) = tocsin(&[
+        "plugin",
+        "new",
+        "drop-test-env",
+        "--kind",
+        "filter",
+        "--dir",
+        crate_path,
+    ])
+    .expect("runs");
     assert!(ok, "{err}");
     // The scaffold builds as is (sharing the example plugins' target dir saves time).
     let target = tocsin_tests::workspace().join("plugins/target");
-    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(&crate_dir)
-        .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("cargo runs");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&crate_dir)
+            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2"])
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("cargo runs");
     assert!(status.success(), "the scaffold builds");
     let wasm = target.join("wasm32-wasip2/release/drop_test_env.wasm");
     let server_args = ["--url", server.url.as_str(), "--token", bender.as_str()];
@@ -330,10 +339,24 @@ async fn a_scaffolded_plugin_builds_and_is_managed_from_the_cli() {
         tocsin(&all).expect("runs")
     };
 
-    let (ok, out, err) = run(&["plugin", "push", "drop-test-env", wasm.to_str().expect("path"), "--kind", "filter"]);
+    let (ok, out, err) = run(&[
+        "plugin",
+        "push",
+        "drop-test-env",
+        wasm.to_str().expect("path"),
+        "--kind",
+        "filter",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("drop-test-env version 1 is live"), "{out}");
-    run(&["plugin", "push", "drop-test-env", wasm.to_str().expect("path"), "--kind", "filter"]);
+    run(&[
+        "plugin",
+        "push",
+        "drop-test-env",
+        wasm.to_str().expect("path"),
+        "--kind",
+        "filter",
+    ]);
 
     let sample = dir.path().join("sample.json");
     std::fs::write(
@@ -343,15 +366,27 @@ async fn a_scaffolded_plugin_builds_and_is_managed_from_the_cli() {
         .to_string(),
     )
     .expect("sample written");
-    let (ok, out, err) = run(&["plugin", "test", "drop-test-env", sample.to_str().expect("path")]);
+    let (ok, out, err) = run(&[
+        "plugin",
+        "test",
+        "drop-test-env",
+        sample.to_str().expect("path"),
+    ]);
     assert!(ok, "{err}");
     let result: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(result["verdicts"][0], json!({"verdict": "drop", "value": "env test is not watched"}));
+    assert_eq!(
+        result["verdicts"][0],
+        json!({"verdict": "drop", "value": "env test is not watched"})
+    );
     assert_eq!(result["verdicts"][1], json!({"verdict": "keep"}));
 
     let (ok, out, _) = run(&["plugin", "list"]);
     assert!(ok);
-    assert!(out.lines().any(|l| l.starts_with("drop-test-env") && l.contains("filter")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("drop-test-env") && l.contains("filter")),
+        "{out}"
+    );
     let (ok, out, err) = run(&["plugin", "rollback", "drop-test-env"]);
     assert!(ok, "{err}");
     assert!(out.contains("back at version 1"), "{out}");
@@ -362,6 +397,13 @@ async fn a_scaffolded_plugin_builds_and_is_managed_from_the_cli() {
     // A core module: the server's message, and a failing exit status.
     let core = dir.path().join("core.wasm");
     std::fs::write(&core, [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]).expect("written");
-    let (ok, _, err) = run(&["plugin", "push", "core", core.to_str().expect("path"), "--kind", "filter"]);
+    let (ok, _, err) = run(&[
+        "plugin",
+        "push",
+        "core",
+        core.to_str().expect("path"),
+        "--kind",
+        "filter",
+    ]);
     assert!(!ok && err.contains("core WebAssembly module"), "{err}");
 }

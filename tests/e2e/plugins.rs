@@ -11,7 +11,13 @@ use tocsin_tests::plugins::component;
 use crate::api::Api;
 
 /// Uploads bytes as a plugin of `kind` for the token's team.
-async fn push(api: &Api, token: &str, name: &str, kind: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+async fn push(
+    api: &Api,
+    token: &str,
+    name: &str,
+    kind: &str,
+    bytes: Vec<u8>,
+) -> (StatusCode, Value) {
     let request = Request::put(format!("/v1/plugins/{name}?kind={kind}"))
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/wasm")
@@ -29,8 +35,13 @@ async fn pushed(api: &Api, name: &str, kind: &str, package: &str) -> Value {
 
 /// Runs a plugin on a sample through `POST /v1/plugins/{name}/test`.
 async fn test_run(api: &Api, name: &str, sample: Value) -> (StatusCode, Value) {
-    api.request(&api.bender, "POST", &format!("/v1/plugins/{name}/test"), Some(sample))
-        .await
+    api.request(
+        &api.bender,
+        "POST",
+        &format!("/v1/plugins/{name}/test"),
+        Some(sample),
+    )
+    .await
 }
 
 fn event(monitor: &str, status: &str, host: &str) -> Value {
@@ -49,7 +60,12 @@ async fn chaos(api: &Api, mode: &str) -> (StatusCode, Value) {
 
 async fn history(api: &Api, outcome: &str) -> Vec<Value> {
     let (_, body) = api
-        .request(&api.bender, "GET", &format!("/v1/history?outcome={outcome}"), None)
+        .request(
+            &api.bender,
+            "GET",
+            &format!("/v1/history?outcome={outcome}"),
+            None,
+        )
         .await;
     body["events"].as_array().cloned().unwrap_or_default()
 }
@@ -60,7 +76,10 @@ async fn a_transformer_turns_nagios_lines_into_events() {
     let info = pushed(&api, "nagios", "transformer", "nagios").await;
     assert_eq!(info["kind"], "transformer");
     assert_eq!(info["activeVersion"], 1);
-    assert_eq!(info["versions"][0]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(
+        info["versions"][0]["sha256"].as_str().map(str::len),
+        Some(64)
+    );
 
     let body = "[1700000000] PROCESS_SERVICE_CHECK_RESULT;web-1;HTTP;2;CRITICAL - connection refused\n\
                 PROCESS_HOST_CHECK_RESULT;web-2;0;PING OK\n";
@@ -77,9 +96,15 @@ async fn a_transformer_turns_nagios_lines_into_events() {
     let alert = &alerts["alerts"][0];
     assert_eq!(alert["status"], "unhealthy", "{alerts}");
     assert_eq!(alert["labels"]["host"], "web-1");
-    assert_eq!(alert["labels"]["service"], "shop", "query parameters become labels");
+    assert_eq!(
+        alert["labels"]["service"], "shop",
+        "query parameters become labels"
+    );
     let (_, incidents) = api.get(&api.bender, "/v1/incidents").await;
-    assert_eq!(incidents["incidents"][0]["priority"], "high", "CRITICAL pages: {incidents}");
+    assert_eq!(
+        incidents["incidents"][0]["priority"], "high",
+        "CRITICAL pages: {incidents}"
+    );
 }
 
 #[tokio::test]
@@ -113,21 +138,42 @@ async fn a_failing_transformer_keeps_the_input_as_a_dead_letter_and_answers_422(
     let (status, body, _) = api.call(request).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let error = body["error"].as_str().unwrap_or("");
-    assert!(error.contains("plugin \"nagios\"") && error.contains("unknown return code"), "{error}");
-    let (_, letters) = api.get(&api.bender, "/v1/plugins/nagios/dead-letters").await;
-    assert_eq!(letters["deadLetters"][0]["id"], body["deadLetter"], "{letters}");
-    assert_eq!(letters["deadLetters"][0]["body"], "PROCESS_SERVICE_CHECK_RESULT;web-1;HTTP;9;what");
-    assert_eq!(api.store.lag().await.expect("lag"), 0, "nothing was ingested");
+    assert!(
+        error.contains("plugin \"nagios\"") && error.contains("unknown return code"),
+        "{error}"
+    );
+    let (_, letters) = api
+        .get(&api.bender, "/v1/plugins/nagios/dead-letters")
+        .await;
+    assert_eq!(
+        letters["deadLetters"][0]["id"], body["deadLetter"],
+        "{letters}"
+    );
+    assert_eq!(
+        letters["deadLetters"][0]["body"],
+        "PROCESS_SERVICE_CHECK_RESULT;web-1;HTTP;9;what"
+    );
+    assert_eq!(
+        api.store.lag().await.expect("lag"),
+        0,
+        "nothing was ingested"
+    );
     let (_, info) = api.get(&api.bender, "/v1/plugins/nagios").await;
     assert_eq!(info["stats"]["errors"]["error"], 1, "{info}");
-    assert!(info["stats"]["lastError"]["message"].as_str().unwrap_or("").contains("return code"));
+    assert!(
+        info["stats"]["lastError"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("return code")
+    );
 }
 
 #[tokio::test]
 async fn a_filter_plugin_drops_retired_hosts_in_the_prefilter() {
     let api = Api::with_plugins_sqlite().await;
     pushed(&api, "retired-hosts", "filter", "retired-hosts").await;
-    let filters = json!([{"type": "plugin", "params": {"name": "retired-hosts", "hosts": ["web-7"]}}]);
+    let filters =
+        json!([{"type": "plugin", "params": {"name": "retired-hosts", "hosts": ["web-7"]}}]);
     let mut retired = event("disk", "unhealthy", "web-7");
     retired["filters"] = filters.clone();
     let mut live = event("disk", "unhealthy", "web-1");
@@ -136,9 +182,15 @@ async fn a_filter_plugin_drops_retired_hosts_in_the_prefilter() {
 
     let dropped = history(&api, "dropped").await;
     assert_eq!(dropped.len(), 1, "{dropped:?}");
-    assert_eq!(dropped[0]["reason"], "plugin:retired-hosts: host web-7 is retired");
+    assert_eq!(
+        dropped[0]["reason"],
+        "plugin:retired-hosts: host web-7 is retired"
+    );
     let (_, incidents) = api.get(&api.bender, "/v1/incidents").await;
-    assert_eq!(incidents["incidents"][0]["alerts"], 1, "only web-1: {incidents}");
+    assert_eq!(
+        incidents["incidents"][0]["alerts"], 1,
+        "only web-1: {incidents}"
+    );
     let (_, info) = api.get(&api.bender, "/v1/plugins/retired-hosts").await;
     assert_eq!(info["stats"]["eventsIn"], 2, "one call judged both: {info}");
     assert_eq!(info["stats"]["calls"], 1, "{info}");
@@ -162,14 +214,18 @@ async fn a_service_lists_filter_plugins_for_its_events() {
     e["context"]["service"] = json!("shop");
     api.events(&api.bender, json!([e])).await;
     let dropped = history(&api, "dropped").await;
-    assert_eq!(dropped[0]["reason"], "plugin:retired-hosts: host web-9 is retired", "{dropped:?}");
+    assert_eq!(
+        dropped[0]["reason"], "plugin:retired-hosts: host web-9 is retired",
+        "{dropped:?}"
+    );
 }
 
 #[tokio::test]
 async fn a_stateful_debounce_filter_remembers_across_batches() {
     let api = Api::with_plugins_sqlite().await;
     pushed(&api, "debounce", "filter", "debounce").await;
-    let filters = json!([{"type": "plugin", "params": {"name": "debounce", "interval-ms": 600000}}]);
+    let filters =
+        json!([{"type": "plugin", "params": {"name": "debounce", "interval-ms": 600000}}]);
     let with_filter = |status: &str| {
         let mut e = event("disk", status, "web-1");
         e["filters"] = filters.clone();
@@ -182,7 +238,13 @@ async fn a_stateful_debounce_filter_remembers_across_batches() {
     }
     let dropped = history(&api, "dropped").await;
     assert_eq!(dropped.len(), 1, "{dropped:?}");
-    assert!(dropped[0]["reason"].as_str().unwrap_or("").starts_with("plugin:debounce: debounced"), "{dropped:?}");
+    assert!(
+        dropped[0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("plugin:debounce: debounced"),
+        "{dropped:?}"
+    );
     let (_, info) = api.get(&api.bender, "/v1/plugins/debounce").await;
     assert_eq!(info["stateKeys"], 1, "{info}");
 }
@@ -209,18 +271,42 @@ async fn a_collector_links_runbooks() {
     );
     let (status, run) = test_run(&api, "runbook-link", json!({"incident": incident})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(run["error"].as_str().unwrap_or("").contains("params.base is required"), "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("params.base is required"),
+        "{run}"
+    );
 }
 
 #[tokio::test]
 async fn uploads_that_are_not_plugin_components_are_refused_with_a_clear_message() {
     let api = Api::with_plugins_sqlite().await;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("random", (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect(), "not a WebAssembly binary"),
-        ("core", vec![0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00], "core WebAssembly module, not a component"),
-        ("broken", vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, 0xff, 0xff], "not a valid component"),
+        (
+            "random",
+            (0..4096u32)
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect(),
+            "not a WebAssembly binary",
+        ),
+        (
+            "core",
+            vec![0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+            "core WebAssembly module, not a component",
+        ),
+        (
+            "broken",
+            vec![0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00, 0xff, 0xff],
+            "not a valid component",
+        ),
         ("evil", component("bad-import"), "evil:net/socket"),
-        ("wrong-world", component("nagios"), "does not export the tocsin:plugin filter world"),
+        (
+            "wrong-world",
+            component("nagios"),
+            "does not export the tocsin:plugin filter world",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let (status, body) = push(&api, &api.bender, name, "filter", bytes).await;
@@ -253,8 +339,14 @@ async fn hostile_plugins_fail_their_own_call_and_nothing_else() {
         let (status, body) = chaos(&api, mode).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{mode}: {body}");
         let error = body["error"].as_str().unwrap_or("");
-        assert!(error.contains("plugin \"chaos\"") && error.contains(expected), "{mode}: {error}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{mode} was stopped");
+        assert!(
+            error.contains("plugin \"chaos\"") && error.contains(expected),
+            "{mode}: {error}"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{mode} was stopped"
+        );
         // The host and the plugin's next call are unaffected.
         let (status, body) = chaos(&api, "keep").await;
         assert_eq!(status, StatusCode::OK, "after {mode}: {body}");
@@ -296,7 +388,10 @@ async fn the_sandbox_offers_no_files_environment_network_or_clock() {
         assert!(seen.starts_with(refused), "{mode}: the plugin saw {seen}");
     }
     listener.set_nonblocking(true).expect("nonblocking");
-    assert!(listener.accept().is_err(), "no connection reached the listener");
+    assert!(
+        listener.accept().is_err(),
+        "no connection reached the listener"
+    );
 }
 
 #[tokio::test]
@@ -309,9 +404,16 @@ async fn a_filter_that_fails_lets_the_event_pass_annotated() {
     let passed = history(&api, "passed").await;
     assert_eq!(passed.len(), 1, "{passed:?}");
     let reason = passed[0]["reason"].as_str().unwrap_or("");
-    assert!(reason.contains("plugin:chaos failed open") && reason.contains("timed out"), "{reason}");
+    assert!(
+        reason.contains("plugin:chaos failed open") && reason.contains("timed out"),
+        "{reason}"
+    );
     let (_, incidents) = api.get(&api.bender, "/v1/incidents").await;
-    assert_eq!(incidents["incidents"].as_array().map(Vec::len), Some(1), "the event went on");
+    assert_eq!(
+        incidents["incidents"].as_array().map(Vec::len),
+        Some(1),
+        "the event went on"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +424,11 @@ async fn plugin_log_lines_and_stdio_are_captured() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["log"],
-        json!(["info: hello from chaos", "info: stdout line", "warn: stderr line"])
+        json!([
+            "info: hello from chaos",
+            "info: stdout line",
+            "warn: stderr line"
+        ])
     );
 }
 
@@ -339,7 +445,10 @@ async fn a_dry_run_writes_no_state_but_real_calls_do() {
     api.events(&api.bender, json!([e])).await;
     api.settle().await;
     let (_, body) = chaos(&api, "count").await;
-    assert_eq!(body["verdicts"][0]["value"], "calls: 2", "the pipeline's call was kept: {body}");
+    assert_eq!(
+        body["verdicts"][0]["value"], "calls: 2",
+        "the pipeline's call was kept: {body}"
+    );
 }
 
 #[tokio::test]
@@ -354,20 +463,44 @@ async fn a_new_version_swaps_in_and_rollback_restores_the_previous() {
     assert_eq!(info["activeVersion"], 2);
     assert_eq!(info["versions"].as_array().map(Vec::len), Some(2));
     let (_, v2) = test_run(&api, "gate", sample.clone()).await;
-    assert_eq!(v2["verdicts"][0]["verdict"], "keep", "version 2 is live without a restart: {v2}");
+    assert_eq!(
+        v2["verdicts"][0]["verdict"], "keep",
+        "version 2 is live without a restart: {v2}"
+    );
 
-    let (status, info) = api.request(&api.bender, "POST", "/v1/plugins/gate/rollback", None).await;
+    let (status, info) = api
+        .request(&api.bender, "POST", "/v1/plugins/gate/rollback", None)
+        .await;
     assert_eq!(status, StatusCode::OK, "{info}");
     assert_eq!(info["activeVersion"], 1);
     let (_, back) = test_run(&api, "gate", sample).await;
     assert_eq!(back["verdicts"][0]["verdict"], "drop", "{back}");
-    let (status, body) = api.request(&api.bender, "POST", "/v1/plugins/gate/rollback", None).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "no version before 1: {body}");
+    let (status, body) = api
+        .request(&api.bender, "POST", "/v1/plugins/gate/rollback", None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "no version before 1: {body}"
+    );
 
-    let (status, body) = push(&api, &api.bender, "gate", "collector", component("runbook-link")).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "a name keeps its kind: {body}");
+    let (status, body) = push(
+        &api,
+        &api.bender,
+        "gate",
+        "collector",
+        component("runbook-link"),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "a name keeps its kind: {body}"
+    );
 
-    let (status, _) = api.request(&api.bender, "DELETE", "/v1/plugins/gate", None).await;
+    let (status, _) = api
+        .request(&api.bender, "DELETE", "/v1/plugins/gate", None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = api.get(&api.bender, "/v1/plugins/gate").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -440,4 +573,100 @@ async fn plugins_survive_a_restart_with_their_state() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["verdicts"][0]["value"], "calls: 2", "{body}");
+}
+
+#[tokio::test]
+async fn a_python_transformer_works_like_a_rust_one() {
+    let api = Api::with_plugins_sqlite().await;
+    let bytes = tokio::task::spawn_blocking(tocsin_tests::plugins::python_zabbix)
+        .await
+        .expect("built");
+    assert!(
+        bytes.len() > 10 << 20,
+        "a componentize-py component embeds the interpreter"
+    );
+    let (status, info) = push(&api, &api.bender, "zabbix", "transformer", bytes).await;
+    assert_eq!(status, StatusCode::CREATED, "{info}");
+    let alert = json!({"event_id": "42", "host": "db-1", "trigger": "High CPU load on db-1",
+        "severity": "Disaster", "status": "PROBLEM", "message": "load 31.2",
+        "tags": [{"tag": "Service", "value": "orders"}], "time": "1700000000"});
+    let request = Request::post("/v1/ingest/zabbix")
+        .header("authorization", format!("Bearer {}", api.bender))
+        .header("content-type", "application/json")
+        .body(Body::from(alert.to_string()))
+        .expect("request");
+    let (status, receipt, _) = api.call(request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    let (_, alerts) = api.get(&api.bender, "/v1/alerts").await;
+    let stored = &alerts["alerts"][0];
+    assert_eq!(stored["monitor"], "high-cpu-load-on-db-1", "{alerts}");
+    assert_eq!(
+        stored["labels"],
+        json!({"host": "db-1", "service": "orders"})
+    );
+    let (_, incidents) = api.get(&api.bender, "/v1/incidents").await;
+    assert_eq!(
+        incidents["incidents"][0]["priority"], "high",
+        "Disaster pages: {incidents}"
+    );
+
+    // Its errors are a 422 with the Python exception's message, like any plugin's.
+    let request = Request::post("/v1/ingest/zabbix")
+        .header("authorization", format!("Bearer {}", api.bender))
+        .body(Body::from(
+            "{\"host\": \"db-1\", \"trigger\": \"x\", \"status\": \"MAYBE\"}",
+        ))
+        .expect("request");
+    let (status, body, _) = api.call(request).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("status must be PROBLEM or RESOLVED"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn plugins_versions_state_and_dead_letters_work_on_postgresql() {
+    let url = tocsin_tests::postgres_url().await;
+    {
+        let api = Api::with_plugins(&url, None).await;
+        pushed(&api, "chaos", "filter", "chaos").await;
+        pushed(&api, "chaos", "filter", "chaos").await;
+        let mut e = event("disk", "unhealthy", "web-1");
+        e["filters"] = json!([{"type": "plugin", "params": {"name": "chaos", "mode": "count"}}]);
+        api.events(&api.bender, json!([e])).await;
+        let dropped = history(&api, "dropped").await;
+        assert_eq!(
+            dropped[0]["reason"], "plugin:chaos: calls: 1",
+            "{dropped:?}"
+        );
+        let (status, info) = api
+            .request(&api.bender, "POST", "/v1/plugins/chaos/rollback", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{info}");
+        assert_eq!(info["activeVersion"], 1);
+
+        pushed(&api, "nagios", "transformer", "nagios").await;
+        let request = Request::post("/v1/ingest/nagios")
+            .header("authorization", format!("Bearer {}", api.bender))
+            .body(Body::from(vec![0xff, 0xfe, 0x00]))
+            .expect("request");
+        let (status, body, _) = api.call(request).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let (_, letters) = api
+            .get(&api.bender, "/v1/plugins/nagios/dead-letters")
+            .await;
+        assert_eq!(letters["deadLetters"][0]["body"], "fffe00", "{letters}");
+        assert_eq!(letters["deadLetters"][0]["bodyHex"], true);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    }
+    let api = Api::with_plugins(&url, None).await;
+    let (_, info) = api.get(&api.bender, "/v1/plugins/chaos").await;
+    assert_eq!(info["activeVersion"], 1, "{info}");
+    assert_eq!(info["stateKeys"], 1, "{info}");
+    let (_, run) = chaos(&api, "count").await;
+    assert_eq!(run["verdicts"][0]["value"], "calls: 2", "{run}");
 }

@@ -33,7 +33,15 @@ fn build_all() -> anyhow::Result<BTreeMap<String, PathBuf>> {
     for name in packages(&root) {
         let status = Command::new(&cargo)
             .current_dir(&root)
-            .args(["build", "--quiet", "--release", "--target", "wasm32-wasip2", "-p", &name])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "-p",
+                &name,
+            ])
             // Settings of the outer cargo (a test's target dir, its rustflags) are not
             // the guests'.
             .env_remove("CARGO_TARGET_DIR")
@@ -57,7 +65,9 @@ pub fn built() -> &'static BTreeMap<String, PathBuf> {
     static BUILT: OnceLock<BTreeMap<String, PathBuf>> = OnceLock::new();
     BUILT.get_or_init(|| match build_all() {
         Ok(built) => built,
-        Err(e) => panic!("cannot build the plugins (is the wasm32-wasip2 target installed?): {e:#}"),
+        Err(e) => {
+            panic!("cannot build the plugins (is the wasm32-wasip2 target installed?): {e:#}")
+        }
     })
 }
 
@@ -66,5 +76,43 @@ pub fn component(name: &str) -> Vec<u8> {
     let path = built()
         .get(name)
         .unwrap_or_else(|| panic!("no plugin package \"{name}\" under plugins/"));
+    std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// componentize-py: `$COMPONENTIZE_PY`, else the virtualenv `infra/deps.sh` makes,
+/// else the one on `PATH`.
+fn componentize_py() -> PathBuf {
+    if let Ok(path) = std::env::var("COMPONENTIZE_PY") {
+        return PathBuf::from(path);
+    }
+    let venv = std::env::var("HOME")
+        .map(|home| PathBuf::from(home).join(".cache/tocsin-venv/bin/componentize-py"));
+    match venv {
+        Ok(path) if path.is_file() => path,
+        _ => PathBuf::from("componentize-py"),
+    }
+}
+
+/// The Python example (`plugins/python/zabbix`), built with componentize-py once per
+/// test run: an 18 MB component.
+pub fn python_zabbix() -> Vec<u8> {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let path = BUILT.get_or_init(|| {
+        let dir = crate::workspace().join("plugins/python/zabbix");
+        let out = dir.join("target/zabbix.wasm");
+        std::fs::create_dir_all(dir.join("target")).expect("target dir");
+        let status = Command::new("bash")
+            .arg(dir.join("build.sh"))
+            .arg(&out)
+            .env("COMPONENTIZE_PY", componentize_py())
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("bash runs");
+        assert!(
+            status.success(),
+            "building the Python plugin failed: is componentize-py installed (bash infra/deps.sh)?"
+        );
+        out
+    });
     std::fs::read(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }

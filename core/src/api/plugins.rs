@@ -21,7 +21,12 @@ use crate::plugin::{
 use crate::store::{Accepted, DeadLetter};
 
 /// Headers a transformer never sees: Tocsin's own credentials and the sender's cookies.
-const PRIVATE_HEADERS: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "x-tocsin-token"];
+const PRIVATE_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "x-tocsin-token",
+];
 
 impl From<PluginError> for ApiError {
     fn from(e: PluginError) -> Self {
@@ -43,10 +48,13 @@ fn team_of(caller: &Caller, query: &BTreeMap<String, String>) -> Result<String, 
     match (&caller.team, named) {
         (Some(own), Some(named)) if own != named && !caller.admin => Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("this token acts for team \"{own}\"; it cannot manage team \"{named}\"'s plugins"),
+            format!(
+                "this token acts for team \"{own}\"; it cannot manage team \"{named}\"'s plugins"
+            ),
         )),
         (_, Some(named)) => {
-            crate::auth::check_team_name(named).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+            crate::auth::check_team_name(named)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
             Ok(named.clone())
         }
         (Some(own), None) => Ok(own.clone()),
@@ -95,7 +103,13 @@ pub(super) async fn put(
         )
     })?;
     let max = state.plugins.max_size();
-    let bytes = body::bytes(&headers, request, max, "(the plugin size limit, --plugin-max-size)").await?;
+    let bytes = body::bytes(
+        &headers,
+        request,
+        max,
+        "(the plugin size limit, --plugin-max-size)",
+    )
+    .await?;
     let info = state
         .plugins
         .install(&team, &name, kind, bytes, &caller.token_id)
@@ -205,7 +219,10 @@ pub(super) async fn test(
     let missing = |field: &str| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("plugin \"{name}\" is a {}: the sample needs \"{field}\"", info.kind.as_str()),
+            format!(
+                "plugin \"{name}\" is a {}: the sample needs \"{field}\"",
+                info.kind.as_str()
+            ),
         )
     };
     let sample = match info.kind {
@@ -222,7 +239,9 @@ pub(super) async fn test(
             let now = crate::pipeline::worker::now_ms();
             Sample::Filter(events.into_iter().map(|e| (e, now)).collect(), config)
         }
-        Kind::Collector => Sample::Collect(sample.incident.ok_or_else(|| missing("incident"))?, config),
+        Kind::Collector => {
+            Sample::Collect(sample.incident.ok_or_else(|| missing("incident"))?, config)
+        }
     };
     Ok(Json(state.plugins.test(&team, &name, sample).await?))
 }
@@ -288,9 +307,14 @@ pub(super) async fn ingest(
     use axum::response::IntoResponse;
     let team = team_of(&caller, &query).map_err(IntoResponse::into_response)?;
     query.remove("team");
-    let body = body::bytes(&headers, request, MAX_BODY_BYTES, "(10 MiB): split the input")
-        .await
-        .map_err(IntoResponse::into_response)?;
+    let body = body::bytes(
+        &headers,
+        request,
+        MAX_BODY_BYTES,
+        "(10 MiB): split the input",
+    )
+    .await
+    .map_err(IntoResponse::into_response)?;
     let input = RawInput {
         body: body.clone(),
         content_type: headers
@@ -301,16 +325,20 @@ pub(super) async fn ingest(
         headers: headers
             .iter()
             .filter(|(name, _)| !PRIVATE_HEADERS.contains(&name.as_str()))
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .collect(),
     };
     let config = serde_json::to_string(&query).unwrap_or_default();
     let runner = state.plugins.clone();
     let (team_for_call, name) = (team.clone(), plugin.clone());
     let kept = input.clone();
-    let result = tokio::task::spawn_blocking(move || runner.transform(&team_for_call, &name, input, &config))
-        .await
-        .map_err(|e| ApiError::internal(&e).into_response())?;
+    let result = tokio::task::spawn_blocking(move || {
+        runner.transform(&team_for_call, &name, input, &config)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&e).into_response())?;
     let acting = Caller {
         token_id: caller.token_id.clone(),
         team: Some(team.clone()),
@@ -326,8 +354,16 @@ pub(super) async fn ingest(
                 )
             } else {
                 let accepted = batch.accepted.len();
-                let ids = batch.ids.iter().map(|id| id.map(|id| id.to_string())).collect();
-                let records = batch.accepted.into_iter().map(Accepted::into_record).collect();
+                let ids = batch
+                    .ids
+                    .iter()
+                    .map(|id| id.map(|id| id.to_string()))
+                    .collect();
+                let records = batch
+                    .accepted
+                    .into_iter()
+                    .map(Accepted::into_record)
+                    .collect();
                 state
                     .journal
                     .append(records)

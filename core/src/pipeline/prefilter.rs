@@ -246,7 +246,9 @@ impl Engine {
             if status == Status::Healthy && known_unhealthy {
                 // Like retired hosts: a recovery of an alert grouping knows unhealthy
                 // always goes on, so that its incident can resolve.
-                let note = format!("plugin:{plugin} asked to drop a recovery ({reason}); recoveries of unhealthy alerts always pass");
+                let note = format!(
+                    "plugin:{plugin} asked to drop a recovery ({reason}); recoveries of unhealthy alerts always pass"
+                );
                 self.downstream(key, event, meta, now, Some(&note));
                 return;
             }
@@ -344,12 +346,16 @@ impl Engine {
                             let outcome = &mut items[i].outcome;
                             match verdict {
                                 Verdict::Keep => {}
-                                Verdict::Drop(reason) => outcome.dropped = Some((name.clone(), reason)),
+                                Verdict::Drop(reason) => {
+                                    outcome.dropped = Some((name.clone(), reason))
+                                }
                                 Verdict::Replace(mut replacement) => {
                                     // The replacement keeps the team of the original.
                                     let team_label = items[i].event.context.get("team").cloned();
                                     match team_label {
-                                        Some(team) => replacement.context.insert("team".into(), team),
+                                        Some(team) => {
+                                            replacement.context.insert("team".into(), team)
+                                        }
                                         None => replacement.context.remove("team"),
                                     };
                                     match replacement.validate() {
@@ -366,7 +372,10 @@ impl Engine {
                     Err(e) => {
                         tracing::warn!(team = %team, plugin = %name, error = %e, events = members.len(), "filter plugin failed; its events pass");
                         for &i in &members {
-                            items[i].outcome.notes.push(format!("plugin:{name} failed open: {e}"));
+                            items[i]
+                                .outcome
+                                .notes
+                                .push(format!("plugin:{name} failed open: {e}"));
                         }
                     }
                 }
@@ -845,7 +854,10 @@ fn plugin_filters(filters: &[FilterSpec]) -> Vec<(String, String)> {
         .filter(|f| f.kind == "plugin")
         .filter_map(|f| {
             let name = f.params.get("name")?.as_str()?.to_owned();
-            Some((name, serde_json::Value::Object(f.params.clone()).to_string()))
+            Some((
+                name,
+                serde_json::Value::Object(f.params.clone()).to_string(),
+            ))
         })
         .collect()
 }

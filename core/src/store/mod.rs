@@ -333,8 +333,11 @@ pub trait Store: Send + Sync + 'static {
     /// Removes a plugin with its versions, state and dead letters; `false` when absent.
     async fn delete_plugin(&self, team: &str, name: &str) -> Result<bool, StoreError>;
     /// A plugin's key/value state.
-    async fn plugin_state(&self, team: &str, name: &str)
-    -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    async fn plugin_state(
+        &self,
+        team: &str,
+        name: &str,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Writes and removes keys of a plugin's state.
     async fn save_plugin_state(
         &self,

@@ -13,9 +13,9 @@ use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
 };
-use super::{DeadLetter, NewVersion, PluginRow, 
-    AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, from_millis,
-    millis,
+use super::{
+    AlertQuery, AlertState, DeadLetter, EVENT_IDS, LAG, NewVersion, PluginRow, Record, Store,
+    StoreError, TokenRecord, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -122,7 +122,8 @@ impl Store for PostgresStore {
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(shared::prune(&self.pool, before).await? + plugins::prune_dead_letters(&self.pool, before).await?)
+        Ok(shared::prune(&self.pool, before).await?
+            + plugins::prune_dead_letters(&self.pool, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {

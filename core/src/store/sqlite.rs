@@ -18,9 +18,9 @@ use super::views::{
     AuditEntry, HistoryEntry, HistoryQuery, IncidentDetail, IncidentQuery, IncidentSummary,
     SuppressionRecord,
 };
-use super::{DeadLetter, NewVersion, PluginRow, 
-    AlertQuery, AlertState, EVENT_IDS, LAG, Record, Store, StoreError, TokenRecord, chunk_sizes,
-    from_millis, millis,
+use super::{
+    AlertQuery, AlertState, DeadLetter, EVENT_IDS, LAG, NewVersion, PluginRow, Record, Store,
+    StoreError, TokenRecord, chunk_sizes, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -163,7 +163,8 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-        Ok(shared::prune(&self.writer, before).await? + plugins::prune_dead_letters(&self.writer, before).await?)
+        Ok(shared::prune(&self.writer, before).await?
+            + plugins::prune_dead_letters(&self.writer, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {

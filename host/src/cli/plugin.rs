@@ -109,14 +109,18 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             team,
             server,
         } => {
-            let bytes = std::fs::read(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let mut path = format!("/v1/plugins/{name}?kind={}", kind.as_str());
             if let Some(team) = team {
                 path.push_str(&format!("&team={team}"));
             }
             let target = url(&server, &path);
-            eprintln!("uploading {} ({} bytes); compiling may take a few seconds…", file.display(), bytes.len());
+            eprintln!(
+                "uploading {} ({} bytes); compiling may take a few seconds…",
+                file.display(),
+                bytes.len()
+            );
             let info = answer(
                 client()?
                     .put(&target)
@@ -242,11 +246,26 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 /// The SDK's sources and the WIT, built into the binary so that a scaffold needs
 /// nothing but crates.io.
 const SDK_FILES: [(&str, &str); 5] = [
-    ("src/lib.rs", include_str!("../../../plugins/sdk/src/lib.rs")),
-    ("src/config.rs", include_str!("../../../plugins/sdk/src/config.rs")),
-    ("src/log.rs", include_str!("../../../plugins/sdk/src/log.rs")),
-    ("src/state.rs", include_str!("../../../plugins/sdk/src/state.rs")),
-    ("src/batch.rs", include_str!("../../../plugins/sdk/src/batch.rs")),
+    (
+        "src/lib.rs",
+        include_str!("../../../plugins/sdk/src/lib.rs"),
+    ),
+    (
+        "src/config.rs",
+        include_str!("../../../plugins/sdk/src/config.rs"),
+    ),
+    (
+        "src/log.rs",
+        include_str!("../../../plugins/sdk/src/log.rs"),
+    ),
+    (
+        "src/state.rs",
+        include_str!("../../../plugins/sdk/src/state.rs"),
+    ),
+    (
+        "src/batch.rs",
+        include_str!("../../../plugins/sdk/src/batch.rs"),
+    ),
 ];
 const WIT: &str = include_str!("../../../wit/plugin.wit");
 

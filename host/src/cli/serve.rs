@@ -144,11 +144,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plugins = tocsin_host::WasmPlugins::start(store.clone(), args.plugins.limits())
         .await
         .context("cannot start the plugin runtime")?;
-    let (journal, pipeline, writer) = Journal::start_with_plugins(
-        store.clone(),
-        config,
-        Some(Arc::new(plugins.clone())),
-    );
+    let (journal, pipeline, writer) =
+        Journal::start_with_plugins(store.clone(), config, Some(Arc::new(plugins.clone())));
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

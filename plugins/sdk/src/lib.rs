@@ -40,6 +40,7 @@ compile_error!("enable the feature of the plugin's kind: transformer, filter or 
 
 /// The generated bindings of the chosen world (used by the export macros).
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
 pub mod bindings {
     #[cfg(feature = "filter")]
     wit_bindgen::generate!({
@@ -78,10 +79,10 @@ pub use config::Config;
 
 #[cfg(feature = "transformer")]
 pub use bindings::tocsin::plugin::types::RawInput;
-#[cfg(feature = "collector")]
-pub use bindings::tocsin::plugin::types::{IncidentAlert, IncidentSummary, Section};
 #[cfg(feature = "filter")]
 pub use bindings::tocsin::plugin::types::{Batch, Verdict};
+#[cfg(feature = "collector")]
+pub use bindings::tocsin::plugin::types::{IncidentAlert, IncidentSummary, Section};
 
 impl Event {
     /// An event with only a monitor and a status; add the rest with the builders.

@@ -28,7 +28,13 @@ fn monitor_name(service: &str) -> String {
         .collect()
 }
 
-fn event(monitor: &str, host: &str, code: &str, output: &str, time: Option<i64>) -> Result<Event, String> {
+fn event(
+    monitor: &str,
+    host: &str,
+    code: &str,
+    output: &str,
+    time: Option<i64>,
+) -> Result<Event, String> {
     let (status, priority) = match code.trim() {
         "0" => (Status::Healthy, Priority::Low),
         "1" | "3" => (Status::Unhealthy, Priority::Low),
@@ -49,9 +55,14 @@ fn event(monitor: &str, host: &str, code: &str, output: &str, time: Option<i64>)
 
 impl Transformer for Nagios {
     fn transform(input: &RawInput, config: &Config) -> Result<Vec<Event>, String> {
-        let text = std::str::from_utf8(&input.body).map_err(|_| "the body is not UTF-8 text".to_string())?;
+        let text = std::str::from_utf8(&input.body)
+            .map_err(|_| "the body is not UTF-8 text".to_string())?;
         let mut events = Vec::new();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let line = line.trim();
             let (time, command) = match line.strip_prefix('[').and_then(|l| l.split_once(']')) {
                 Some((time, rest)) => (time.trim().parse::<i64>().ok(), rest.trim()),

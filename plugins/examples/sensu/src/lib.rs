@@ -51,7 +51,8 @@ struct Sensu;
 
 impl Transformer for Sensu {
     fn transform(input: &RawInput, _config: &Config) -> Result<Vec<Event>, String> {
-        let body: Body = serde_json::from_slice(&input.body).map_err(|e| format!("not a Sensu event: {e}"))?;
+        let body: Body =
+            serde_json::from_slice(&input.body).map_err(|e| format!("not a Sensu event: {e}"))?;
         let events = match body {
             Body::One(event) => vec![*event],
             Body::Many(events) => events,
@@ -76,7 +77,11 @@ impl Transformer for Sensu {
                 if !e.check.output.is_empty() {
                     event = event.message(e.check.output.trim_end());
                 }
-                let since = if status == Status::Healthy { e.check.executed } else { e.check.last_ok };
+                let since = if status == Status::Healthy {
+                    e.check.executed
+                } else {
+                    e.check.last_ok
+                };
                 if let Some(seconds) = since.filter(|s| *s > 0) {
                     event = event.since(seconds * 1000);
                 }

@@ -25,7 +25,9 @@ impl Guest for Evil {
         _config: String,
     ) -> Result<Vec<tocsin::plugin::types::Verdict>, String> {
         evil::net::socket::connect("203.0.113.1:25")?;
-        Ok(batch.events.iter().map(|_| tocsin::plugin::types::Verdict::Keep).collect())
+        Ok((0..batch.events.len() / 7)
+            .map(|_| tocsin::plugin::types::Verdict::Keep)
+            .collect())
     }
 }
 

@@ -14,7 +14,10 @@ fn recurse(n: u64) -> u64 {
 }
 
 fn report(batch: &Batch, text: String) -> Vec<Verdict> {
-    batch.events().map(|_| Verdict::Drop(text.clone())).collect()
+    batch
+        .events()
+        .map(|_| Verdict::Drop(text.clone()))
+        .collect()
 }
 
 impl Filter for Chaos {
@@ -38,16 +41,36 @@ impl Filter for Chaos {
                 }
             }
             "recurse" => report(batch, recurse(1).to_string()),
-            "flood" => batch.events().map(|_| Verdict::Drop("x".repeat(8 << 20))).collect(),
+            "flood" => batch
+                .events()
+                .map(|_| Verdict::Drop("x".repeat(8 << 20)))
+                .collect(),
             "miscount" => (0..batch.len() + 5).map(|_| Verdict::Keep).collect(),
             "panic" => panic!("chaos asked to panic"),
             "error" => return Err("chaos asked to fail".into()),
-            "file" => report(batch, format!("file: {:?}", std::fs::read_to_string("/etc/passwd").map(|s| s.len()))),
-            "dir" => report(batch, format!("dir: {:?}", std::fs::read_dir("/").map(|d| d.count()))),
-            "env" => report(batch, format!("env: {} vars, args {}", std::env::vars().count(), std::env::args().count())),
+            "file" => report(
+                batch,
+                format!(
+                    "file: {:?}",
+                    std::fs::read_to_string("/etc/passwd").map(|s| s.len())
+                ),
+            ),
+            "dir" => report(
+                batch,
+                format!("dir: {:?}", std::fs::read_dir("/").map(|d| d.count())),
+            ),
+            "env" => report(
+                batch,
+                format!(
+                    "env: {} vars, args {}",
+                    std::env::vars().count(),
+                    std::env::args().count()
+                ),
+            ),
             "net" => {
                 let port = config.str("port").unwrap_or("80");
-                let result = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).map(|_| "connected");
+                let result =
+                    std::net::TcpStream::connect(format!("127.0.0.1:{port}")).map(|_| "connected");
                 report(batch, format!("net: {result:?}"))
             }
             "clock" => {
@@ -64,7 +87,10 @@ impl Filter for Chaos {
                 batch.events().map(|_| Verdict::Keep).collect()
             }
             "count" => {
-                let n = state::get_str("calls").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + 1;
+                let n = state::get_str("calls")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+                    + 1;
                 state::set("calls", n.to_string().as_bytes())?;
                 report(batch, format!("calls: {n}"))
             }
