@@ -585,7 +585,20 @@ async fn a_python_transformer_works_like_a_rust_one() {
         bytes.len() > 10 << 20,
         "a componentize-py component embeds the interpreter"
     );
-    let (status, info) = push(&api, &api.bender, "zabbix", "transformer", bytes).await;
+    // Compiling it takes seconds; other requests are answered meanwhile.
+    let api = std::sync::Arc::new(api);
+    let upload = tokio::spawn({
+        let api = api.clone();
+        async move { push(&api, &api.bender, "zabbix", "transformer", bytes).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (status, _) = api.get(&api.bender, "/v1/plugins").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !upload.is_finished(),
+        "the list was answered while the upload compiled"
+    );
+    let (status, info) = upload.await.expect("upload");
     assert_eq!(status, StatusCode::CREATED, "{info}");
     let alert = json!({"event_id": "42", "host": "db-1", "trigger": "High CPU load on db-1",
         "severity": "Disaster", "status": "PROBLEM", "message": "load 31.2",
