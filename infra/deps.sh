@@ -7,13 +7,15 @@ export DEBIAN_FRONTEND=noninteractive
 
 # Debian packages we need, each with a cheap "already there?" probe.
 # postgresql: test database server (binaries in /usr/lib/postgresql/<ver>/bin).
-# prometheus-alertmanager: peer for benchmarks.
+# prometheus-alertmanager: peer for benchmarks, and amtool for the silences API tests.
+# prometheus: the real client of the Alertmanager-compatible API in the tests.
 # procps: pgrep/ps used by scripts and tests.
 # wrk: the load generator of the benchmarks.
 missing=()
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql || missing+=(postgresql)
 [[ -x /usr/bin/prometheus-alertmanager ]] || missing+=(prometheus-alertmanager)
+[[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # python3 with venv: componentize-py (the Python plugin example) comes from PyPI.

@@ -125,10 +125,20 @@ pub fn read(
 /// Validates and stamps events a transformer plugin produced, on behalf of `caller`,
 /// exactly as [`read`] does for a body.
 pub fn accept(events: Vec<Event>, caller: &Caller, source: &'static str) -> Batch {
+    accept_each(events.into_iter().map(Ok).collect(), caller, source)
+}
+
+/// Validates and stamps what an adapter read, item by item: an item it could not read
+/// is rejected with its position, exactly as a bad item of a body is.
+pub fn accept_each(
+    items: Vec<Result<Event, FieldError>>,
+    caller: &Caller,
+    source: &'static str,
+) -> Batch {
     let now = OffsetDateTime::now_utc();
     let mut batch = Batch::default();
-    for (index, event) in events.into_iter().enumerate() {
-        batch.push(index, Ok(event), caller, source, now);
+    for (index, item) in items.into_iter().enumerate() {
+        batch.push(index, item, caller, source, now);
     }
     batch
 }

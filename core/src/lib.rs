@@ -6,6 +6,7 @@
 //! it is deployed: callers pick a store ([`store::open`]), start the [`journal::Journal`]
 //! and serve [`api::app`].
 
+pub mod adapt;
 pub mod api;
 pub mod auth;
 pub mod catalogue;

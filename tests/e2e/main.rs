@@ -1,6 +1,7 @@
 //! End-to-end tests: the API, the store on SQLite and PostgreSQL, and the real `tocsin`
 //! binary. One test binary, so that linking happens once.
 
+mod adapters;
 mod api;
 mod cli;
 mod crash;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::{ApiError, AppState, ErrorBody};
 use crate::auth::Caller;
 use crate::event::Event;
-use crate::ingest::{self, BodyError, Format, MAX_BODY_BYTES, Rejected};
+use crate::ingest::{self, Batch, BodyError, Format, MAX_BODY_BYTES, Rejected};
 use crate::store::Accepted;
 
 /// Bodies above this size are parsed on a blocking thread so that they never stall the
@@ -90,6 +90,12 @@ pub(super) async fn post(
             batch.rejected,
         ));
     }
+    Ok((StatusCode::ACCEPTED, Json(commit(&state, batch).await?)))
+}
+
+/// Appends a batch's accepted events to the journal and answers with its receipt, once
+/// they are durable. Every way in (the API, adapters, transformer plugins) ends here.
+pub(super) async fn commit(state: &AppState, batch: Batch) -> Result<Receipt, ApiError> {
     let accepted = batch.accepted.len();
     let records = batch
         .accepted
@@ -106,14 +112,11 @@ pub(super) async fn post(
         .into_iter()
         .map(|id| id.map(|id| id.to_string()))
         .collect();
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(Receipt {
-            accepted,
-            rejected: batch.rejected,
-            ids,
-        }),
-    ))
+    Ok(Receipt {
+        accepted,
+        rejected: batch.rejected,
+        ids,
+    })
 }
 
 /// Reads at most [`MAX_BODY_BYTES`].

@@ -1,6 +1,7 @@
 //! The HTTP API of DESIGN §3: one [`app`] that `tocsin serve`, the Lambda functions and
 //! the tests all serve.
 
+mod alertmanager;
 mod alerts;
 mod body;
 mod events;
@@ -9,6 +10,7 @@ mod incidents;
 mod plugins;
 mod services;
 mod suppressions;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -77,6 +79,18 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/plugins/{name}/test", post(plugins::test))
         .route("/v1/plugins/{name}/dead-letters", get(plugins::dead_letters))
         .route("/v1/ingest/{plugin}", post(plugins::ingest))
+        .route("/v1/webhooks/datadog", post(webhooks::datadog))
+        .route("/v1/webhooks/loggly", post(webhooks::loggly))
+        .route("/api/v2/alerts", post(alertmanager::post_alerts))
+        .route(
+            "/api/v2/silences",
+            get(alertmanager::list_silences).post(alertmanager::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager::get_silence).delete(alertmanager::delete_silence),
+        )
+        .route("/api/v2/status", get(alertmanager::status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
@@ -126,6 +140,14 @@ pub fn app(state: AppState) -> Router {
         plugins::test,
         plugins::dead_letters,
         plugins::ingest,
+        webhooks::datadog,
+        webhooks::loggly,
+        alertmanager::post_alerts,
+        alertmanager::list_silences,
+        alertmanager::get_silence,
+        alertmanager::post_silence,
+        alertmanager::delete_silence,
+        alertmanager::status,
         healthz,
         readyz
     ),

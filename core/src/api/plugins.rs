@@ -18,7 +18,7 @@ use crate::ingest::{self, MAX_BODY_BYTES};
 use crate::plugin::{
     self, IncidentContext, Kind, PluginError, PluginInfo, RawInput, Sample, TestRun,
 };
-use crate::store::{Accepted, DeadLetter};
+use crate::store::DeadLetter;
 
 /// Headers a transformer never sees: Tocsin's own credentials and the sender's cookies.
 const PRIVATE_HEADERS: [&str; 4] = [
@@ -353,30 +353,10 @@ pub(super) async fn ingest(
                     batch.rejected,
                 )
             } else {
-                let accepted = batch.accepted.len();
-                let ids = batch
-                    .ids
-                    .iter()
-                    .map(|id| id.map(|id| id.to_string()))
-                    .collect();
-                let records = batch
-                    .accepted
-                    .into_iter()
-                    .map(Accepted::into_record)
-                    .collect();
-                state
-                    .journal
-                    .append(records)
+                let receipt = super::events::commit(&state, batch)
                     .await
-                    .map_err(|e| ApiError::internal(&e).into_response())?;
-                return Ok((
-                    StatusCode::ACCEPTED,
-                    Json(Receipt {
-                        accepted,
-                        rejected: batch.rejected,
-                        ids,
-                    }),
-                ));
+                    .map_err(IntoResponse::into_response)?;
+                return Ok((StatusCode::ACCEPTED, Json(receipt)));
             }
         }
         Err(e @ PluginError::Failed { .. }) => (e.to_string(), Vec::new()),

@@ -176,16 +176,28 @@ pub(super) async fn create(
     request: Body,
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
     let draft: Draft = body::read(&headers, request).await?;
+    let record = create_record(&state, &caller, draft, params.force).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Checks a draft against every rule and guard, and stores it: what `POST
+/// /v1/suppressions` and the Alertmanager silences API both do.
+pub(super) async fn create_record(
+    state: &AppState,
+    caller: &Caller,
+    draft: Draft,
+    force: bool,
+) -> Result<SuppressionRecord, ApiError> {
     let matcher = draft.validate(&state.config.policy).map_err(invalid)?;
-    if params.force && !caller.admin {
+    if force && !caller.admin {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only an admin token may force a suppression past the share guard",
         ));
     }
-    let (matched, known, _) = scan(&state, &caller, &matcher).await?;
+    let (matched, known, _) = scan(state, caller, &matcher).await?;
     if let Err(reason) = check_share(matched, known, &state.config.policy)
-        && !params.force
+        && !force
     {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -204,12 +216,12 @@ pub(super) async fn create(
         draft,
         created_at: crate::store::from_millis_lossy(now),
         created_by: caller.token_id.clone(),
-        forced: params.force,
+        forced: force,
     };
     state.store.create_suppression(&record, now).await?;
     state.pipeline.wake();
     tracing::info!(suppression = %record.id, matched, known, "suppression created");
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok(record)
 }
 
 /// Lists suppressions: a team's own, or all for an admin.
@@ -227,7 +239,11 @@ pub(super) async fn list(
     Ok(Json(SuppressionList { suppressions }))
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<SuppressionRecord, ApiError> {
+pub(super) async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<SuppressionRecord, ApiError> {
     let team = if caller.admin {
         None
     } else {
@@ -270,7 +286,18 @@ pub(super) async fn edit(
     request: Body,
 ) -> Result<Json<SuppressionRecord>, ApiError> {
     let retime: Retime = body::read(&headers, request).await?;
-    let mut record = find(&state, &caller, &id).await?;
+    let record = find(&state, &caller, &id).await?;
+    Ok(Json(retime_record(&state, &caller, record, retime).await?))
+}
+
+/// Moves a suppression's start or end, checks the rules again, and audits the change.
+pub(super) async fn retime_record(
+    state: &AppState,
+    caller: &Caller,
+    mut record: SuppressionRecord,
+    retime: Retime,
+) -> Result<SuppressionRecord, ApiError> {
+    let id = record.id.clone();
     if record.state == "ended" {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -311,7 +338,7 @@ pub(super) async fn edit(
         .await?;
     state.pipeline.wake();
     record.state = crate::store::suppression_state(start, end, now);
-    Ok(Json(record))
+    Ok(record)
 }
 
 /// Ends a suppression now (its record and what it suppressed stay).
@@ -321,9 +348,18 @@ pub(super) async fn end(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<SuppressionRecord>, ApiError> {
-    let mut record = find(&state, &caller, &id).await?;
+    let record = find(&state, &caller, &id).await?;
+    Ok(Json(end_record(&state, &caller, record).await?))
+}
+
+/// Ends a suppression now, and audits it; one that has ended already stays as it is.
+pub(super) async fn end_record(
+    state: &AppState,
+    caller: &Caller,
+    mut record: SuppressionRecord,
+) -> Result<SuppressionRecord, ApiError> {
     if record.state == "ended" {
-        return Ok(Json(record));
+        return Ok(record);
     }
     let now = now_ms();
     let start = millis(record.draft.start_time).min(now);
@@ -331,7 +367,7 @@ pub(super) async fn end(
     state
         .store
         .retime_suppression(
-            &id,
+            &record.id,
             start,
             now,
             &caller.token_id,
@@ -344,7 +380,7 @@ pub(super) async fn end(
     record.draft.start_time = crate::store::from_millis_lossy(start);
     record.draft.end_time = crate::store::from_millis_lossy(now);
     record.state = "ended";
-    Ok(Json(record))
+    Ok(record)
 }
 
 /// Every event a suppression stopped, oldest first.

@@ -668,7 +668,7 @@ macro_rules! backend {
         pub async fn history(pool: &Pool, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, outcome, \
-                 reason, suppression_id, incident_id, priority FROM history WHERE 1 = 1",
+                 reason, suppression_id, incident_id, priority, event FROM history WHERE 1 = 1",
             );
             if let Some(team) = &query.team {
                 sql.push(" AND team = ").push_bind(team.clone());
@@ -691,8 +691,10 @@ macro_rules! backend {
             rows.iter()
                 .map(|row| {
                     let labels: String = row.try_get("labels")?;
+                    let event: String = row.try_get("event")?;
                     let priority_text: Option<String> = row.try_get("priority")?;
                     Ok(HistoryEntry {
+                        event: json(&event),
                         id: row.try_get("id")?,
                         team: row.try_get("team")?,
                         fingerprint: row.try_get("fingerprint")?,

@@ -42,6 +42,10 @@ pub struct HistoryEntry {
     /// The suppression that stopped it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suppression_id: Option<String>,
+    /// The event as it was received (after its adapter or transformer plugin): its
+    /// message, `since`, `count` and settings.
+    #[schema(value_type = Object)]
+    pub event: serde_json::Value,
     /// The incident it went to.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incident_id: Option<String>,
