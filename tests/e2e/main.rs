@@ -7,5 +7,6 @@ mod cli;
 mod crash;
 mod pipeline;
 mod plugins;
+mod prometheus;
 mod store;
 mod storm;

@@ -9,13 +9,14 @@
 //!
 //! **Silences.** A silence is a suppression with one target: `alertname` is `monitor`,
 //! `=` an exact label and `=~` a regex (both anchored, as in Alertmanager). `!=` and `!~`
-//! are refused: a negative matcher suppresses every alert *without* a value, which is
+//! are refused: a negative matcher suppresses every alert *except* the ones it names,
 //! the "suppress the world" the suppression guards exist to stop.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
@@ -35,15 +36,17 @@ pub fn alerts(
     body: &[u8],
     now: OffsetDateTime,
 ) -> Result<Vec<Result<Event, FieldError>>, AdaptError> {
-    let items = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(items)) => items,
-        Ok(other) => {
-            return Err(AdaptError::field(
-                "",
-                format!("expected an array of alerts, got {}", kind(&other)),
-            ));
+    let items: Vec<&RawValue> = match serde_json::from_slice(body) {
+        Ok(items) => items,
+        Err(e) => {
+            return Err(match serde_json::from_slice::<Value>(body) {
+                Ok(other) => AdaptError::field(
+                    "",
+                    format!("expected an array of alerts, got {}", kind(&other)),
+                ),
+                Err(_) => AdaptError::Malformed(e.to_string()),
+            });
         }
-        Err(e) => return Err(AdaptError::Malformed(e.to_string())),
     };
     if items.len() > MAX_ITEMS {
         return Err(AdaptError::field(
@@ -56,8 +59,60 @@ pub fn alerts(
     }
     Ok(items
         .iter()
-        .map(|item| alert(item, now).map_err(FieldError::from))
+        .map(|raw| {
+            // The typed parse is the fast path; only an alert it refuses pays for the
+            // lenient one, which names the field at fault.
+            let parts = match serde_json::from_str::<Posted>(raw.get()) {
+                Ok(posted) => posted.into_parts(),
+                Err(_) => serde_json::from_str::<Value>(raw.get())
+                    .map_err(|e| AdaptError::Malformed(e.to_string()))
+                    .and_then(|value| Parts::read(&value)),
+            };
+            parts
+                .and_then(|parts| parts.into_event(now))
+                .map_err(FieldError::from)
+        })
         .collect())
+}
+
+/// An alert as Prometheus posts it, for the fast path.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Posted {
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    starts_at: Option<String>,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+impl Posted {
+    fn into_parts(self) -> Result<Parts, AdaptError> {
+        let time = |field: &str, text: Option<String>| match text {
+            Some(text) => parse_time(field, &text),
+            None => Ok(None),
+        };
+        Ok(Parts {
+            starts: time("startsAt", self.starts_at)?,
+            ends: time("endsAt", self.ends_at)?,
+            labels: self.labels,
+            annotations: self.annotations,
+            generator: self.generator_url.unwrap_or_default(),
+        })
+    }
+}
+
+/// What an alert says, read.
+struct Parts {
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    starts: Option<OffsetDateTime>,
+    ends: Option<OffsetDateTime>,
+    generator: String,
 }
 
 fn strings(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, AdaptError> {
@@ -84,18 +139,23 @@ fn strings(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, String
 fn time_field(item: &Value, field: &str) -> Result<Option<OffsetDateTime>, AdaptError> {
     match item.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.is_empty() => Ok(None),
-        Some(Value::String(s)) => {
-            let t = OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-                AdaptError::field(field, format!("invalid time \"{s}\": expected RFC 3339"))
-            })?;
-            Ok((t.year() > 1).then_some(t))
-        }
+        Some(Value::String(s)) => parse_time(field, s),
         Some(other) => Err(AdaptError::field(
             field,
             format!("expected an RFC 3339 time, got {}", kind(other)),
         )),
     }
+}
+
+/// RFC 3339 text; empty text and Go's zero time mean unset.
+fn parse_time(field: &str, text: &str) -> Result<Option<OffsetDateTime>, AdaptError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let t = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| {
+        AdaptError::field(field, format!("invalid time \"{text}\": expected RFC 3339"))
+    })?;
+    Ok((t.year() > 1).then_some(t))
 }
 
 fn priority_of(severity: &str) -> Option<Priority> {
@@ -106,66 +166,81 @@ fn priority_of(severity: &str) -> Option<Priority> {
     }
 }
 
-fn alert(item: &Value, now: OffsetDateTime) -> Result<Event, AdaptError> {
-    if !item.is_object() {
-        return Err(AdaptError::field(
-            "",
-            format!("expected an alert object, got {}", kind(item)),
-        ));
-    }
-    let mut labels = strings(item.get("labels"), "labels")?;
-    let monitor = labels.remove(ALERTNAME).ok_or_else(|| {
-        AdaptError::field(
-            "labels.alertname",
-            "missing: every alert needs an alertname label (it names the monitor)",
-        )
-    })?;
-    let annotations = strings(item.get("annotations"), "annotations")?;
-    let starts = time_field(item, "startsAt")?;
-    let ends = time_field(item, "endsAt")?;
-    let (status, since) = match ends {
-        Some(end) if end <= now => (Status::Healthy, Some(end)),
-        _ => (Status::Unhealthy, starts),
-    };
-    let generator = match item.get("generatorURL") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => {
+impl Parts {
+    /// Reads an alert leniently, naming the field at fault.
+    fn read(item: &Value) -> Result<Self, AdaptError> {
+        if !item.is_object() {
             return Err(AdaptError::field(
-                "generatorURL",
-                format!("expected a URL, got {}", kind(other)),
+                "",
+                format!("expected an alert object, got {}", kind(item)),
             ));
         }
-    };
-
-    let mut message = Message::default();
-    message.paragraph(annotations.get("summary").map_or("", String::as_str));
-    message.paragraph(annotations.get("description").map_or("", String::as_str));
-    for (name, value) in &annotations {
-        if name != "summary" && name != "description" {
-            message.line(name, value);
-        }
+        let generator = match item.get("generatorURL") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => {
+                return Err(AdaptError::field(
+                    "generatorURL",
+                    format!("expected a URL, got {}", kind(other)),
+                ));
+            }
+        };
+        Ok(Self {
+            labels: strings(item.get("labels"), "labels")?,
+            annotations: strings(item.get("annotations"), "annotations")?,
+            starts: time_field(item, "startsAt")?,
+            ends: time_field(item, "endsAt")?,
+            generator,
+        })
     }
-    message.line("Source", &generator);
 
-    let priority = labels.get("severity").and_then(|s| priority_of(s));
-    Ok(Event {
-        alert: Alert {
-            monitor,
-            status,
-            since,
-            message: message.finish(),
-            count: None,
-        },
-        context: labels,
-        filters: Vec::new(),
-        grouping: None,
-        alerting: priority.map(|priority| Alerting {
-            priority: Some(priority),
-            ..Alerting::default()
-        }),
-        plugins: Vec::new(),
-    })
+    fn into_event(self, now: OffsetDateTime) -> Result<Event, AdaptError> {
+        let Self {
+            mut labels,
+            annotations,
+            starts,
+            ends,
+            generator,
+        } = self;
+        let monitor = labels.remove(ALERTNAME).ok_or_else(|| {
+            AdaptError::field(
+                "labels.alertname",
+                "missing: every alert needs an alertname label (it names the monitor)",
+            )
+        })?;
+        let (status, since) = match ends {
+            Some(end) if end <= now => (Status::Healthy, Some(end)),
+            _ => (Status::Unhealthy, starts),
+        };
+        let mut message = Message::default();
+        message.paragraph(annotations.get("summary").map_or("", String::as_str));
+        message.paragraph(annotations.get("description").map_or("", String::as_str));
+        for (name, value) in &annotations {
+            if name != "summary" && name != "description" {
+                message.line(name, value);
+            }
+        }
+        message.line("Source", &generator);
+
+        let priority = labels.get("severity").and_then(|s| priority_of(s));
+        Ok(Event {
+            alert: Alert {
+                monitor,
+                status,
+                since,
+                message: message.finish(),
+                count: None,
+            },
+            context: labels,
+            filters: Vec::new(),
+            grouping: None,
+            alerting: priority.map(|priority| Alerting {
+                priority: Some(priority),
+                ..Alerting::default()
+            }),
+            plugins: Vec::new(),
+        })
+    }
 }
 
 /// One matcher of a silence.
@@ -257,7 +332,7 @@ pub fn draft(silence: &PostableSilence) -> Result<Draft, FieldError> {
             return Err(FieldError::new(
                 field,
                 format!(
-                    "{}{op}\"{}\" is refused: a negative matcher silences every alert that lacks the value, which is what the suppression guards forbid; name the alerts to silence with = or =~",
+                    "{}{op}\"{}\" is refused: a negative matcher silences every alert except the ones it names, which is what the suppression guards exist to prevent; name the alerts to silence with = or =~",
                     matcher.name, matcher.value
                 ),
             ));

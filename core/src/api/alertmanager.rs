@@ -6,6 +6,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -18,6 +19,37 @@ use crate::adapt::alertmanager::{
 };
 use crate::ingest::{self, MAX_BODY_BYTES};
 use crate::pipeline::worker::now_ms;
+
+/// An error in Alertmanager's shape: its API answers errors with a bare JSON string,
+/// and its clients (`amtool`) cannot read anything else.
+#[derive(Debug)]
+pub(super) struct AmError(ApiError);
+
+impl From<ApiError> for AmError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<crate::store::StoreError> for AmError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for AmError {
+    fn into_response(self) -> Response {
+        let ErrorBody { error, rejected } = self.0.body;
+        let mut message = error;
+        for item in rejected {
+            message.push_str(&format!(
+                "; alert {}: {}: {}",
+                item.index, item.field, item.error
+            ));
+        }
+        (self.0.status, Json(message)).into_response()
+    }
+}
 
 /// What `POST /api/v2/silences` answers.
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,16 +66,16 @@ pub struct SilenceCreated {
     request_body(content = Vec<Object>, content_type = "application/json"),
     responses(
         (status = 200, description = "accepted and durable", body = Receipt),
-        (status = 400, description = "malformed, or no alert valid", body = ErrorBody),
-        (status = 401, description = "missing or invalid token", body = ErrorBody),
-        (status = 413, description = "over 10 MiB", body = ErrorBody),
+        (status = 400, description = "malformed, or no alert valid", body = String),
+        (status = 401, description = "missing or invalid token", body = String),
+        (status = 413, description = "over 10 MiB", body = String),
     ))]
 pub(super) async fn post_alerts(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<Receipt>, ApiError> {
+) -> Result<Json<Receipt>, AmError> {
     let caller = caller(&state, &headers, &query).await?;
     let body = body::bytes(
         &headers,
@@ -58,7 +90,8 @@ pub(super) async fn post_alerts(
         return Err(ApiError::rejected(
             "no valid alert in the request; nothing was accepted",
             batch.rejected,
-        ));
+        )
+        .into());
     }
     Ok(Json(commit(&state, batch).await?))
 }
@@ -67,12 +100,12 @@ pub(super) async fn post_alerts(
 /// (`alertname="InstanceDown"`).
 #[utoipa::path(get, path = "/api/v2/silences",
     params(("filter" = Option<Vec<String>>, Query, description = "Prometheus matchers")),
-    responses((status = 200, body = Vec<GettableSilence>), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Vec<GettableSilence>), (status = 400, body = String)))]
 pub(super) async fn list_silences(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
-) -> Result<Json<Vec<GettableSilence>>, ApiError> {
+) -> Result<Json<Vec<GettableSilence>>, AmError> {
     let caller = caller(&state, &headers, &query).await?;
     let filters = query
         .iter()
@@ -98,32 +131,32 @@ pub(super) async fn list_silences(
 
 /// One silence.
 #[utoipa::path(get, path = "/api/v2/silence/{id}",
-    responses((status = 200, body = GettableSilence), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = GettableSilence), (status = 404, body = String)))]
 pub(super) async fn get_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<GettableSilence>, ApiError> {
+) -> Result<Json<GettableSilence>, AmError> {
     let caller = caller(&state, &headers, &query).await?;
     let record = find(&state, &caller, suppression_id(&id)).await?;
     silences(&record)
         .into_iter()
         .find(|silence| silence.id == id)
         .map(Json)
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no silence {id}")).into())
 }
 
 /// Creates a silence as a suppression (every suppression rule and guard applies), or
 /// with `id` replaces one: new times only move it, new matchers end it and start another.
 #[utoipa::path(post, path = "/api/v2/silences", request_body = PostableSilence,
-    responses((status = 200, body = SilenceCreated), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SilenceCreated), (status = 400, body = String), (status = 404, body = String)))]
 pub(super) async fn post_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     request: Body,
-) -> Result<Json<SilenceCreated>, ApiError> {
+) -> Result<Json<SilenceCreated>, AmError> {
     let caller = caller(&state, &headers, &query).await?;
     let silence: PostableSilence = body::read(&headers, request).await?;
     let draft = draft(&silence)
@@ -152,13 +185,13 @@ pub(super) async fn post_silence(
 /// Expires a silence: ends its suppression now (for a suppression with several
 /// targets, all of them).
 #[utoipa::path(delete, path = "/api/v2/silence/{id}",
-    responses((status = 200), (status = 404, body = ErrorBody)))]
+    responses((status = 200), (status = 404, body = String)))]
 pub(super) async fn delete_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<StatusCode, AmError> {
     let caller = caller(&state, &headers, &query).await?;
     let record = find(&state, &caller, suppression_id(&id)).await?;
     end_record(&state, &caller, record).await?;

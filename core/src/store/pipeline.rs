@@ -769,14 +769,23 @@ macro_rules! backend {
             let Some(row) = sql.build().fetch_optional(pool).await? else { return Ok(None) };
             let incident = summary(&row)?;
             let mut sql = QueryBuilder::<$db>::new(
-                "SELECT fingerprint, monitor, labels, status, priority, joined_at, updated_at, last_event \
-                 FROM incident_alerts WHERE incident_id = ",
+                // The latest event's message (the check's output, a monitor's link) comes
+                // from the history, found through the per-alert index.
+                "SELECT m.fingerprint, m.monitor, m.labels, m.status, m.priority, m.joined_at, m.updated_at, \
+                 m.last_event, h.event FROM incident_alerts m LEFT JOIN history h \
+                 ON h.team = m.team AND h.fingerprint = m.fingerprint AND h.id = m.last_event \
+                 WHERE m.incident_id = ",
             );
-            sql.push_bind(id.to_owned()).push(" ORDER BY joined_at, fingerprint");
+            sql.push_bind(id.to_owned()).push(" ORDER BY m.joined_at, m.fingerprint");
             let mut alert_list = Vec::new();
             for row in sql.build().fetch_all(pool).await? {
                 let labels: String = row.try_get("labels")?;
+                let event: Option<String> = row.try_get("event")?;
+                let message = event
+                    .map(|event| json(&event))
+                    .and_then(|event| event["alert"]["message"].as_str().map(str::to_owned));
                 alert_list.push(IncidentAlert {
+                    message,
                     fingerprint: row.try_get("fingerprint")?,
                     monitor: row.try_get("monitor")?,
                     labels: json(&labels),

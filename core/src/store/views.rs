@@ -166,6 +166,9 @@ pub struct IncidentAlert {
     pub updated_at: OffsetDateTime,
     /// The id of its latest event.
     pub last_event: String,
+    /// Its latest event's message: the check's output, a monitor's link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One entry of an incident's timeline.
