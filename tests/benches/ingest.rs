@@ -278,7 +278,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     print("Tocsin POST /v1/events (durable)", &tocsin);
     // Let the pipeline catch up first, so that the next row does not pay for this one.
-    let catch_up = catch_up(&db_url)?;
+    let after_events = catch_up(&db_url)?;
     // The same Alertmanager payloads, through Tocsin's Alertmanager-compatible adapter.
     let adapted = load(
         &format!("{}/api/v2/alerts", server.url),
@@ -297,7 +297,10 @@ fn main() -> anyhow::Result<()> {
     // The 202 means durable in the journal; the pipeline follows behind. Report
     // how far behind it was when each load stopped and how long it took to catch up.
     let after_adapter = catch_up(&db_url)?;
-    for (load, (behind, ms)) in [("/v1/events", catch_up), ("/api/v2/alerts", after_adapter)] {
+    for (load, (behind, ms)) in [
+        ("/v1/events", after_events),
+        ("/api/v2/alerts", after_adapter),
+    ] {
         println!(
             "pipeline after {load}: {behind} events behind when the load stopped, caught up {ms} ms later"
         );
