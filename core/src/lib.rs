@@ -13,6 +13,8 @@ pub mod catalogue;
 pub mod event;
 pub mod ingest;
 pub mod journal;
+pub mod notify;
+pub mod outbox;
 pub mod pipeline;
 pub mod plugin;
 pub mod store;

@@ -89,6 +89,7 @@ impl Api {
                 journal,
                 pipeline,
                 config,
+                notifiers: Arc::new(tocsin_core::outbox::Notifiers::default()),
                 plugins: match plugins {
                     Some(p) => Arc::new(p),
                     None => Arc::new(tocsin_core::plugin::Disabled),

@@ -2,6 +2,7 @@
 //! binary. One test binary, so that linking happens once.
 
 mod adapters;
+mod alerting;
 mod api;
 mod cli;
 mod crash;

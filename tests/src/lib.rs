@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+pub mod fakes;
 pub mod plugins;
 pub mod storm;
 

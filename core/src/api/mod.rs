@@ -7,6 +7,7 @@ mod body;
 mod events;
 mod history;
 mod incidents;
+mod notifications;
 mod plugins;
 mod services;
 mod suppressions;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub config: pipeline::Config,
     /// Team plugins: the registry and the transformers `POST /v1/ingest/{plugin}` runs.
     pub plugins: Arc<dyn crate::plugin::Plugins>,
+    /// Where notifications go (shown without secrets by `GET /v1/notifiers`).
+    pub notifiers: Arc<crate::outbox::Notifiers>,
 }
 
 /// The whole API as one router.
@@ -70,6 +73,9 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents/{id}", get(incidents::get))
         .route("/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/v1/incidents/{id}/close", post(incidents::close))
+        .route("/v1/notifications", get(notifications::list))
+        .route("/v1/notifications/{id}/retry", post(notifications::retry))
+        .route("/v1/notifiers", get(notifications::notifiers))
         .route("/v1/plugins", get(plugins::list))
         .route(
             "/v1/plugins/{name}",
@@ -132,6 +138,9 @@ pub fn app(state: AppState) -> Router {
         incidents::get,
         incidents::ack,
         incidents::close,
+        notifications::list,
+        notifications::retry,
+        notifications::notifiers,
         plugins::put,
         plugins::list,
         plugins::get,

@@ -12,6 +12,7 @@
 //! Time is the receipt time of the event being processed: timers due before an event
 //! fire before it, so the same journal always gives the same incidents.
 
+mod alerting;
 mod grouping;
 mod prefilter;
 pub mod worker;
@@ -299,6 +300,17 @@ pub struct TimelineRow {
     pub detail: String,
 }
 
+/// A duty to tell people about an incident, written with the change that caused it.
+#[allow(missing_docs)] // One field per column of migration 0004.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    pub id: String,
+    pub incident_id: String,
+    pub team: String,
+    pub action: crate::notify::Action,
+    pub at: i64,
+}
+
 /// Everything one batch changes, written by the store in one transaction.
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Default)]
@@ -318,6 +330,8 @@ pub struct Outcome {
     pub timeline: Vec<TimelineRow>,
     /// Events stopped, by reason.
     pub drops: Vec<(String, i64)>,
+    /// Incidents to tell people about (the outbox delivers them).
+    pub notices: Vec<NoticeRow>,
 }
 
 impl Outcome {
@@ -331,6 +345,7 @@ impl Outcome {
             && self.held_delete.is_empty()
             && self.incidents.is_empty()
             && self.timeline.is_empty()
+            && self.notices.is_empty()
     }
 }
 
@@ -477,6 +492,8 @@ pub struct Engine {
     /// Verdicts of the filter plugins on this batch's events, by event id, computed
     /// in one call per plugin before the events are processed one by one.
     plugin_verdicts: HashMap<String, prefilter::PluginOutcome>,
+    /// A commit since the worker last looked left notices for the outbox.
+    noticed: bool,
 }
 
 /// Writes collected during a batch.
@@ -518,6 +535,7 @@ impl Engine {
             last_flush: 0,
             pending: Pending::default(),
             plugins: None,
+            noticed: false,
             plugin_verdicts: HashMap::new(),
         }
     }
@@ -900,6 +918,7 @@ impl Engine {
             .collect();
         live.sort_by_key(|row| row.open_key.is_some());
         incidents.extend(live);
+        let notices = alerting::notices(&pending.timeline, &incidents);
         Outcome {
             journal_to: pending.journal_to,
             alerts,
@@ -913,6 +932,7 @@ impl Engine {
                 .into_iter()
                 .chain(pending.members.into_values())
                 .collect(),
+            notices,
             timeline: pending.timeline,
             drops: pending.drops.into_iter().collect(),
         }

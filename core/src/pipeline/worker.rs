@@ -95,6 +95,11 @@ impl Pipeline {
         answer.await.map_err(|_| CommandError::Unavailable)?
     }
 
+    /// Resolves once the pipeline has committed notices for the outbox.
+    pub async fn noticed(&self) {
+        self.signal.notices.notified().await;
+    }
+
     /// New events are in the journal (or the rules changed).
     pub fn wake(&self) {
         self.signal.wake();
@@ -106,6 +111,8 @@ impl Pipeline {
 pub struct Signal {
     wake: Notify,
     stopping: AtomicBool,
+    /// The pipeline committed notices for the outbox.
+    notices: Notify,
 }
 
 impl Signal {
@@ -214,6 +221,7 @@ async fn commit(
 ) -> Result<(), StoreError> {
     store.commit(outcome, engine.generation()).await?;
     engine.committed();
+    engine.noticed |= !outcome.notices.is_empty();
     Ok(())
 }
 
@@ -283,6 +291,9 @@ pub async fn run(
         let processed = step(store.as_ref(), current, MAX_BATCH, now_ms())
             .instrument(info_span!("pipeline.batch"))
             .await;
+        if std::mem::take(&mut current.noticed) {
+            signal.notices.notify_one();
+        }
         let processed = match processed {
             Ok(n) => n,
             Err(StoreError::Conflict) => {

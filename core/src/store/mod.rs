@@ -3,12 +3,14 @@
 //! Two real backends behind one trait: SQLite (embedded, the default, a file in WAL
 //! mode) and PostgreSQL (when the URL says `postgres://`). Both are tested alike.
 
+mod outbox;
 mod pipeline;
 mod plugins;
 mod postgres;
 mod sqlite;
 pub mod views;
 
+pub use outbox::{Delivery, DeliveryQuery};
 pub use pipeline::suppression_state;
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 
@@ -355,6 +357,59 @@ pub trait Store: Send + Sync + 'static {
         plugin: &str,
         limit: i64,
     ) -> Result<Vec<DeadLetter>, StoreError>;
+    /// Notices the pipeline left that the outbox has not turned into deliveries yet,
+    /// oldest first.
+    async fn notices(&self, limit: i64) -> Result<Vec<crate::pipeline::NoticeRow>, StoreError>;
+    /// Replaces notices by their deliveries, in one transaction.
+    async fn expand_notices(
+        &self,
+        notices: &[String],
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError>;
+    /// Pending deliveries due by `now`, oldest first, each the first pending one of its
+    /// incident and notifier.
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError>;
+    /// When the next pending delivery is due.
+    async fn next_delivery_due(&self) -> Result<Option<i64>, StoreError>;
+    /// Counts an attempt before it is made and leases the delivery until `lease_until`;
+    /// `false` when it is no longer pending.
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    /// Settles an attempt: `sent`, `dead`, or `pending` again at `due_at`.
+    async fn settle_delivery(
+        &self,
+        id: &str,
+        state: &str,
+        due_at: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError>;
+    /// What a notifier knows an incident by (Slack message, issue key, …).
+    async fn delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// Remembers what a notifier knows an incident by.
+    async fn set_delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+        reference: &str,
+    ) -> Result<(), StoreError>;
+    /// Deliveries, newest first.
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError>;
+    /// Queues a dead delivery again; `false` when there is no such dead delivery.
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
     /// Ready to serve: the database answers and every migration is applied.
     async fn ready(&self) -> Result<(), StoreError>;
 }

@@ -456,6 +456,18 @@ macro_rules! backend {
                 });
                 sql.build().execute(&mut *tx).await?;
             }
+            // The duty to tell someone commits with the change that calls for it.
+            for chunk in outcome.notices.chunks(CHUNK) {
+                let mut sql = QueryBuilder::<$db>::new("INSERT INTO notices (id, incident_id, team, action, at) ");
+                sql.push_values(chunk, |mut v, n| {
+                    v.push_bind(n.id.clone())
+                        .push_bind(n.incident_id.clone())
+                        .push_bind(n.team.clone())
+                        .push_bind(n.action.as_str())
+                        .push_bind(n.at);
+                });
+                sql.build().execute(&mut *tx).await?;
+            }
             if !outcome.drops.is_empty() {
                 let mut sql = QueryBuilder::<$db>::new("INSERT INTO drops (reason, count) ");
                 sql.push_values(&outcome.drops, |mut v, (reason, n)| {
@@ -781,11 +793,12 @@ macro_rules! backend {
             for row in sql.build().fetch_all(pool).await? {
                 let labels: String = row.try_get("labels")?;
                 let event: Option<String> = row.try_get("event")?;
-                let message = event
-                    .map(|event| json(&event))
-                    .and_then(|event| event["alert"]["message"].as_str().map(str::to_owned));
+                let event = event.map(|event| json(&event)).unwrap_or_default();
+                let text = |pointer: &str| event.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
                 alert_list.push(IncidentAlert {
-                    message,
+                    message: text("/alert/message"),
+                    channel: text("/alerting/channel"),
+                    ticket_queue: text("/alerting/ticket-queue"),
                     fingerprint: row.try_get("fingerprint")?,
                     monitor: row.try_get("monitor")?,
                     labels: json(&labels),

@@ -7,6 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
+use super::outbox::postgres as outbox;
 use super::pipeline::postgres as shared;
 use super::plugins::postgres as plugins;
 use super::views::{
@@ -14,8 +15,8 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, DeadLetter, EVENT_IDS, LAG, NewVersion, PluginRow, Record, Store,
-    StoreError, TokenRecord, from_millis, millis,
+    AlertQuery, AlertState, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS, LAG, NewVersion,
+    PluginRow, Record, Store, StoreError, TokenRecord, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -123,7 +124,8 @@ impl Store for PostgresStore {
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         Ok(shared::prune(&self.pool, before).await?
-            + plugins::prune_dead_letters(&self.pool, before).await?)
+            + plugins::prune_dead_letters(&self.pool, before).await?
+            + outbox::prune(&self.pool, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -379,6 +381,76 @@ impl Store for PostgresStore {
         limit: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         plugins::dead_letters(&self.pool, team, plugin, limit).await
+    }
+
+    async fn notices(&self, limit: i64) -> Result<Vec<crate::pipeline::NoticeRow>, StoreError> {
+        outbox::notices(&self.pool, limit).await
+    }
+
+    async fn expand_notices(
+        &self,
+        notices: &[String],
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError> {
+        outbox::expand(&self.pool, notices, deliveries).await
+    }
+
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        outbox::due(&self.pool, now, limit).await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(&self.pool).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        outbox::claim(&self.pool, id, lease_until, now).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: &str,
+        state: &str,
+        due_at: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        outbox::settle(&self.pool, id, state, due_at, error, now).await
+    }
+
+    async fn delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+    ) -> Result<Option<String>, StoreError> {
+        outbox::reference(&self.pool, incident_id, notifier).await
+    }
+
+    async fn set_delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+        reference: &str,
+    ) -> Result<(), StoreError> {
+        outbox::set_reference(&self.pool, incident_id, notifier, reference).await
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        outbox::deliveries(&self.pool, query).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        outbox::retry(&self.pool, id, team, now).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

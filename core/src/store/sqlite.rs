@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 use tracing::warn;
 
+use super::outbox::sqlite as outbox;
 use super::pipeline::sqlite as shared;
 use super::plugins::sqlite as plugins;
 use super::views::{
@@ -19,8 +20,8 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, DeadLetter, EVENT_IDS, LAG, NewVersion, PluginRow, Record, Store,
-    StoreError, TokenRecord, chunk_sizes, from_millis, millis,
+    AlertQuery, AlertState, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS, LAG, NewVersion,
+    PluginRow, Record, Store, StoreError, TokenRecord, chunk_sizes, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -164,7 +165,8 @@ impl Store for SqliteStore {
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         Ok(shared::prune(&self.writer, before).await?
-            + plugins::prune_dead_letters(&self.writer, before).await?)
+            + plugins::prune_dead_letters(&self.writer, before).await?
+            + outbox::prune(&self.writer, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -414,6 +416,76 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<Vec<DeadLetter>, StoreError> {
         plugins::dead_letters(&self.readers, team, plugin, limit).await
+    }
+
+    async fn notices(&self, limit: i64) -> Result<Vec<crate::pipeline::NoticeRow>, StoreError> {
+        outbox::notices(&self.readers, limit).await
+    }
+
+    async fn expand_notices(
+        &self,
+        notices: &[String],
+        deliveries: &[Delivery],
+    ) -> Result<(), StoreError> {
+        outbox::expand(&self.writer, notices, deliveries).await
+    }
+
+    async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+        outbox::due(&self.readers, now, limit).await
+    }
+
+    async fn next_delivery_due(&self) -> Result<Option<i64>, StoreError> {
+        outbox::next_due(&self.readers).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        lease_until: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        outbox::claim(&self.writer, id, lease_until, now).await
+    }
+
+    async fn settle_delivery(
+        &self,
+        id: &str,
+        state: &str,
+        due_at: i64,
+        error: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        outbox::settle(&self.writer, id, state, due_at, error, now).await
+    }
+
+    async fn delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+    ) -> Result<Option<String>, StoreError> {
+        outbox::reference(&self.readers, incident_id, notifier).await
+    }
+
+    async fn set_delivery_ref(
+        &self,
+        incident_id: &str,
+        notifier: &str,
+        reference: &str,
+    ) -> Result<(), StoreError> {
+        outbox::set_reference(&self.writer, incident_id, notifier, reference).await
+    }
+
+    async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+        outbox::deliveries(&self.readers, query).await
+    }
+
+    async fn retry_delivery(
+        &self,
+        id: &str,
+        team: Option<&str>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        outbox::retry(&self.writer, id, team, now).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -169,6 +169,12 @@ pub struct IncidentAlert {
     /// Its latest event's message: the check's output, a monitor's link.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The Slack channel its latest event asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// The ticket queue its latest event asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ticket_queue: Option<String>,
 }
 
 /// One entry of an incident's timeline.

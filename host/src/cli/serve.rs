@@ -29,6 +29,9 @@ pub struct Args {
     pipeline: PipelineArgs,
     #[command(flatten)]
     plugins: PluginArgs,
+    /// Notifiers and routes (YAML; docs/alerting.md). Without it nothing is notified.
+    #[arg(long, env = "TOCSIN_NOTIFIERS")]
+    notifiers: Option<std::path::PathBuf>,
 }
 
 /// Limits of team plugins.
@@ -138,6 +141,14 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         SyncArg::Full => Synchronous::Full,
     };
     let config = args.pipeline.config()?;
+    let notifiers = match &args.notifiers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the notifiers file {}", path.display()))?;
+            Arc::new(tocsin_core::outbox::Notifiers::parse(&text)?)
+        }
+        None => Arc::new(tocsin_core::outbox::Notifiers::default()),
+    };
     let store = store::open(url, StoreOptions { synchronous })
         .await
         .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
@@ -146,6 +157,16 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the plugin runtime")?;
     let (journal, pipeline, writer) =
         Journal::start_with_plugins(store.clone(), config, Some(Arc::new(plugins.clone())));
+    let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    // Always runs: without notifiers it clears the notices no route takes.
+    let outbox = tokio::spawn(
+        tocsin_core::outbox::Outbox::new(store.clone(), notifiers.clone()).run(
+            pipeline.clone(),
+            async move {
+                let _ = outbox_stopped.await;
+            },
+        ),
+    );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -170,6 +191,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             pipeline,
             config,
             plugins: Arc::new(plugins.clone()),
+            notifiers,
         }),
     )
     .with_graceful_shutdown(shutdown())
@@ -183,6 +205,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             "the journal did not finish within {SHUTDOWN_GRACE:?}; stopping anyway (nothing accepted is lost)"
         );
     }
+    let _ = stop_outbox.send(());
+    let _ = outbox.await;
     plugins.save_state().await;
     info!("stopped");
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,101 @@
+//! `/v1/notifications`: the outbox's deliveries, with the dead ones and a way to send
+//! them again; `/v1/notifiers`: where notifications go (without secrets).
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, ErrorBody, body};
+use crate::auth::Caller;
+use crate::pipeline::worker::now_ms;
+use crate::store::{Delivery, DeliveryQuery};
+
+/// Deliveries the caller may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    /// Newest first.
+    pub notifications: Vec<Delivery>,
+}
+
+/// Lists deliveries: `state` (`pending`, `sent`, `dead`), `incident`, `limit`; a team
+/// token sees its own team's, an admin every team's.
+#[utoipa::path(get, path = "/v1/notifications",
+    params(
+        ("state" = Option<String>, Query, description = "pending, sent or dead"),
+        ("incident" = Option<String>, Query, description = "one incident's"),
+        ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
+    ),
+    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<DeliveryList>, ApiError> {
+    let mut query = DeliveryQuery {
+        team: if caller.admin {
+            None
+        } else {
+            caller.team.clone()
+        },
+        limit: 100,
+        ..DeliveryQuery::default()
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "state" if ["pending", "sent", "dead"].contains(&value.as_str()) => {
+                query.state = Some(value)
+            }
+            "state" => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown state \"{value}\": use pending, sent or dead"),
+                ));
+            }
+            "incident" => query.incident_id = Some(value),
+            "limit" => query.limit = i64::from(body::limit(&value, 1_000)?),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter \"{other}\": use state, incident or limit"),
+                ));
+            }
+        }
+    }
+    let notifications = state.store.deliveries(&query).await?;
+    Ok(Json(DeliveryList { notifications }))
+}
+
+/// Queues a dead delivery again, due now, with a fresh retry budget.
+#[utoipa::path(post, path = "/v1/notifications/{id}/retry",
+    responses((status = 202), (status = 404, body = ErrorBody)))]
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let team = if caller.admin {
+        None
+    } else {
+        caller.team.as_deref()
+    };
+    if state.store.retry_delivery(&id, team, now_ms()).await? {
+        tracing::info!(delivery = %id, by = %caller.token_id, "dead notification queued again");
+        Ok(StatusCode::ACCEPTED)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no dead notification {id} for this token"),
+        ))
+    }
+}
+
+/// The notifiers and routes in use, without their secrets.
+#[utoipa::path(get, path = "/v1/notifiers", responses((status = 200, body = Object)))]
+pub(super) async fn notifiers(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Json<serde_json::Value> {
+    Json(state.notifiers.public())
+}

@@ -1,0 +1,165 @@
+//! What each notifier sends (DESIGN §4, alerting): the request bodies of PagerDuty's
+//! Events API v2, Slack's Web API, Jira, GitHub issues and a signed webhook, built from
+//! one [`Notice`] so that every channel carries the same facts an engineer needs: what
+//! failed, the impact, how urgent, what to do, where to look, a link back and the trace
+//! id.
+//!
+//! The builders are pure functions, each within its service's documented limits; the
+//! delivery (the outbox, retries, the HTTP calls) uses them.
+
+pub mod github;
+pub mod jira;
+pub mod pagerduty;
+pub mod slack;
+pub mod webhook;
+
+use crate::event::Priority;
+use crate::plugin::Section;
+use crate::store::views::IncidentDetail;
+
+/// Why a notification is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// A new incident: page (at `high`), open a ticket, post to Slack.
+    Open,
+    /// It changed: edit the Slack message, comment on the ticket; never a second page.
+    Update,
+    /// It resolved or was closed: resolve the page, comment on (and close) the ticket.
+    Resolve,
+}
+
+impl Action {
+    /// The name stored in the outbox.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Update => "update",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+/// Everything a notification says about one incident.
+#[derive(Debug, Clone)]
+pub struct Notice<'a> {
+    /// Why it is sent.
+    pub action: Action,
+    /// The incident, its alerts and timeline.
+    pub incident: &'a IncidentDetail,
+    /// Link back to the incident in Tocsin.
+    pub link: String,
+    /// The W3C trace id of the event that opened it, when known.
+    pub trace_id: Option<String>,
+    /// Context the collectors gathered (runbook, logs, related alerts, changes).
+    pub sections: &'a [Section],
+    /// Whether the service is customer-facing (the impact), when the catalogue knows.
+    pub customer_facing: Option<bool>,
+}
+
+impl Notice<'_> {
+    /// One line: urgency, title and how many alerts fail, such as
+    /// `[HIGH] InstanceDown · checkout · eu-west-1 — 2 of 3 alerts unhealthy`.
+    pub fn summary(&self) -> String {
+        let i = &self.incident.incident;
+        let state = match self.action {
+            Action::Resolve => "resolved".to_owned(),
+            _ => format!("{} of {} alerts unhealthy", i.unhealthy, i.alerts),
+        };
+        format!("[{}] {} — {state}", self.urgency(), i.title)
+    }
+
+    /// `HIGH` or `LOW`.
+    pub fn urgency(&self) -> &'static str {
+        match self.incident.incident.priority {
+            Priority::High => "HIGH",
+            Priority::Low => "LOW",
+        }
+    }
+
+    /// The facts, as Markdown paragraphs in a fixed order: what failed, impact, urgency,
+    /// what to do, where to look, the link and the trace id.
+    pub fn facts(&self) -> Vec<(&'static str, String)> {
+        let i = &self.incident.incident;
+        let mut facts = Vec::new();
+        let mut failed = String::new();
+        for alert in &self.incident.alert_list {
+            let labels = alert
+                .labels
+                .as_object()
+                .map(|labels| {
+                    labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            failed.push_str(&format!(
+                "- {} `{}` ({labels}){}\n",
+                if alert.status == crate::event::Status::Unhealthy {
+                    "❌"
+                } else {
+                    "✅"
+                },
+                alert.monitor,
+                alert
+                    .message
+                    .as_deref()
+                    .and_then(|m| m.lines().next())
+                    .map(|first| format!(": {first}"))
+                    .unwrap_or_default(),
+            ));
+        }
+        facts.push(("What failed", failed.trim_end().to_owned()));
+        let impact = match (i.service.as_deref(), self.customer_facing) {
+            (Some(service), Some(true)) => format!("{service} (customer-facing)"),
+            (Some(service), Some(false)) => format!("{service} (not customer-facing)"),
+            (Some(service), None) => service.to_owned(),
+            (None, _) => "unknown service".to_owned(),
+        };
+        let region = i
+            .region
+            .as_deref()
+            .map(|r| format!(" in {r}"))
+            .unwrap_or_default();
+        facts.push(("Impact", format!("{impact}{region}")));
+        facts.push((
+            "Urgency",
+            match i.priority {
+                Priority::High => "high: a human is paged now".to_owned(),
+                Priority::Low => "low: a ticket for working hours".to_owned(),
+            },
+        ));
+        for section in self.sections {
+            facts.push((
+                "Context",
+                format!("**{}**\n{}", section.title, section.markdown),
+            ));
+        }
+        facts.push(("Incident", self.link.clone()));
+        if let Some(trace) = &self.trace_id {
+            facts.push(("Trace id", trace.clone()));
+        }
+        facts
+    }
+
+    /// The facts as one Markdown text.
+    pub fn markdown(&self) -> String {
+        self.facts()
+            .into_iter()
+            .map(|(name, text)| format!("**{name}:**\n{text}"))
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    }
+}
+
+/// Cuts text to at most `max` characters, marking the cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}

@@ -1,0 +1,329 @@
+//! The outbox (DESIGN §4, delivery): every notification is durable before it is sent,
+//! and nothing accepted is lost.
+//!
+//! The pipeline leaves a notice in the same transaction as the incident change that
+//! calls for it. The outbox turns each notice into one delivery per notifier its route
+//! names (in one transaction that also deletes the notice), then sends them:
+//!
+//! - deliveries of one incident to one notifier go in order (a Slack update needs the
+//!   message its post created); others go in parallel;
+//! - an attempt is counted before it is made, so after a crash the next attempt knows an
+//!   earlier one may have reached the service, and looks for the ticket it may have
+//!   opened instead of opening a second; PagerDuty folds a repeated trigger into its
+//!   page through the dedup key (the incident id), so an incident pages at most once;
+//! - a failure that may pass (network, 5xx, 429) is retried with exponential backoff and
+//!   jitter, waiting at least the service's `Retry-After`; a refusal (other 4xx) or an
+//!   exhausted budget makes the delivery dead, listed by `GET /v1/notifications?state=dead`
+//!   and queued again by `POST /v1/notifications/{id}/retry`.
+
+pub mod config;
+mod send;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use tracing::{Instrument as _, info, info_span, warn};
+
+pub use config::{ConfigError, Notifier, Notifiers, Retry, Route, Secret};
+pub use send::{Attempt, Sender, Target};
+
+use crate::event::Priority;
+use crate::notify::{Action, Notice};
+use crate::pipeline::worker::now_ms;
+use crate::pipeline::{NoticeRow, Pipeline};
+use crate::store::{Delivery, Store, StoreError};
+
+/// Notices expanded per round.
+const NOTICES_PER_ROUND: i64 = 500;
+/// Deliveries attempted per round.
+const DELIVERIES_PER_ROUND: i64 = 200;
+/// Deliveries in flight at once.
+const IN_FLIGHT: usize = 16;
+/// How long one HTTP request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a claimed delivery is leased to its attempt (several requests).
+const LEASE: Duration = Duration::from_secs(60);
+/// Longest sleep between rounds when nothing wakes the outbox.
+const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// The wait before attempt `attempts + 1`: `first × 2^(attempts-1)`, at most `max`,
+/// times `jitter` (0.8-1.2), and never less than the service's `Retry-After`.
+pub fn backoff(retry: &Retry, attempts: u32, after: Option<Duration>, jitter: f64) -> Duration {
+    let exponent = attempts.saturating_sub(1).min(30);
+    let base = retry
+        .first
+        .saturating_mul(1u32 << exponent)
+        .min(retry.max)
+        .mul_f64(jitter.clamp(0.8, 1.2));
+    base.max(after.unwrap_or_default())
+}
+
+/// Delivers notifications from one store.
+#[derive(Clone)]
+pub struct Outbox {
+    store: Arc<dyn Store>,
+    notifiers: Arc<Notifiers>,
+    sender: Sender,
+}
+
+impl Outbox {
+    /// An outbox for `store`, sending to `notifiers`.
+    pub fn new(store: Arc<dyn Store>, notifiers: Arc<Notifiers>) -> Self {
+        Self {
+            store,
+            notifiers,
+            sender: Sender::new(REQUEST_TIMEOUT),
+        }
+    }
+
+    /// Runs until `stop` resolves: rounds of expanding and delivering, woken by the
+    /// pipeline when it leaves notices and by the next delivery falling due.
+    pub async fn run(self, pipeline: Pipeline, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let worked = match self
+                .round(now_ms())
+                .instrument(info_span!("outbox.round"))
+                .await
+            {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!(error = %e, "outbox round failed; retrying");
+                    0
+                }
+            };
+            if worked > 0 {
+                continue;
+            }
+            let wait = match self.store.next_delivery_due().await {
+                Ok(Some(due)) => {
+                    Duration::from_millis(u64::try_from(due - now_ms()).unwrap_or(0)).min(IDLE_POLL)
+                }
+                _ => IDLE_POLL,
+            };
+            tokio::select! {
+                () = &mut stop => return,
+                () = pipeline.noticed() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One round: expands waiting notices, then attempts the deliveries due by `now`.
+    /// Returns how many notices and deliveries it handled.
+    pub async fn round(&self, now: i64) -> Result<usize, StoreError> {
+        let expanded = self.expand(now).await?;
+        let due = self.store.due_deliveries(now, DELIVERIES_PER_ROUND).await?;
+        let delivered = due.len();
+        futures::stream::iter(due)
+            .for_each_concurrent(IN_FLIGHT, |delivery| async move {
+                if let Err(e) = self.attempt(delivery, now).await {
+                    warn!(error = %e, "delivery attempt not recorded; it will be tried again");
+                }
+            })
+            .await;
+        Ok(expanded + delivered)
+    }
+
+    /// Turns waiting notices into deliveries.
+    async fn expand(&self, now: i64) -> Result<usize, StoreError> {
+        let notices = self.store.notices(NOTICES_PER_ROUND).await?;
+        if notices.is_empty() {
+            return Ok(0);
+        }
+        let mut deliveries = Vec::new();
+        for notice in &notices {
+            deliveries.extend(self.deliveries_for(notice, now).await?);
+        }
+        let ids: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
+        self.store.expand_notices(&ids, &deliveries).await?;
+        Ok(notices.len())
+    }
+
+    /// The deliveries one notice calls for: the page (a new or newly urgent incident at
+    /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.
+    async fn deliveries_for(
+        &self,
+        notice: &NoticeRow,
+        now: i64,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let Some(incident) = self.store.incident(&notice.incident_id, None).await? else {
+            return Ok(Vec::new());
+        };
+        let summary = &incident.incident;
+        let Some(route) = self
+            .notifiers
+            .route(&summary.team, summary.service.as_deref())
+        else {
+            return Ok(Vec::new());
+        };
+        let urgent = summary.priority == Priority::High;
+        let mut names: Vec<&String> = Vec::new();
+        if let Some(page) = &route.page
+            && (urgent || notice.action == Action::Resolve)
+        {
+            names.push(page);
+        }
+        names.extend(route.ticket.iter());
+        names.extend(route.chat.iter());
+        names.extend(route.webhooks.iter());
+        Ok(names
+            .into_iter()
+            .filter_map(|name| {
+                let notifier = self.notifiers.notifiers.get(name)?;
+                Some(Delivery {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    notice_id: notice.id.clone(),
+                    incident_id: notice.incident_id.clone(),
+                    team: notice.team.clone(),
+                    notifier: name.clone(),
+                    kind: notifier.kind().to_owned(),
+                    action: notice.action,
+                    state: "pending".into(),
+                    attempts: 0,
+                    due_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    last_error: String::new(),
+                })
+            })
+            .collect())
+    }
+
+    /// One attempt at one delivery, recorded before and after.
+    async fn attempt(&self, delivery: Delivery, now: i64) -> Result<(), StoreError> {
+        let lease = now + LEASE.as_millis() as i64;
+        if !self.store.claim_delivery(&delivery.id, lease, now).await? {
+            return Ok(());
+        }
+        let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
+        let outcome = self.send(&delivery).instrument(span.clone()).await?;
+        let _entered = span.enter();
+        let done = now_ms();
+        match outcome {
+            Attempt::Sent(reference) => {
+                if let Some(reference) = reference {
+                    self.store
+                        .set_delivery_ref(&delivery.incident_id, &delivery.notifier, &reference)
+                        .await?;
+                }
+                self.store
+                    .settle_delivery(&delivery.id, "sent", done, "", done)
+                    .await?;
+                info!(
+                    latency_ms = done - delivery.created_at,
+                    "notification delivered"
+                );
+            }
+            Attempt::Retry { error, after } if attempts < self.notifiers.retry.attempts => {
+                let jitter = 0.8 + rand::random::<f64>() * 0.4;
+                let wait = backoff(&self.notifiers.retry, attempts, after, jitter);
+                warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
+                self.store
+                    .settle_delivery(
+                        &delivery.id,
+                        "pending",
+                        done + wait.as_millis() as i64,
+                        &error,
+                        done,
+                    )
+                    .await?;
+            }
+            Attempt::Retry { error, .. } | Attempt::Dead(error) => {
+                warn!(error = %error, "notification dead-lettered");
+                self.store
+                    .settle_delivery(&delivery.id, "dead", done, &error, done)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders the notice from the incident as it is now and sends it.
+    async fn send(&self, delivery: &Delivery) -> Result<Attempt, StoreError> {
+        let Some(notifier) = self.notifiers.notifiers.get(&delivery.notifier) else {
+            return Ok(Attempt::Dead(format!(
+                "notifier \"{}\" is no longer configured",
+                delivery.notifier
+            )));
+        };
+        let Some(incident) = self.store.incident(&delivery.incident_id, None).await? else {
+            return Ok(Attempt::Dead("the incident no longer exists".into()));
+        };
+        let service = match incident.incident.service.as_deref() {
+            Some(name) => self.store.service(name).await?,
+            None => None,
+        };
+        let alerting = service
+            .as_ref()
+            .and_then(|s| s.spec.alerting.clone())
+            .unwrap_or_default();
+        let target = Target {
+            channel: incident
+                .alert_list
+                .iter()
+                .find_map(|a| a.channel.clone())
+                .or(alerting.channel),
+            queue: incident
+                .alert_list
+                .iter()
+                .find_map(|a| a.ticket_queue.clone())
+                .or(alerting.ticket_queue),
+        };
+        let reference = self
+            .store
+            .delivery_ref(&delivery.incident_id, &delivery.notifier)
+            .await?;
+        let notice = Notice {
+            action: delivery.action,
+            incident: &incident,
+            link: format!(
+                "{}/v1/incidents/{}",
+                self.notifiers.public_url, delivery.incident_id
+            ),
+            trace_id: None,
+            sections: &[],
+            customer_facing: service.as_ref().map(|s| s.spec.customer_facing),
+        };
+        Ok(self
+            .sender
+            .deliver(
+                notifier,
+                &notice,
+                reference.as_deref(),
+                &target,
+                delivery.attempts > 0,
+            )
+            .await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_and_honours_retry_after() {
+        let retry = Retry {
+            attempts: 8,
+            first: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(backoff(&retry, 1, None, 1.0), Duration::from_secs(1));
+        assert_eq!(backoff(&retry, 2, None, 1.0), Duration::from_secs(2));
+        assert_eq!(backoff(&retry, 4, None, 1.0), Duration::from_secs(8));
+        assert_eq!(backoff(&retry, 20, None, 1.0), Duration::from_secs(60));
+        assert_eq!(backoff(&retry, 1, None, 1.2), Duration::from_millis(1200));
+        assert_eq!(
+            backoff(&retry, 1, Some(Duration::from_secs(30)), 1.0),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            backoff(&retry, 1, None, 7.0),
+            Duration::from_millis(1200),
+            "jitter is clamped"
+        );
+    }
+}

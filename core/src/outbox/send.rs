@@ -1,0 +1,449 @@
+//! The HTTP conversations with each notifier: which requests an action takes, what
+//! each answer means (sent, retry later, or give up), and what the notifier will know
+//! the incident by afterwards.
+
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, StatusCode};
+use serde_json::Value;
+
+use super::config::Notifier;
+use crate::notify::{self, Action, Notice};
+
+/// How one attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Delivered (or nothing was left to say); the notifier now knows the incident by
+    /// this reference, if it gave one.
+    Sent(Option<String>),
+    /// Failed in a way that may pass: a network error, a 5xx, a 429. `after` is the
+    /// service's `Retry-After`.
+    Retry {
+        /// Why.
+        error: String,
+        /// The wait the service asked for.
+        after: Option<Duration>,
+    },
+    /// Refused for good (a 4xx other than 429): retrying cannot help.
+    Dead(String),
+}
+
+/// Where an incident goes on a notifier, resolved from the event, the service and the
+/// notifier's defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Slack channel.
+    pub channel: Option<String>,
+    /// Jira project key or GitHub `owner/repo`.
+    pub queue: Option<String>,
+}
+
+/// Talks to notifiers.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    client: reqwest::Client,
+}
+
+impl Sender {
+    /// A sender whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("Tocsin/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Self { client }
+    }
+
+    /// Makes one attempt at telling `notifier` about `notice`.
+    pub async fn deliver(
+        &self,
+        notifier: &Notifier,
+        notice: &Notice<'_>,
+        reference: Option<&str>,
+        target: &Target,
+        retried: bool,
+    ) -> Attempt {
+        let result = match notifier {
+            Notifier::Pagerduty { routing_key, url } => {
+                self.pagerduty(routing_key.expose(), url.as_deref(), notice, reference)
+                    .await
+            }
+            Notifier::Slack {
+                token,
+                channel,
+                url,
+            } => {
+                let channel = target.channel.clone().or_else(|| channel.clone());
+                self.slack(token.expose(), url.as_deref(), channel, notice, reference)
+                    .await
+            }
+            Notifier::Jira {
+                url,
+                email,
+                token,
+                project,
+                issue_type,
+                close_transition,
+            } => {
+                let project = target.queue.clone().or_else(|| project.clone());
+                let jira = Jira {
+                    url,
+                    email,
+                    token: token.expose(),
+                    issue_type,
+                    close_transition: close_transition.as_deref(),
+                };
+                self.jira(&jira, project, notice, reference, retried).await
+            }
+            Notifier::Github {
+                token,
+                repository,
+                close,
+                url,
+            } => {
+                let repository = target.queue.clone().or_else(|| repository.clone());
+                let base = url.as_deref().unwrap_or("https://api.github.com");
+                self.github(
+                    token.expose(),
+                    base,
+                    repository,
+                    *close,
+                    notice,
+                    reference,
+                    retried,
+                )
+                .await
+            }
+            Notifier::Webhook { url, secret } => {
+                self.webhook(url, secret.expose().as_bytes(), notice).await
+            }
+        };
+        match result {
+            Ok(reference) => Attempt::Sent(reference),
+            Err(attempt) => attempt,
+        }
+    }
+
+    /// Sends a request; a 2xx gives its JSON body (or `Null`), anything else the attempt
+    /// it amounts to.
+    async fn call(&self, request: RequestBuilder) -> Result<Value, Attempt> {
+        let response = request.send().await.map_err(|e| Attempt::Retry {
+            error: format!("request failed: {}", without_url(&e)),
+            after: None,
+        })?;
+        let status = response.status();
+        let after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.unwrap_or_default();
+        let excerpt: String = text.chars().take(500).collect();
+        if status.is_success() {
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(Attempt::Retry {
+                error: format!("{status}: {excerpt}"),
+                after,
+            });
+        }
+        Err(Attempt::Dead(format!("{status}: {excerpt}")))
+    }
+
+    async fn pagerduty(
+        &self,
+        routing_key: &str,
+        base: Option<&str>,
+        notice: &Notice<'_>,
+        reference: Option<&str>,
+    ) -> Result<Option<String>, Attempt> {
+        let url = format!(
+            "{}/v2/enqueue",
+            base.unwrap_or("https://events.pagerduty.com")
+        );
+        let paged = reference.is_some();
+        let event = match notice.action {
+            // Never a second page: once PagerDuty has one, updates go elsewhere.
+            Action::Open | Action::Update if paged => return Ok(reference.map(str::to_owned)),
+            // An update pages only when the incident became urgent since it opened.
+            Action::Update if notice.incident.incident.priority != crate::event::Priority::High => {
+                return Ok(None);
+            }
+            Action::Resolve if !paged => return Ok(None),
+            Action::Update => notify::pagerduty::event(
+                routing_key,
+                &Notice {
+                    action: Action::Open,
+                    ..notice.clone()
+                },
+            ),
+            _ => notify::pagerduty::event(routing_key, notice),
+        };
+        let Some(event) = event else {
+            return Ok(reference.map(str::to_owned));
+        };
+        self.call(self.client.post(url).json(&event)).await?;
+        Ok(Some("paged".to_owned()))
+    }
+
+    async fn slack(
+        &self,
+        token: &str,
+        base: Option<&str>,
+        channel: Option<String>,
+        notice: &Notice<'_>,
+        reference: Option<&str>,
+    ) -> Result<Option<String>, Attempt> {
+        let base = base.unwrap_or("https://slack.com");
+        let post = |body: &Value, method: &str| {
+            self.client
+                .post(format!("{base}/api/{method}"))
+                .bearer_auth(token)
+                .json(body)
+        };
+        let slack_ok = |answer: Value| -> Result<Value, Attempt> {
+            if answer["ok"] == Value::Bool(true) {
+                return Ok(answer);
+            }
+            let error = answer["error"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_owned();
+            Err(if error == "ratelimited" {
+                Attempt::Retry {
+                    error: format!("slack: {error}"),
+                    after: None,
+                }
+            } else {
+                Attempt::Dead(format!("slack: {error}"))
+            })
+        };
+        if let Some((channel_id, ts)) = reference.and_then(|r| r.split_once(' ')) {
+            slack_ok(
+                self.call(post(
+                    &notify::slack::update(channel_id, ts, notice),
+                    "chat.update",
+                ))
+                .await?,
+            )?;
+            slack_ok(
+                self.call(post(
+                    &notify::slack::reply(channel_id, ts, notice),
+                    "chat.postMessage",
+                ))
+                .await?,
+            )?;
+            return Ok(reference.map(str::to_owned));
+        }
+        let channel = channel.ok_or_else(|| {
+            Attempt::Dead("no Slack channel: set alerting.channel on the event or service, or channel on the notifier".into())
+        })?;
+        let answer = slack_ok(
+            self.call(post(
+                &notify::slack::post(&channel, notice),
+                "chat.postMessage",
+            ))
+            .await?,
+        )?;
+        let channel_id = answer["channel"].as_str().unwrap_or(&channel);
+        let ts = answer["ts"].as_str().unwrap_or_default();
+        Ok(Some(format!("{channel_id} {ts}")))
+    }
+
+    async fn jira(
+        &self,
+        jira: &Jira<'_>,
+        project: Option<String>,
+        notice: &Notice<'_>,
+        reference: Option<&str>,
+        retried: bool,
+    ) -> Result<Option<String>, Attempt> {
+        let base = jira.url.trim_end_matches('/');
+        let request = |method: reqwest::Method, path: String| {
+            self.client
+                .request(method, format!("{base}/rest/api/2/{path}"))
+                .basic_auth(jira.email, Some(jira.token))
+        };
+        let mut key = reference.map(str::to_owned);
+        if key.is_none() && retried {
+            // An earlier attempt may have created the issue before the crash: find it
+            // by the incident's label rather than open a second one.
+            let jql = format!(
+                "labels = \"{}\"",
+                notify::jira::incident_label(&notice.incident.incident.id)
+            );
+            let found = self
+                .call(
+                    request(reqwest::Method::GET, "search".into())
+                        .query(&[("jql", jql.as_str()), ("fields", "key")]),
+                )
+                .await?;
+            key = found["issues"][0]["key"].as_str().map(str::to_owned);
+        }
+        let Some(key) = key else {
+            if notice.action == Action::Resolve {
+                return Ok(None);
+            }
+            let project = project.ok_or_else(|| Attempt::Dead("no Jira project: set alerting.ticket-queue on the event or service, or project on the notifier".into()))?;
+            let created = self
+                .call(
+                    request(reqwest::Method::POST, "issue".into()).json(&notify::jira::create(
+                        &project,
+                        jira.issue_type,
+                        notice,
+                    )),
+                )
+                .await?;
+            return Ok(created["key"].as_str().map(str::to_owned));
+        };
+        if notice.action != Action::Open {
+            self.call(
+                request(reqwest::Method::POST, format!("issue/{key}/comment"))
+                    .json(&notify::jira::comment(notice)),
+            )
+            .await?;
+        }
+        if notice.action == Action::Resolve
+            && let Some(name) = jira.close_transition
+        {
+            let transitions = self
+                .call(request(
+                    reqwest::Method::GET,
+                    format!("issue/{key}/transitions"),
+                ))
+                .await?;
+            let id = transitions["transitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| {
+                    t["name"]
+                        .as_str()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .and_then(|t| t["id"].as_str())
+                .ok_or_else(|| {
+                    Attempt::Dead(format!(
+                        "jira: issue {key} has no transition named \"{name}\""
+                    ))
+                })?;
+            self.call(
+                request(reqwest::Method::POST, format!("issue/{key}/transitions"))
+                    .json(&serde_json::json!({ "transition": { "id": id } })),
+            )
+            .await?;
+        }
+        Ok(Some(key))
+    }
+
+    #[allow(clippy::too_many_arguments)] // One per fact a GitHub conversation needs.
+    async fn github(
+        &self,
+        token: &str,
+        base: &str,
+        repository: Option<String>,
+        close: bool,
+        notice: &Notice<'_>,
+        reference: Option<&str>,
+        retried: bool,
+    ) -> Result<Option<String>, Attempt> {
+        let repository = repository.ok_or_else(|| {
+            Attempt::Dead("no GitHub repository: set alerting.ticket-queue (owner/repo) on the event or service, or repository on the notifier".into())
+        })?;
+        let base = base.trim_end_matches('/');
+        let request = |method: reqwest::Method, path: String| {
+            self.client
+                .request(method, format!("{base}/repos/{repository}/{path}"))
+                .bearer_auth(token)
+                .header("accept", "application/vnd.github+json")
+                .header("x-github-api-version", "2022-11-28")
+        };
+        let label = notify::jira::incident_label(&notice.incident.incident.id);
+        let mut number = reference.map(str::to_owned);
+        if number.is_none() && retried {
+            let found = self
+                .call(
+                    request(reqwest::Method::GET, "issues".into())
+                        .query(&[("labels", label.as_str()), ("state", "all")]),
+                )
+                .await?;
+            number = found[0]["number"].as_u64().map(|n| n.to_string());
+        }
+        let Some(number) = number else {
+            if notice.action == Action::Resolve {
+                return Ok(None);
+            }
+            let mut issue = notify::github::create(notice);
+            if let Some(labels) = issue["labels"].as_array_mut() {
+                labels.push(Value::String(label));
+            }
+            let created = self
+                .call(request(reqwest::Method::POST, "issues".into()).json(&issue))
+                .await?;
+            return Ok(created["number"].as_u64().map(|n| n.to_string()));
+        };
+        if notice.action != Action::Open {
+            self.call(
+                request(reqwest::Method::POST, format!("issues/{number}/comments"))
+                    .json(&notify::github::comment(notice)),
+            )
+            .await?;
+        }
+        if notice.action == Action::Resolve && close {
+            self.call(
+                request(reqwest::Method::PATCH, format!("issues/{number}"))
+                    .json(&notify::github::close()),
+            )
+            .await?;
+        }
+        Ok(Some(number))
+    }
+
+    async fn webhook(
+        &self,
+        url: &str,
+        secret: &[u8],
+        notice: &Notice<'_>,
+    ) -> Result<Option<String>, Attempt> {
+        let body = serde_json::to_vec(&notify::webhook::body(notice)).unwrap_or_default();
+        let timestamp = time::OffsetDateTime::now_utc().unix_timestamp();
+        let signature = notify::webhook::sign(secret, timestamp, &body);
+        self.call(
+            self.client
+                .post(url)
+                .header("content-type", "application/json")
+                .header(notify::webhook::TIMESTAMP_HEADER, timestamp.to_string())
+                .header(notify::webhook::SIGNATURE_HEADER, signature)
+                .body(body),
+        )
+        .await?;
+        Ok(None)
+    }
+}
+
+/// Jira settings for one conversation.
+struct Jira<'a> {
+    url: &'a str,
+    email: &'a str,
+    token: &'a str,
+    issue_type: &'a str,
+    close_transition: Option<&'a str>,
+}
+
+/// A request error without its URL, which may carry a secret in its query.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    if let Some(url) = e.url() {
+        text = text.replace(url.as_str(), "<url>");
+    }
+    if e.is_timeout() {
+        "timed out".to_owned()
+    } else if e.is_connect() {
+        format!("cannot connect: {text}")
+    } else {
+        text
+    }
+}

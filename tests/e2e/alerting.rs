@@ -1,0 +1,455 @@
+//! Alerting through the outbox, against the faithful fakes of PagerDuty, Slack, Jira and
+//! GitHub (`tocsin_tests::fakes`): who is told what when an incident opens, changes and
+//! resolves; retries, `Retry-After`, dead letters; and no payload a real service would
+//! refuse.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tocsin_core::auth::{self, Grant};
+use tocsin_core::outbox::{Notifiers, Outbox};
+use tocsin_core::pipeline::worker::now_ms;
+use tocsin_tests::fakes::{Fakes, Scripted};
+
+use crate::api::Api;
+
+const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
+const WEBHOOK_SECRET: &str = "s3cret-signing-key";
+
+/// Notifiers pointing at the fakes: bender pages, tickets in Jira and chats in Slack;
+/// flexo tickets in GitHub, chats in Slack and tells a webhook.
+fn notifiers(fakes: &Fakes, attempts: u32) -> Arc<Notifiers> {
+    let url = &fakes.url;
+    let text = format!(
+        r##"
+public-url: http://tocsin.test
+retry: {{ attempts: {attempts}, first: 10ms, max: 50ms }}
+notifiers:
+  pd: {{ kind: pagerduty, routing-key: "{ROUTING_KEY}", url: "{url}" }}
+  slack: {{ kind: slack, token: xoxb-test-token, channel: "#ops", url: "{url}" }}
+  jira: {{ kind: jira, url: "{url}", email: tocsin@example.com, token: jira-token, project: OPS, close-transition: Done }}
+  gh: {{ kind: github, token: ghp_test, repository: example/ops, url: "{url}" }}
+  hook: {{ kind: webhook, url: "{url}/webhook", secret: "{WEBHOOK_SECRET}" }}
+routes:
+  - {{ team: bender, page: pd, ticket: jira, chat: slack }}
+  - {{ team: flexo, ticket: gh, chat: slack, webhooks: [hook] }}
+"##
+    );
+    Arc::new(Notifiers::parse(&text).expect("notifiers parse"))
+}
+
+/// An API whose incidents resolve 100 ms after their last alert recovers.
+async fn api() -> Api {
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let config = tocsin_core::pipeline::Config {
+        refresh_every_ms: 0,
+        grace_ms: 100,
+        ..tocsin_core::pipeline::Config::default()
+    };
+    Api::with_config(&url, Some(dir), config).await
+}
+
+/// Runs outbox rounds at `now` until nothing is left to do.
+async fn deliver(api: &Api, outbox: &Outbox, now: i64) {
+    api.settle().await;
+    for _ in 0..50 {
+        if outbox.round(now).await.expect("round") == 0 {
+            return;
+        }
+    }
+    panic!("the outbox keeps finding work");
+}
+
+fn event(monitor: &str, instance: &str, status: &str, priority: &str) -> Value {
+    json!({
+        "alert": { "monitor": monitor, "status": status, "message": format!("{monitor} on {instance}: connection refused") },
+        "context": { "service": "checkout", "region": "eu-west-1", "instance": instance },
+        "alerting": { "priority": priority, "channel": "#checkout", "ticket-queue": "CHK" },
+    })
+}
+
+/// Waits until the only incident of the token's team has `state`.
+async fn incident_in(api: &Api, token: &str, state: &str) -> Value {
+    for _ in 0..200 {
+        let (_, list) = api.get(token, "/v1/incidents").await;
+        if list["incidents"][0]["state"] == state {
+            return list["incidents"][0].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no incident reached {state}");
+}
+
+fn paths(fakes: &Fakes, service: &str) -> Vec<String> {
+    fakes
+        .requests_to(service)
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r.method,
+                r.path.split('?').next().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_high_incident_pages_once_tickets_and_chats_until_it_resolves() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3));
+
+    api.events(
+        &api.bender,
+        json!([event("Http5xx", "web-1", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    let incident = incident_in(&api, &api.bender, "open").await;
+    let id = incident["id"].as_str().expect("id").to_owned();
+
+    assert_eq!(
+        fakes.pages(),
+        std::slice::from_ref(&id),
+        "one page, keyed by the incident id"
+    );
+    let trigger = &fakes.requests_to("pagerduty")[0].body;
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["payload"]["severity"], "critical");
+    let details = trigger["payload"]["custom_details"].to_string();
+    assert!(
+        details.contains("Http5xx on web-1: connection refused"),
+        "what failed: {details}"
+    );
+    assert!(
+        details.contains(&format!("http://tocsin.test/v1/incidents/{id}")),
+        "a link back: {details}"
+    );
+    assert_eq!(paths(&fakes, "jira"), ["POST /rest/api/2/issue"]);
+    let issue = &fakes.requests_to("jira")[0].body;
+    assert_eq!(
+        issue["fields"]["project"]["key"], "CHK",
+        "the event's ticket queue"
+    );
+    let post = &fakes.requests_to("slack")[0].body;
+    assert_eq!(post["channel"], "#checkout", "the event's channel");
+
+    // A second alert joins: the Slack message is edited and the ticket commented on, and
+    // nobody is paged again.
+    api.events(
+        &api.bender,
+        json!([event("Http5xx", "web-2", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    assert_eq!(
+        fakes.requests_to("pagerduty").len(),
+        1,
+        "never a second page"
+    );
+    assert_eq!(
+        paths(&fakes, "slack"),
+        [
+            "POST /api/chat.postMessage",
+            "POST /api/chat.update",
+            "POST /api/chat.postMessage"
+        ]
+    );
+    let reply = &fakes.requests_to("slack")[2].body;
+    assert!(
+        reply["thread_ts"].is_string(),
+        "the change goes in the thread: {reply}"
+    );
+    assert_eq!(
+        paths(&fakes, "jira")[1],
+        "POST /rest/api/2/issue/CHK-1/comment".replace("CHK-1", &jira_key(&fakes))
+    );
+
+    // Both recover; after the grace period the page resolves and the ticket closes.
+    api.events(
+        &api.bender,
+        json!([
+            event("Http5xx", "web-1", "healthy", "high"),
+            event("Http5xx", "web-2", "healthy", "high")
+        ]),
+    )
+    .await;
+    incident_in(&api, &api.bender, "resolved").await;
+    deliver(&api, &outbox, now_ms()).await;
+    let pd = fakes.requests_to("pagerduty");
+    assert_eq!(
+        pd.last().map(|r| r.body["event_action"].clone()),
+        Some(json!("resolve"))
+    );
+    assert_eq!(
+        pd.last().map(|r| r.body["dedup_key"].clone()),
+        Some(json!(id))
+    );
+    let jira = paths(&fakes, "jira");
+    let key = jira_key(&fakes);
+    assert!(
+        jira.contains(&format!("POST /rest/api/2/issue/{key}/transitions")),
+        "{jira:?}"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+
+    let (_, sent) = api
+        .get(&api.bender, &format!("/v1/notifications?incident={id}"))
+        .await;
+    let states: Vec<&str> = sent["notifications"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|n| n["state"].as_str())
+        .collect();
+    assert!(
+        !states.is_empty() && states.iter().all(|s| *s == "sent"),
+        "{sent}"
+    );
+}
+
+fn jira_key(fakes: &Fakes) -> String {
+    fakes
+        .issues()
+        .first()
+        .map(|(key, _)| key.clone())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_low_incident_opens_a_github_issue_and_a_signed_webhook_without_paging() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3));
+    let (flexo, _) = auth::create(api.store.as_ref(), Grant::Team("flexo".into()), "")
+        .await
+        .expect("token");
+    let mut low = event("DiskFree", "db-1", "unhealthy", "low");
+    low["alerting"]["ticket-queue"] = json!("example/storage");
+    api.events(&flexo, json!([low])).await;
+    deliver(&api, &outbox, now_ms()).await;
+
+    assert!(fakes.requests_to("pagerduty").is_empty(), "low never pages");
+    assert_eq!(
+        paths(&fakes, "github"),
+        ["POST /repos/example/storage/issues"]
+    );
+    let issue = &fakes.requests_to("github")[0];
+    assert!(
+        issue
+            .headers
+            .iter()
+            .any(|(k, v)| k == "user-agent" && v.starts_with("Tocsin/"))
+    );
+    let hook = &fakes.requests_to("webhook")[0];
+    let header = |name: &str| {
+        hook.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let timestamp: i64 = header("x-tocsin-timestamp").parse().expect("timestamp");
+    assert!(
+        tocsin_core::notify::webhook::verify(
+            WEBHOOK_SECRET.as_bytes(),
+            timestamp,
+            hook.raw.as_bytes(),
+            &header("x-tocsin-signature")
+        ),
+        "the receiver can check the signature"
+    );
+    assert!(!tocsin_core::notify::webhook::verify(
+        b"wrong",
+        timestamp,
+        hook.raw.as_bytes(),
+        &header("x-tocsin-signature")
+    ));
+    assert_eq!(hook.body["action"], "open");
+
+    let mut healthy = event("DiskFree", "db-1", "healthy", "low");
+    healthy["alerting"]["ticket-queue"] = json!("example/storage");
+    api.events(&flexo, json!([healthy])).await;
+    incident_in(&api, &flexo, "resolved").await;
+    deliver(&api, &outbox, now_ms()).await;
+    let github = paths(&fakes, "github");
+    // A comment when every alert is healthy (resolving), then at the resolution a
+    // comment and the close.
+    assert_eq!(github.len(), 4, "{github:?}");
+    assert!(
+        github[1].ends_with("/comments") && github[2].ends_with("/comments"),
+        "{github:?}"
+    );
+    assert!(github[3].starts_with("PATCH"), "{github:?}");
+    assert_eq!(fakes.requests_to("github")[3].body["state"], "closed");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_notifier_that_fails_then_succeeds_delivers_once() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3));
+    // The first request (the page) gets a 500, then everything works.
+    fakes.script(
+        "pagerduty",
+        [Scripted {
+            status: 500,
+            ..Scripted::default()
+        }],
+    );
+    api.events(
+        &api.bender,
+        json!([event("Http5xx", "web-1", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    // The retry is due after its backoff; run the outbox as if that time had passed.
+    deliver(&api, &outbox, now_ms() + 60_000).await;
+    let pd = fakes.requests_to("pagerduty");
+    assert_eq!(pd.iter().map(|r| r.status).collect::<Vec<_>>(), [500, 202]);
+    assert_eq!(fakes.pages().len(), 1);
+    let (_, list) = api.get(&api.bender, "/v1/notifications").await;
+    let page = list["notifications"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|n| n["kind"] == "pagerduty")
+        .cloned()
+        .expect("page");
+    assert_eq!(page["state"], "sent");
+    assert_eq!(page["attempts"], 2);
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_and_a_spent_budget_dead_letters_until_retried() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 2));
+    fakes.script(
+        "pagerduty",
+        [Scripted {
+            status: 429,
+            retry_after: Some(120),
+            ..Scripted::default()
+        }],
+    );
+    api.events(
+        &api.bender,
+        json!([event("Http5xx", "web-1", "unhealthy", "high")]),
+    )
+    .await;
+    let started = now_ms();
+    deliver(&api, &outbox, started).await;
+    let (_, list) = api
+        .get(&api.bender, "/v1/notifications?state=pending")
+        .await;
+    let page = &list["notifications"][0];
+    assert_eq!(page["kind"], "pagerduty", "{list}");
+    assert!(
+        page["dueAt"].as_i64().unwrap_or(0) >= started + 120_000,
+        "waits for Retry-After: {page}"
+    );
+    // A minute later it is still waiting; two minutes later it goes.
+    deliver(&api, &outbox, started + 60_000).await;
+    assert_eq!(fakes.requests_to("pagerduty").len(), 1);
+    deliver(&api, &outbox, started + 121_000).await;
+    assert_eq!(fakes.requests_to("pagerduty").len(), 2);
+
+    // Another incident: two failures spend a budget of two attempts, so its page is
+    // dead, visible, and can be queued again.
+    fakes.script(
+        "pagerduty",
+        [
+            Scripted {
+                status: 503,
+                ..Scripted::default()
+            },
+            Scripted {
+                status: 503,
+                ..Scripted::default()
+            },
+        ],
+    );
+    api.events(
+        &api.bender,
+        json!([event("Latency", "web-2", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    deliver(&api, &outbox, now_ms() + 60_000).await;
+    let (_, dead) = api.get(&api.bender, "/v1/notifications?state=dead").await;
+    let dead = dead["notifications"].as_array().expect("list").clone();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(
+        dead[0]["lastError"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("503"),
+        "{dead:?}"
+    );
+    let id = dead[0]["id"].as_str().expect("id");
+    let (status, _) = api
+        .request(
+            &api.bender,
+            "POST",
+            &format!("/v1/notifications/{id}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(status, axum::http::StatusCode::ACCEPTED);
+    deliver(&api, &outbox, now_ms()).await;
+    let (_, after) = api
+        .get(
+            &api.bender,
+            &format!(
+                "/v1/notifications?incident={}",
+                dead[0]["incidentId"].as_str().unwrap_or_default()
+            ),
+        )
+        .await;
+    assert!(
+        after["notifications"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .all(|n| n["state"] == "sent"),
+        "{after}"
+    );
+    let (status, _) = api
+        .request(&api.bender, "POST", "/v1/notifications/nope/retry", None)
+        .await;
+    assert_eq!(status, axum::http::StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_refusal_is_dead_at_once_and_secrets_never_show() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let text = format!(
+        "notifiers:\n  slack: {{ kind: slack, token: not-a-bot-token, channel: '#ops', url: '{}' }}\nroutes:\n  - {{ chat: slack }}\n",
+        fakes.url
+    );
+    let notifiers = Arc::new(Notifiers::parse(&text).expect("parse"));
+    let outbox = Outbox::new(api.store.clone(), notifiers.clone());
+    api.events(
+        &api.bender,
+        json!([event("Http5xx", "web-1", "unhealthy", "low")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    let (_, dead) = api.get(&api.bender, "/v1/notifications?state=dead").await;
+    assert_eq!(
+        dead["notifications"][0]["lastError"], "slack: not_authed",
+        "{dead}"
+    );
+    assert_eq!(
+        dead["notifications"][0]["attempts"], 1,
+        "a refusal is not retried"
+    );
+    let shown = format!("{dead} {} {notifiers:?}", notifiers.public());
+    assert!(!shown.contains("not-a-bot-token"), "{shown}");
+}
