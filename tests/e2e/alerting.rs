@@ -42,12 +42,16 @@ routes:
 /// An API whose incidents resolve 100 ms after their last alert recovers.
 async fn api() -> Api {
     let (dir, url) = tocsin_tests::sqlite_url();
+    api_on(&url, Some(dir)).await
+}
+
+async fn api_on(url: &str, dir: Option<tempfile::TempDir>) -> Api {
     let config = tocsin_core::pipeline::Config {
         refresh_every_ms: 0,
         grace_ms: 100,
         ..tocsin_core::pipeline::Config::default()
     };
-    Api::with_config(&url, Some(dir), config).await
+    Api::with_config(url, dir, config).await
 }
 
 /// Runs outbox rounds at `now` until nothing is left to do.
@@ -97,7 +101,15 @@ fn paths(fakes: &Fakes, service: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn a_high_incident_pages_once_tickets_and_chats_until_it_resolves() {
-    let api = api().await;
+    pages_once_tickets_and_chats(api().await).await;
+}
+
+#[tokio::test]
+async fn the_outbox_works_the_same_on_postgres() {
+    pages_once_tickets_and_chats(api_on(&tocsin_tests::postgres_url().await, None).await).await;
+}
+
+async fn pages_once_tickets_and_chats(api: Api) {
     let fakes = Fakes::start().await.expect("fakes");
     let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3));
 
@@ -452,4 +464,103 @@ async fn a_refusal_is_dead_at_once_and_secrets_never_show() {
     );
     let shown = format!("{dead} {} {notifiers:?}", notifiers.public());
     assert!(!shown.contains("not-a-bot-token"), "{shown}");
+}
+
+#[tokio::test]
+async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pages_once() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let (dir, database) = tocsin_tests::sqlite_url();
+    let file = dir.path().join("notifiers.yaml");
+    let url = &fakes.url;
+    std::fs::write(
+        &file,
+        format!(
+            "notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"{ROUTING_KEY}\", url: \"{url}\" }}\n  \
+             slack: {{ kind: slack, token: xoxb-test-token, channel: \"#ops\", url: \"{url}\" }}\n  \
+             jira: {{ kind: jira, url: \"{url}\", email: tocsin@example.com, token: jira-token, project: OPS }}\n\
+             routes:\n  - {{ page: pd, ticket: jira, chat: slack }}\n"
+        ),
+    )
+    .expect("notifiers file");
+    let token = tocsin_tests::create_token(&database, &["--team", "bender"]).expect("token");
+    let args = ["--notifiers", file.to_str().expect("utf-8 path")];
+    let server = tocsin_tests::Server::start(&database, &args, &[]).expect("serves");
+
+    // PagerDuty and Jira act on the first request at once but answer it only after 5 s:
+    // the server is killed while it waits, so it never learns that they did.
+    let held = Scripted {
+        delay: Some(Duration::from_secs(5)),
+        ..Scripted::default()
+    };
+    fakes.script("pagerduty", [held.clone()]);
+    fakes.script("jira", [held]);
+    let client = reqwest::Client::new();
+    let events: Vec<Value> = ["Http5xx", "Latency", "DiskFree"]
+        .iter()
+        .map(|monitor| event(monitor, "web-1", "unhealthy", "high"))
+        .collect();
+    let answer = client
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(&token)
+        .json(&events)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fakes.requests_to("pagerduty").is_empty() || fakes.requests_to("jira").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no delivery started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill().expect("SIGKILL");
+
+    let restarted = tocsin_tests::Server::start(&database, &args, &[]).expect("restarts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let list: Value = client
+            .get(format!("{}/v1/notifications", restarted.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let all = list["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // Three incidents, each told to PagerDuty, Jira and Slack.
+        if all.len() == 9 && all.iter().all(|n| n["state"] == "sent") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not everything was delivered: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut pages = fakes.pages();
+    pages.sort();
+    pages.dedup();
+    assert_eq!(
+        fakes.pages().len(),
+        3,
+        "each incident paged once: {:?}",
+        fakes.pages()
+    );
+    assert_eq!(pages.len(), 3);
+    assert_eq!(
+        fakes.issues().len(),
+        3,
+        "no second ticket after the restart: {:?}",
+        fakes.issues()
+    );
+    // Slack's API has no idempotency key: a post in flight at the kill may be repeated.
+    let posts = fakes.requests_to("slack");
+    let mut titles: Vec<String> = posts.iter().map(|r| r.body["text"].to_string()).collect();
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), 3, "each incident posted: {titles:?}");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
 }

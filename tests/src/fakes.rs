@@ -46,7 +46,7 @@ pub struct Scripted {
     pub status: u16,
     /// `Retry-After` header, in seconds.
     pub retry_after: Option<u64>,
-    /// Wait this long before answering.
+    /// Act on the request at once, but answer only after this long.
     pub delay: Option<std::time::Duration>,
 }
 
@@ -246,37 +246,47 @@ impl Exchange {
             .script
             .get_mut(service)
             .and_then(VecDeque::pop_front);
-        if let Some(delay) = scripted.as_ref().and_then(|s| s.delay) {
+        let delay = scripted.as_ref().and_then(|s| s.delay);
+        let scripted = scripted.filter(|s| s.status != 0);
+        let response = {
+            let mut inner = lock(&self.inner);
+            let (status, response) = match (&scripted, violations.is_empty()) {
+                (Some(s), _) => {
+                    let status =
+                        StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                    let mut response =
+                        (status, axum::Json(json!({ "error": "scripted" }))).into_response();
+                    if let Some(after) = s.retry_after
+                        && let Ok(value) = after.to_string().parse()
+                    {
+                        response.headers_mut().insert("retry-after", value);
+                    }
+                    (status, response)
+                }
+                (None, true) => {
+                    on_ok(&mut inner);
+                    let (status, body) = answers.ok;
+                    (status, (status, axum::Json(body)).into_response())
+                }
+                (None, false) => {
+                    let (status, body) = answers.refusal;
+                    (status, (status, axum::Json(body)).into_response())
+                }
+            };
+            inner.requests.push(self.record(
+                service,
+                body,
+                String::new(),
+                violations,
+                status.as_u16(),
+            ));
+            response
+        };
+        // The service has acted on the request; only its answer is late (a client that
+        // gives up meanwhile does not undo it).
+        if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        let scripted = scripted.filter(|s| s.status != 0);
-        let mut inner = lock(&self.inner);
-        let (status, response) = match (&scripted, violations.is_empty()) {
-            (Some(s), _) => {
-                let status =
-                    StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                let mut response =
-                    (status, axum::Json(json!({ "error": "scripted" }))).into_response();
-                if let Some(after) = s.retry_after
-                    && let Ok(value) = after.to_string().parse()
-                {
-                    response.headers_mut().insert("retry-after", value);
-                }
-                (status, response)
-            }
-            (None, true) => {
-                on_ok(&mut inner);
-                let (status, body) = answers.ok;
-                (status, (status, axum::Json(body)).into_response())
-            }
-            (None, false) => {
-                let (status, body) = answers.refusal;
-                (status, (status, axum::Json(body)).into_response())
-            }
-        };
-        inner
-            .requests
-            .push(self.record(service, body, String::new(), violations, status.as_u16()));
         response
     }
 

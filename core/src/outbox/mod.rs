@@ -81,6 +81,17 @@ impl Outbox {
     /// pipeline when it leaves notices and by the next delivery falling due.
     pub async fn run(self, pipeline: Pipeline, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
+        // This process is the only sender (one server per database; the Lambda functions
+        // deliver from SQS instead): whatever is pending was being attempted, or waited
+        // for a retry, when the last one stopped. Attempt it now.
+        match self.store.release_deliveries(now_ms()).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                deliveries = n,
+                "pending notifications from before the restart are due now"
+            ),
+            Err(e) => warn!(error = %e, "cannot release pending notifications; they go when due"),
+        }
         loop {
             let worked = match self
                 .round(now_ms())

@@ -229,13 +229,17 @@ impl Sender {
                 ))
                 .await?,
             )?;
-            slack_ok(
-                self.call(post(
-                    &notify::slack::reply(channel_id, ts, notice),
-                    "chat.postMessage",
-                ))
-                .await?,
-            )?;
+            // An open that finds its message (an attempt before a crash posted it) only
+            // refreshes it; a change also says what changed, in the thread.
+            if notice.action != Action::Open {
+                slack_ok(
+                    self.call(post(
+                        &notify::slack::reply(channel_id, ts, notice),
+                        "chat.postMessage",
+                    ))
+                    .await?,
+                )?;
+            }
             return Ok(reference.map(str::to_owned));
         }
         let channel = channel.ok_or_else(|| {

@@ -379,6 +379,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: i64,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Makes every pending delivery due now (at start: the attempts of a process that
+    /// died); returns how many.
+    async fn release_deliveries(&self, now: i64) -> Result<u64, StoreError>;
     /// Settles an attempt: `sent`, `dead`, or `pending` again at `due_at`.
     async fn settle_delivery(
         &self,

@@ -184,6 +184,14 @@ macro_rules! backend {
             Ok(sql.build().execute(pool).await?.rows_affected() == 1)
         }
 
+        /// Makes every pending delivery due now: what a process that died was attempting
+        /// (or waiting to retry) is attempted again at once.
+        pub async fn release(pool: &Pool, now: i64) -> Result<u64, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("UPDATE deliveries SET due_at = ");
+            sql.push_bind(now).push(" WHERE state = 'pending' AND due_at > ").push_bind(now);
+            Ok(sql.build().execute(pool).await?.rows_affected())
+        }
+
         /// Settles an attempt: `sent`, `dead`, or `pending` again at `due_at`.
         pub async fn settle(pool: &Pool, id: &str, state: &str, due_at: i64, error: &str, now: i64) -> Result<(), StoreError> {
             let mut sql = QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");

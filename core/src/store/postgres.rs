@@ -412,6 +412,10 @@ impl Store for PostgresStore {
         outbox::claim(&self.pool, id, lease_until, now).await
     }
 
+    async fn release_deliveries(&self, now: i64) -> Result<u64, StoreError> {
+        outbox::release(&self.pool, now).await
+    }
+
     async fn settle_delivery(
         &self,
         id: &str,

@@ -447,6 +447,10 @@ impl Store for SqliteStore {
         outbox::claim(&self.writer, id, lease_until, now).await
     }
 
+    async fn release_deliveries(&self, now: i64) -> Result<u64, StoreError> {
+        outbox::release(&self.writer, now).await
+    }
+
     async fn settle_delivery(
         &self,
         id: &str,
