@@ -10,6 +10,7 @@ pub mod adapt;
 pub mod api;
 pub mod auth;
 pub mod catalogue;
+pub mod collect;
 pub mod event;
 pub mod ingest;
 pub mod journal;

@@ -564,3 +564,272 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
     assert_eq!(titles.len(), 3, "each incident posted: {titles:?}");
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
+
+/// A read-only logs database (SQLite) with lines of two services.
+async fn logs_database(dir: &std::path::Path) -> tocsin_core::collect::LogsDatabase {
+    use sqlx::ConnectOptions as _;
+    let path = dir.join("logs.db");
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(&url)
+        .expect("url")
+        .create_if_missing(true)
+        .connect()
+        .await
+        .expect("logs db");
+    for sql in [
+        "CREATE TABLE logs (service TEXT NOT NULL, line TEXT NOT NULL)",
+        "INSERT INTO logs VALUES ('checkout', 'ERROR 503 from upstream payments'), ('checkout', 'ERROR pool timeout after 30s'), ('billing', 'billing only: not for checkout eyes')",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.expect("setup");
+    }
+    tocsin_core::collect::LogsDatabase::connect(&url)
+        .await
+        .expect("read-only connect")
+}
+
+fn with_collectors(mut event: Value) -> Value {
+    event["plugins"] = json!([
+        { "type": "markdown", "params": { "title": "Owner", "content": "Owned by the ${context.service} team" } },
+        { "type": "runbook", "params": { "id": "TSG-CHECKOUT-1" } },
+        { "type": "logs", "params": { "query": "SELECT line FROM logs WHERE service = '${context.service}' ORDER BY line" } },
+        { "type": "cluster-health" },
+        { "type": "recent-changes" },
+        { "type": "previous-incidents" },
+        { "type": "runbook", "params": { "id": "TSG-MISSING" } },
+    ]);
+    event
+}
+
+#[tokio::test]
+async fn collectors_put_runbook_logs_health_and_changes_on_the_incident_and_its_page() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let dir = tempfile::tempdir().expect("dir");
+    let collectors = tocsin_core::collect::Collectors::new(api.store.clone())
+        .with_logs(logs_database(dir.path()).await);
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3)).with_collectors(collectors);
+
+    let request = axum::http::Request::put("/v1/runbooks/TSG-CHECKOUT-1")
+        .header("authorization", format!("Bearer {}", api.bender))
+        .header("content-type", "text/markdown")
+        .body(axum::body::Body::from(
+            "## Restart\n1. `kubectl rollout restart deploy/checkout`\n",
+        ))
+        .expect("request");
+    let (status, runbook, _) = api.call(request).await;
+    assert_eq!(status, axum::http::StatusCode::OK, "{runbook}");
+    let (status, change) = api
+        .request(&api.bender, "POST", "/v1/changes", Some(json!({ "service": "checkout", "kind": "deploy", "description": "v2.3.1: new connection pool", "link": "https://ci.example.com/run/812" })))
+        .await;
+    assert_eq!(status, axum::http::StatusCode::CREATED, "{change}");
+
+    api.events(
+        &api.bender,
+        json!([with_collectors(event(
+            "Http5xx",
+            "web-1",
+            "unhealthy",
+            "high"
+        ))]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    let incident = incident_in(&api, &api.bender, "open").await;
+    let (_, detail) = api
+        .get(
+            &api.bender,
+            &format!("/v1/incidents/{}", incident["id"].as_str().expect("id")),
+        )
+        .await;
+    let context = detail["context"].as_array().expect("context").clone();
+    let section = |title: &str| -> Value {
+        context
+            .iter()
+            .find(|s| s["title"].as_str().is_some_and(|t| t.starts_with(title)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {title} section: {context:?}"))
+    };
+    assert_eq!(section("Owner")["markdown"], "Owned by the checkout team");
+    assert!(
+        section("Runbook TSG-CHECKOUT-1")["markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("kubectl rollout restart")
+    );
+    let logs = section("Logs")["markdown"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        logs.contains("ERROR 503 from upstream payments") && logs.contains("pool timeout"),
+        "{logs}"
+    );
+    assert!(!logs.contains("billing only"), "{logs}");
+    assert!(
+        section("Cluster health")["markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("**1 of 1**"),
+        "{context:?}"
+    );
+    assert!(
+        section("Recent changes to checkout")["markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("v2.3.1: new connection pool")
+    );
+    assert!(
+        section("Previous incidents")["markdown"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("None")
+    );
+    // A collector that fails says why, and the others are not affected.
+    let missing = section("runbook");
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no runbook \"TSG-MISSING\""),
+        "{missing}"
+    );
+
+    // The page and the ticket carry the context: what to do and where to look.
+    let details = fakes.requests_to("pagerduty")[0].body["payload"]["custom_details"].to_string();
+    assert!(details.contains("kubectl rollout restart"), "{details}");
+    assert!(
+        details.contains("ERROR 503 from upstream payments"),
+        "{details}"
+    );
+    let ticket = fakes.requests_to("jira")[0].body["fields"]["description"].to_string();
+    assert!(ticket.contains("v2.3.1: new connection pool"), "{ticket}");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_label_value_cannot_change_the_logs_query() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let dir = tempfile::tempdir().expect("dir");
+    let collectors = tocsin_core::collect::Collectors::new(api.store.clone())
+        .with_logs(logs_database(dir.path()).await);
+    let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3)).with_collectors(collectors);
+    let mut hostile = with_collectors(event("Http5xx", "web-1", "unhealthy", "low"));
+    // Spliced into the SQL text, this would match every row of every service.
+    hostile["context"]["service"] = json!("x' OR '1'='1");
+    api.events(&api.bender, json!([hostile])).await;
+    deliver(&api, &outbox, now_ms()).await;
+    let incident = incident_in(&api, &api.bender, "open").await;
+    let (_, detail) = api
+        .get(
+            &api.bender,
+            &format!("/v1/incidents/{}", incident["id"].as_str().expect("id")),
+        )
+        .await;
+    let logs = detail["context"]
+        .as_array()
+        .expect("context")
+        .iter()
+        .find(|s| s["title"] == "Logs")
+        .cloned()
+        .expect("logs section");
+    assert_eq!(logs["markdown"], "No matching rows.", "{logs}");
+}
+
+#[tokio::test]
+async fn runbooks_and_changes_refuse_bad_input_clearly() {
+    let api = api().await;
+    let put = |token: &str, id: &str, body: Vec<u8>| {
+        axum::http::Request::put(format!("/v1/runbooks/{id}"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(axum::body::Body::from(body))
+            .expect("request")
+    };
+    let (status, _, _) = api
+        .call(put(&api.bender, "TSG-1", b"# Steps".to_vec()))
+        .await;
+    assert_eq!(status, axum::http::StatusCode::OK);
+    let (flexo, _) = auth::create(api.store.as_ref(), Grant::Team("flexo".into()), "")
+        .await
+        .expect("token");
+    for (token, id, body, expected, message) in [
+        (
+            flexo.as_str(),
+            "TSG-1",
+            b"# Mine now".to_vec(),
+            403,
+            "belongs to another team",
+        ),
+        (
+            api.bender.as_str(),
+            "bad%20id!",
+            b"x".to_vec(),
+            400,
+            "invalid runbook id",
+        ),
+        (
+            api.bender.as_str(),
+            "TSG-2",
+            b"   ".to_vec(),
+            400,
+            "cannot be empty",
+        ),
+        (api.bender.as_str(), "TSG-2", vec![0xff, 0xfe], 400, "UTF-8"),
+        (
+            api.bender.as_str(),
+            "TSG-2",
+            vec![b'x'; 300 * 1024],
+            413,
+            "256 KiB",
+        ),
+        (api.admin.as_str(), "TSG-2", b"x".to_vec(), 400, "?team="),
+    ] {
+        let (status, answer, _) = api.call(put(token, id, body)).await;
+        assert_eq!(status.as_u16(), expected, "{id}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{message}: {answer}"
+        );
+    }
+    let (_, runbook) = api.get(&flexo, "/v1/runbooks/TSG-1").await;
+    assert_eq!(
+        runbook["markdown"], "# Steps",
+        "every team reads; only the owner writes"
+    );
+
+    for (change, message) in [
+        (
+            json!({ "service": "checkout", "kind": "rollback", "description": "x" }),
+            "not a kind of change",
+        ),
+        (
+            json!({ "service": "checkout", "kind": "deploy", "description": "" }),
+            "description",
+        ),
+        (
+            json!({ "service": "checkout", "kind": "deploy", "description": "x", "color": "red" }),
+            "unknown field",
+        ),
+        (
+            json!({ "service": "checkout", "kind": "deploy", "description": "x", "at": "yesterday" }),
+            "at",
+        ),
+    ] {
+        let (status, answer) = api
+            .request(&api.bender, "POST", "/v1/changes", Some(change))
+            .await;
+        assert_eq!(status, axum::http::StatusCode::BAD_REQUEST, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(message),
+            "{message}: {answer}"
+        );
+    }
+    let (status, _) = api.get(&api.bender, "/v1/changes").await;
+    assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
+}

@@ -4,6 +4,7 @@
 mod alertmanager;
 mod alerts;
 mod body;
+mod context;
 mod events;
 mod history;
 mod incidents;
@@ -73,6 +74,8 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents/{id}", get(incidents::get))
         .route("/v1/incidents/{id}/ack", post(incidents::ack))
         .route("/v1/incidents/{id}/close", post(incidents::close))
+        .route("/v1/runbooks/{id}", put(context::put_runbook).get(context::get_runbook))
+        .route("/v1/changes", post(context::post_change).get(context::list_changes))
         .route("/v1/notifications", get(notifications::list))
         .route("/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/v1/notifiers", get(notifications::notifiers))
@@ -138,6 +141,10 @@ pub fn app(state: AppState) -> Router {
         incidents::get,
         incidents::ack,
         incidents::close,
+        context::put_runbook,
+        context::get_runbook,
+        context::post_change,
+        context::list_changes,
         notifications::list,
         notifications::retry,
         notifications::notifiers,

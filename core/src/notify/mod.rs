@@ -77,9 +77,9 @@ impl Notice<'_> {
         }
     }
 
-    /// The facts, as Markdown paragraphs in a fixed order: what failed, impact, urgency,
-    /// what to do, where to look, the link and the trace id.
-    pub fn facts(&self) -> Vec<(&'static str, String)> {
+    /// The facts, as (name, Markdown) in a fixed order: what failed, impact, urgency,
+    /// the collected context (what to do, where to look), the link and the trace id.
+    pub fn facts(&self) -> Vec<(String, String)> {
         let i = &self.incident.incident;
         let mut facts = Vec::new();
         let mut failed = String::new();
@@ -111,7 +111,7 @@ impl Notice<'_> {
                     .unwrap_or_default(),
             ));
         }
-        facts.push(("What failed", failed.trim_end().to_owned()));
+        facts.push(("What failed".to_owned(), failed.trim_end().to_owned()));
         let impact = match (i.service.as_deref(), self.customer_facing) {
             (Some(service), Some(true)) => format!("{service} (customer-facing)"),
             (Some(service), Some(false)) => format!("{service} (not customer-facing)"),
@@ -123,23 +123,21 @@ impl Notice<'_> {
             .as_deref()
             .map(|r| format!(" in {r}"))
             .unwrap_or_default();
-        facts.push(("Impact", format!("{impact}{region}")));
+        facts.push(("Impact".to_owned(), format!("{impact}{region}")));
         facts.push((
-            "Urgency",
+            "Urgency".to_owned(),
             match i.priority {
                 Priority::High => "high: a human is paged now".to_owned(),
                 Priority::Low => "low: a ticket for working hours".to_owned(),
             },
         ));
+        // What to do and where to look: each collected section under its own title.
         for section in self.sections {
-            facts.push((
-                "Context",
-                format!("**{}**\n{}", section.title, section.markdown),
-            ));
+            facts.push((section.title.clone(), section.markdown.clone()));
         }
-        facts.push(("Incident", self.link.clone()));
+        facts.push(("Incident".to_owned(), self.link.clone()));
         if let Some(trace) = &self.trace_id {
-            facts.push(("Trace id", trace.clone()));
+            facts.push(("Trace id".to_owned(), trace.clone()));
         }
         facts
     }

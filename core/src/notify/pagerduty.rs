@@ -28,7 +28,7 @@ pub fn event(routing_key: &str, notice: &Notice<'_>) -> Option<Value> {
             let details: serde_json::Map<String, Value> = notice
                 .facts()
                 .into_iter()
-                .map(|(name, text)| (name.to_owned(), Value::String(text)))
+                .map(|(name, text)| (name, Value::String(text)))
                 .collect();
             let severity = match incident.priority {
                 Priority::High => "critical",

@@ -28,10 +28,12 @@ use tracing::{Instrument as _, info, info_span, warn};
 pub use config::{ConfigError, Notifier, Notifiers, Retry, Route, Secret};
 pub use send::{Attempt, Sender, Target};
 
+use crate::collect::Collectors;
 use crate::event::Priority;
 use crate::notify::{Action, Notice};
 use crate::pipeline::worker::now_ms;
 use crate::pipeline::{NoticeRow, Pipeline};
+use crate::plugin::Section;
 use crate::store::{Delivery, Store, StoreError};
 
 /// Notices expanded per round.
@@ -65,6 +67,7 @@ pub struct Outbox {
     store: Arc<dyn Store>,
     notifiers: Arc<Notifiers>,
     sender: Sender,
+    collectors: Option<Collectors>,
 }
 
 impl Outbox {
@@ -74,7 +77,14 @@ impl Outbox {
             store,
             notifiers,
             sender: Sender::new(REQUEST_TIMEOUT),
+            collectors: None,
         }
+    }
+
+    /// Runs these collectors when an incident opens or changes, before it is notified.
+    pub fn with_collectors(mut self, collectors: Collectors) -> Self {
+        self.collectors = Some(collectors);
+        self
     }
 
     /// Runs until `stop` resolves: rounds of expanding and delivering, woken by the
@@ -143,9 +153,21 @@ impl Outbox {
         if notices.is_empty() {
             return Ok(0);
         }
+        // Collectors may take seconds: the notices of different incidents go together.
         let mut deliveries = Vec::new();
-        for notice in &notices {
-            deliveries.extend(self.deliveries_for(notice, now).await?);
+        for chunk in notices.chunks(8) {
+            let mut pending = Vec::with_capacity(chunk.len());
+            for notice in chunk {
+                pending.push(self.deliveries_for(notice, now));
+            }
+            for result in futures::future::join_all(pending).await {
+                // Ids give the order deliveries of one incident go in: the notices'
+                // order, whichever expansion finished first.
+                for mut delivery in result? {
+                    delivery.id = uuid::Uuid::now_v7().to_string();
+                    deliveries.push(delivery);
+                }
+            }
         }
         let ids: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
         self.store.expand_notices(&ids, &deliveries).await?;
@@ -162,6 +184,16 @@ impl Outbox {
         let Some(incident) = self.store.incident(&notice.incident_id, None).await? else {
             return Ok(Vec::new());
         };
+        if notice.action != Action::Resolve
+            && let Some(collectors) = &self.collectors
+        {
+            let sections = collectors.collect(&incident, now).await;
+            if !sections.is_empty() {
+                self.store
+                    .put_context(&notice.incident_id, &sections)
+                    .await?;
+            }
+        }
         let summary = &incident.incident;
         let Some(route) = self
             .notifiers
@@ -287,6 +319,18 @@ impl Outbox {
             .store
             .delivery_ref(&delivery.incident_id, &delivery.notifier)
             .await?;
+        let sections: Vec<Section> = incident
+            .context
+            .iter()
+            .map(|c| Section {
+                title: c.title.clone(),
+                markdown: if c.error.is_empty() {
+                    c.markdown.clone()
+                } else {
+                    format!("_collector failed: {}_", c.error)
+                },
+            })
+            .collect();
         let notice = Notice {
             action: delivery.action,
             incident: &incident,
@@ -295,7 +339,7 @@ impl Outbox {
                 self.notifiers.public_url, delivery.incident_id
             ),
             trace_id: None,
-            sections: &[],
+            sections: &sections,
             customer_facing: service.as_ref().map(|s| s.spec.customer_facing),
         };
         Ok(self

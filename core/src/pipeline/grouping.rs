@@ -4,9 +4,10 @@
 use super::prefilter::human;
 use super::{
     AlertKey, Engine, EventMeta, Incident, IncidentRow, IncidentState, MemberRow, TimelineRow,
-    Timer, render,
+    Timer,
 };
 use crate::event::{Event, Priority, Status, parse_duration};
+use crate::template::render;
 
 /// Keys when neither the event nor its service sets any.
 const DEFAULT_KEYS: [&str; 3] = [

@@ -947,41 +947,5 @@ struct EventMeta {
     received_at: i64,
 }
 
-/// Renders a template against an event; a label the event lacks renders as `-` (only
-/// service defaults can name one: an event's own templates are checked at ingest).
-fn render(text: &str, event: &Event) -> String {
-    use crate::template::{Part, Template};
-    let Ok(template) = Template::parse(text) else {
-        return text.to_owned();
-    };
-    let mut out = String::new();
-    for part in template.parts() {
-        match part {
-            Part::Literal(s) => out.push_str(s),
-            Part::Context(label) => {
-                out.push_str(event.context.get(*label).map_or("-", String::as_str))
-            }
-            Part::Alert(field) => match *field {
-                "monitor" => out.push_str(&event.alert.monitor),
-                "status" => out.push_str(event.alert.status.as_str()),
-                "message" => out.push_str(event.alert.message.as_deref().unwrap_or("")),
-                "count" => out.push_str(&event.alert.count.unwrap_or(1).to_string()),
-                "since" => out.push_str(
-                    &event
-                        .alert
-                        .since
-                        .and_then(|t| {
-                            t.format(&time::format_description::well_known::Rfc3339)
-                                .ok()
-                        })
-                        .unwrap_or_default(),
-                ),
-                _ => {}
-            },
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests;

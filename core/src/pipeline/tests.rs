@@ -8,6 +8,7 @@ use serde_json::json;
 use super::*;
 use crate::catalogue::{Lifecycle, Service, ServiceSpec};
 use crate::suppression::Draft;
+use crate::template::render;
 
 const MIN: i64 = 60_000;
 

@@ -3,6 +3,7 @@
 //! Two real backends behind one trait: SQLite (embedded, the default, a file in WAL
 //! mode) and PostgreSQL (when the URL says `postgres://`). Both are tested alike.
 
+mod context;
 mod outbox;
 mod pipeline;
 mod plugins;
@@ -10,6 +11,7 @@ mod postgres;
 mod sqlite;
 pub mod views;
 
+pub use context::{Change, ContextSection, Runbook};
 pub use outbox::{Delivery, DeliveryQuery};
 pub use pipeline::suppression_state;
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
@@ -413,6 +415,27 @@ pub trait Store: Send + Sync + 'static {
         team: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError>;
+    /// Creates or replaces a runbook; `false` when another team owns its id.
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError>;
+    /// One runbook.
+    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError>;
+    /// Records a change of a service.
+    async fn put_change(&self, change: &Change) -> Result<(), StoreError>;
+    /// A service's changes since `since` (Unix ms), newest first.
+    async fn changes(
+        &self,
+        service: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Change>, StoreError>;
+    /// Replaces the context collected for an incident.
+    async fn put_context(
+        &self,
+        incident_id: &str,
+        sections: &[ContextSection],
+    ) -> Result<(), StoreError>;
+    /// The context collected for an incident.
+    async fn context(&self, incident_id: &str) -> Result<Vec<ContextSection>, StoreError>;
     /// Ready to serve: the database answers and every migration is applied.
     async fn ready(&self) -> Result<(), StoreError>;
 }

@@ -764,6 +764,9 @@ macro_rules! backend {
             if let Some(service) = &query.service {
                 sql.push(" AND service = ").push_bind(service.clone());
             }
+            if let Some(key) = &query.key {
+                sql.push(" AND key = ").push_bind(key.clone());
+            }
             if let Some(before) = &query.before {
                 sql.push(" AND id < ").push_bind(before.clone());
             }
@@ -796,6 +799,7 @@ macro_rules! backend {
                 let event = event.map(|event| json(&event)).unwrap_or_default();
                 let text = |pointer: &str| event.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
                 alert_list.push(IncidentAlert {
+                    event: serde_json::from_value(event.clone()).ok(),
                     message: text("/alert/message"),
                     channel: text("/alerting/channel"),
                     ticket_queue: text("/alerting/ticket-queue"),
@@ -819,7 +823,7 @@ macro_rules! backend {
                     detail: row.try_get("detail")?,
                 });
             }
-            Ok(Some(IncidentDetail { incident, alert_list, timeline }))
+            Ok(Some(IncidentDetail { incident, alert_list, timeline, context: Vec::new() }))
         }
 
         /// Acknowledges or closes an incident the pipeline no longer holds (resolved):

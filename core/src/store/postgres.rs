@@ -7,6 +7,7 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
+use super::context::postgres as context;
 use super::outbox::postgres as outbox;
 use super::pipeline::postgres as shared;
 use super::plugins::postgres as plugins;
@@ -15,8 +16,9 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS, LAG, NewVersion,
-    PluginRow, Record, Store, StoreError, TokenRecord, from_millis, millis,
+    AlertQuery, AlertState, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS,
+    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, TokenRecord, from_millis,
+    millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -125,7 +127,8 @@ impl Store for PostgresStore {
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         Ok(shared::prune(&self.pool, before).await?
             + plugins::prune_dead_letters(&self.pool, before).await?
-            + outbox::prune(&self.pool, before).await?)
+            + outbox::prune(&self.pool, before).await?
+            + context::prune(&self.pool, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -187,7 +190,11 @@ impl Store for PostgresStore {
         id: &str,
         team: Option<&str>,
     ) -> Result<Option<IncidentDetail>, StoreError> {
-        shared::incident(&self.pool, id, team).await
+        let mut detail = shared::incident(&self.pool, id, team).await?;
+        if let Some(detail) = &mut detail {
+            detail.context = context::context(&self.pool, id).await?;
+        }
+        Ok(detail)
     }
 
     async fn finished_incident(
@@ -455,6 +462,39 @@ impl Store for PostgresStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         outbox::retry(&self.pool, id, team, now).await
+    }
+
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError> {
+        context::put_runbook(&self.pool, runbook).await
+    }
+
+    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError> {
+        context::runbook(&self.pool, id).await
+    }
+
+    async fn put_change(&self, change: &Change) -> Result<(), StoreError> {
+        context::put_change(&self.pool, change).await
+    }
+
+    async fn changes(
+        &self,
+        service: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Change>, StoreError> {
+        context::changes(&self.pool, service, since, limit).await
+    }
+
+    async fn put_context(
+        &self,
+        incident_id: &str,
+        sections: &[ContextSection],
+    ) -> Result<(), StoreError> {
+        context::put_context(&self.pool, incident_id, sections).await
+    }
+
+    async fn context(&self, incident_id: &str) -> Result<Vec<ContextSection>, StoreError> {
+        context::context(&self.pool, incident_id).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

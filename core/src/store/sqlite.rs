@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
 use tracing::warn;
 
+use super::context::sqlite as context;
 use super::outbox::sqlite as outbox;
 use super::pipeline::sqlite as shared;
 use super::plugins::sqlite as plugins;
@@ -20,8 +21,9 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS, LAG, NewVersion,
-    PluginRow, Record, Store, StoreError, TokenRecord, chunk_sizes, from_millis, millis,
+    AlertQuery, AlertState, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS,
+    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, TokenRecord, chunk_sizes,
+    from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -166,7 +168,8 @@ impl Store for SqliteStore {
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
         Ok(shared::prune(&self.writer, before).await?
             + plugins::prune_dead_letters(&self.writer, before).await?
-            + outbox::prune(&self.writer, before).await?)
+            + outbox::prune(&self.writer, before).await?
+            + context::prune(&self.writer, before).await?)
     }
 
     async fn put_service(&self, service: &Service, now: i64) -> Result<(), StoreError> {
@@ -228,7 +231,11 @@ impl Store for SqliteStore {
         id: &str,
         team: Option<&str>,
     ) -> Result<Option<IncidentDetail>, StoreError> {
-        shared::incident(&self.readers, id, team).await
+        let mut detail = shared::incident(&self.readers, id, team).await?;
+        if let Some(detail) = &mut detail {
+            detail.context = context::context(&self.readers, id).await?;
+        }
+        Ok(detail)
     }
 
     async fn finished_incident(
@@ -490,6 +497,39 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         outbox::retry(&self.writer, id, team, now).await
+    }
+
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError> {
+        context::put_runbook(&self.writer, runbook).await
+    }
+
+    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError> {
+        context::runbook(&self.readers, id).await
+    }
+
+    async fn put_change(&self, change: &Change) -> Result<(), StoreError> {
+        context::put_change(&self.writer, change).await
+    }
+
+    async fn changes(
+        &self,
+        service: &str,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Change>, StoreError> {
+        context::changes(&self.readers, service, since, limit).await
+    }
+
+    async fn put_context(
+        &self,
+        incident_id: &str,
+        sections: &[ContextSection],
+    ) -> Result<(), StoreError> {
+        context::put_context(&self.writer, incident_id, sections).await
+    }
+
+    async fn context(&self, incident_id: &str) -> Result<Vec<ContextSection>, StoreError> {
+        context::context(&self.readers, incident_id).await
     }
 
     async fn ready(&self) -> Result<(), StoreError> {

@@ -175,6 +175,9 @@ pub struct IncidentAlert {
     /// The ticket queue its latest event asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ticket_queue: Option<String>,
+    /// Its latest event as received (for collectors; not shown).
+    #[serde(skip)]
+    pub event: Option<crate::event::Event>,
 }
 
 /// One entry of an incident's timeline.
@@ -202,6 +205,9 @@ pub struct IncidentDetail {
     pub alert_list: Vec<IncidentAlert>,
     /// What happened, oldest first.
     pub timeline: Vec<TimelineEntry>,
+    /// Context its collectors gathered (runbook, logs, cluster health, …), with the
+    /// failures of those that failed.
+    pub context: Vec<super::ContextSection>,
 }
 
 /// Which incidents to list.
@@ -213,6 +219,8 @@ pub struct IncidentQuery {
     pub state: Option<IncidentState>,
     /// Only of this service.
     pub service: Option<String>,
+    /// Only with this grouping key.
+    pub key: Option<String>,
     /// Opened before this one (the `next` cursor: newest first).
     pub before: Option<String>,
     /// At most this many.

@@ -32,6 +32,9 @@ pub struct Args {
     /// Notifiers and routes (YAML; docs/alerting.md). Without it nothing is notified.
     #[arg(long, env = "TOCSIN_NOTIFIERS")]
     notifiers: Option<std::path::PathBuf>,
+    /// Read-only database (sqlite: or postgres:// URL) the `logs` collector queries.
+    #[arg(long, env = "TOCSIN_LOGS_DATABASE")]
+    logs_database: Option<String>,
 }
 
 /// Limits of team plugins.
@@ -158,14 +161,23 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (journal, pipeline, writer) =
         Journal::start_with_plugins(store.clone(), config, Some(Arc::new(plugins.clone())));
     let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut collectors = tocsin_core::collect::Collectors::new(store.clone())
+        .with_plugins(Arc::new(plugins.clone()));
+    if let Some(url) = &args.logs_database {
+        let logs = tocsin_core::collect::LogsDatabase::connect(url)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!("cannot open the logs database {}: {e}", store::redact(url))
+            })?;
+        collectors = collectors.with_logs(logs);
+    }
     // Always runs: without notifiers it clears the notices no route takes.
     let outbox = tokio::spawn(
-        tocsin_core::outbox::Outbox::new(store.clone(), notifiers.clone()).run(
-            pipeline.clone(),
-            async move {
+        tocsin_core::outbox::Outbox::new(store.clone(), notifiers.clone())
+            .with_collectors(collectors)
+            .run(pipeline.clone(), async move {
                 let _ = outbox_stopped.await;
-            },
-        ),
+            }),
     );
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -1,0 +1,584 @@
+//! Context collection (DESIGN §4): what the engineer paged at 03:00 needs next to the
+//! alert: what to do (runbook), where to look (logs, cluster health, recent changes,
+//! previous incidents), and whatever a team's collector plugin adds.
+//!
+//! Collectors run when an incident opens and again when it changes, in the order the
+//! opening alert's event lists them (`plugins:`). Each has a time limit; a collector
+//! that fails or runs out of time leaves a section saying so, and the others go on:
+//! collection never stops a notification.
+//!
+//! The `logs` collector runs a templated SQL query against a read-only database the
+//! operator configured. Template values are always bound as parameters, never spliced
+//! into the SQL text, so a label such as `x' OR '1'='1` is only ever a value.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::event::{Event, PluginSpec, Status, parse_duration};
+use crate::store::views::{IncidentDetail, IncidentQuery};
+use crate::store::{AlertQuery, ContextSection, Store};
+use crate::template::{Part, Template, render};
+
+/// Rows a `logs` section shows.
+const LOG_ROWS: usize = 20;
+/// Longest cell of a `logs` table, in characters.
+const LOG_CELL: usize = 300;
+/// Largest section a collector may return, in bytes.
+const MAX_SECTION: usize = 16 * 1024;
+/// Known alerts `cluster-health` reads at most.
+const HEALTH_SCAN: u32 = 10_000;
+
+/// The read-only database the `logs` collector queries.
+#[derive(Debug, Clone)]
+pub enum LogsDatabase {
+    /// A SQLite file, opened read-only.
+    Sqlite(sqlx::SqlitePool),
+    /// A PostgreSQL database; every session is read-only.
+    Postgres(sqlx::PgPool),
+}
+
+impl LogsDatabase {
+    /// Connects to `url` (`sqlite:` or `postgres://`), read-only.
+    pub async fn connect(url: &str) -> Result<Self, String> {
+        use std::str::FromStr as _;
+        if url.starts_with("sqlite:") {
+            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .map_err(|e| e.to_string())?
+                .read_only(true);
+            let pool = sqlx::sqlite::SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Self::Sqlite(pool))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor as _;
+                        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = '5s'")
+                            .await
+                            .map(|_| ())
+                    })
+                })
+                .connect(url)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Self::Postgres(pool))
+        } else {
+            Err("the logs database must be a sqlite: or postgres:// URL".into())
+        }
+    }
+
+    /// Runs `sql` with `values` bound to its placeholders; returns column names and
+    /// up to [`LOG_ROWS`] rows as text.
+    async fn query(
+        &self,
+        sql: &str,
+        values: &[String],
+    ) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+        use sqlx::{Column as _, Row as _};
+        macro_rules! run {
+            ($pool:expr) => {{
+                let mut query = sqlx::query(sql);
+                for value in values {
+                    query = query.bind(value.clone());
+                }
+                let rows = query.fetch_all($pool).await.map_err(|e| e.to_string())?;
+                let columns = rows
+                    .first()
+                    .map(|row| row.columns().iter().map(|c| c.name().to_owned()).collect())
+                    .unwrap_or_default();
+                let rows = rows
+                    .iter()
+                    .take(LOG_ROWS)
+                    .map(|row| {
+                        (0..row.columns().len())
+                            .map(|i| {
+                                row.try_get::<Option<String>, _>(i)
+                                    .map(|v| v.unwrap_or_default())
+                                    .or_else(|_| {
+                                        row.try_get::<Option<i64>, _>(i)
+                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                                    })
+                                    .or_else(|_| {
+                                        row.try_get::<Option<f64>, _>(i)
+                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                                    })
+                                    .or_else(|_| {
+                                        row.try_get::<Option<bool>, _>(i)
+                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
+                                    })
+                                    .unwrap_or_else(|_| "?".to_owned())
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Ok((columns, rows))
+            }};
+        }
+        match self {
+            Self::Sqlite(pool) => run!(pool),
+            Self::Postgres(pool) => run!(pool),
+        }
+    }
+
+    fn placeholder(&self, n: usize) -> String {
+        match self {
+            Self::Sqlite(_) => "?".to_owned(),
+            Self::Postgres(_) => format!("${n}"),
+        }
+    }
+}
+
+/// SQL text with its template values as bound parameters: each `${…}` becomes a
+/// placeholder, and quotes written around one (`'${context.service}'`, as the blueprint
+/// writes it) are dropped, since the value is bound, not spliced.
+pub fn bind_query(
+    query: &str,
+    event: &Event,
+    placeholder: impl Fn(usize) -> String,
+) -> Result<(String, Vec<String>), String> {
+    let template = Template::parse(query).map_err(|e| e.to_string())?;
+    let parts = template.parts();
+    let mut sql = String::new();
+    let mut values = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::Literal(text) => {
+                let mut text: &str = text;
+                let quoted = |p: Option<&Part<'_>>| !matches!(p, Some(Part::Literal(_)) | None);
+                if quoted(i.checked_sub(1).and_then(|j| parts.get(j))) {
+                    text = text.strip_prefix('\'').unwrap_or(text);
+                }
+                if quoted(parts.get(i + 1)) {
+                    text = text.strip_suffix('\'').unwrap_or(text);
+                }
+                sql.push_str(text);
+            }
+            Part::Alert(_) | Part::Context(_) => {
+                let name = match part {
+                    Part::Alert(field) => format!("${{alert.{field}}}"),
+                    Part::Context(label) => format!("${{context.{label}}}"),
+                    Part::Literal(_) => String::new(),
+                };
+                values.push(render(&name, event));
+                sql.push_str(&placeholder(values.len()));
+            }
+        }
+    }
+    Ok((sql, values))
+}
+
+/// Runs the collectors of incidents.
+#[derive(Clone)]
+pub struct Collectors {
+    store: Arc<dyn Store>,
+    logs: Option<LogsDatabase>,
+    plugins: Option<Arc<dyn crate::plugin::Collector>>,
+    limit: Duration,
+}
+
+impl Collectors {
+    /// Collectors reading `store`, each limited to 2 s.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            store,
+            logs: None,
+            plugins: None,
+            limit: Duration::from_secs(2),
+        }
+    }
+
+    /// The database `logs` collectors query.
+    pub fn with_logs(mut self, logs: LogsDatabase) -> Self {
+        self.logs = Some(logs);
+        self
+    }
+
+    /// The runtime that runs teams' collector plugins.
+    pub fn with_plugins(mut self, plugins: Arc<dyn crate::plugin::Collector>) -> Self {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// The time each collector may take.
+    pub fn with_limit(mut self, limit: Duration) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Runs the collectors the incident's alerts ask for (the first alert whose event
+    /// lists any), in order; never fails: a failed collector leaves a section saying why.
+    pub async fn collect(&self, incident: &IncidentDetail, now: i64) -> Vec<ContextSection> {
+        let Some(event) = incident
+            .alert_list
+            .iter()
+            .filter_map(|a| a.event.as_ref())
+            .find(|e| !e.plugins.is_empty())
+        else {
+            return Vec::new();
+        };
+        let mut runs = Vec::with_capacity(event.plugins.len());
+        for spec in &event.plugins {
+            runs.push(self.run_one(spec, event, incident, now));
+        }
+        futures::future::join_all(runs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One collector within its time limit, as sections (or the one saying it failed).
+    async fn run_one(
+        &self,
+        spec: &PluginSpec,
+        event: &Event,
+        incident: &IncidentDetail,
+        now: i64,
+    ) -> Vec<ContextSection> {
+        let title = spec.kind.clone();
+        match tokio::time::timeout(self.limit, self.one(spec, event, incident, now)).await {
+            Ok(Ok(sections)) => sections
+                .into_iter()
+                .map(|(title, markdown)| ContextSection {
+                    title,
+                    markdown: cut(markdown),
+                    error: String::new(),
+                    collected_at: now,
+                })
+                .collect(),
+            Ok(Err(error)) => vec![failed(title, error, now)],
+            Err(_) => vec![failed(
+                title,
+                format!("timed out after {} ms", self.limit.as_millis()),
+                now,
+            )],
+        }
+    }
+
+    async fn one(
+        &self,
+        spec: &PluginSpec,
+        event: &Event,
+        incident: &IncidentDetail,
+        now: i64,
+    ) -> Result<Vec<(String, String)>, String> {
+        let param = |name: &str| -> Option<String> {
+            spec.params
+                .get(name)
+                .and_then(Value::as_str)
+                .map(|text| render(text, event))
+        };
+        match spec.kind.as_str() {
+            "markdown" => {
+                let content = param("content").ok_or("markdown needs params.content")?;
+                Ok(vec![(
+                    param("title").unwrap_or_else(|| "Notes".into()),
+                    content,
+                )])
+            }
+            "runbook" => {
+                let id = param("id").ok_or("runbook needs params.id")?;
+                let runbook = self
+                    .store
+                    .runbook(&id)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| {
+                        format!("no runbook \"{id}\": add it with PUT /v1/runbooks/{id}")
+                    })?;
+                Ok(vec![(format!("Runbook {id}"), runbook.markdown)])
+            }
+            "logs" => {
+                let logs = self.logs.as_ref().ok_or(
+                    "no logs database is configured: start tocsin serve with --logs-database",
+                )?;
+                let query = spec
+                    .params
+                    .get("query")
+                    .and_then(Value::as_str)
+                    .ok_or("logs needs params.query")?;
+                let (sql, values) = bind_query(query, event, |n| logs.placeholder(n))?;
+                let (columns, rows) = logs.query(&sql, &values).await?;
+                Ok(vec![(
+                    param("title").unwrap_or_else(|| "Logs".into()),
+                    table(&columns, &rows),
+                )])
+            }
+            "cluster-health" => self
+                .cluster_health(event, param("service"), param("region"))
+                .await
+                .map(|s| vec![s]),
+            "recent-changes" => {
+                let service = param("service")
+                    .or_else(|| event.context.get("service").cloned())
+                    .ok_or("recent-changes needs params.service or a service label")?;
+                let window = param("window")
+                    .map(|w| parse_duration(&w))
+                    .transpose()?
+                    .unwrap_or(Duration::from_secs(24 * 3600));
+                let since = now - window.as_millis() as i64;
+                let changes = self
+                    .store
+                    .changes(&service, since, 20)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                for c in &changes {
+                    let at = crate::store::from_millis_lossy(c.at)
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    let link = if c.link.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", c.link)
+                    };
+                    text.push_str(&format!("- {at} **{}**: {}{link}\n", c.kind, c.description));
+                }
+                if text.is_empty() {
+                    text = format!(
+                        "No change of {service} recorded in the last {} hours.",
+                        window.as_secs() / 3600
+                    );
+                }
+                Ok(vec![(format!("Recent changes to {service}"), text)])
+            }
+            "previous-incidents" => {
+                let summary = &incident.incident;
+                let query = IncidentQuery {
+                    team: Some(summary.team.clone()),
+                    key: Some(summary.key.clone()),
+                    limit: 6,
+                    ..IncidentQuery::default()
+                };
+                let previous = self
+                    .store
+                    .incidents(&query)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut text = String::new();
+                for p in previous.iter().filter(|p| p.id != summary.id).take(5) {
+                    let at = p
+                        .opened_at
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    text.push_str(&format!(
+                        "- {at}: {} ({}, {} alerts) `{}`\n",
+                        p.title,
+                        p.state.as_str(),
+                        p.alerts,
+                        p.id
+                    ));
+                }
+                if text.is_empty() {
+                    text = "None: this is the first incident with this key.".into();
+                }
+                Ok(vec![("Previous incidents".into(), text)])
+            }
+            "plugin" => {
+                let plugins = self
+                    .plugins
+                    .clone()
+                    .ok_or("collector plugins are not available here")?;
+                let name = param("name").ok_or("plugin needs params.name")?;
+                let context = crate::plugin::IncidentContext {
+                    id: incident.incident.id.clone(),
+                    team: incident.incident.team.clone(),
+                    key: incident.incident.key.clone(),
+                    title: incident.incident.title.clone(),
+                    state: incident.incident.state.as_str().to_owned(),
+                    priority: incident.incident.priority,
+                    opened_at: crate::store::millis(incident.incident.opened_at),
+                    alerts: incident
+                        .alert_list
+                        .iter()
+                        .map(|a| crate::plugin::IncidentAlert {
+                            monitor: a.monitor.clone(),
+                            status: a.status,
+                            context: a
+                                .labels
+                                .as_object()
+                                .map(|m| {
+                                    m.iter()
+                                        .filter_map(|(k, v)| {
+                                            Some((k.clone(), v.as_str()?.to_owned()))
+                                        })
+                                        .collect()
+                                })
+                                .unwrap_or_default(),
+                            message: a.message.clone(),
+                        })
+                        .collect(),
+                };
+                let params = Value::Object(spec.params.clone()).to_string();
+                let team = incident.incident.team.clone();
+                let sections = tokio::task::spawn_blocking(move || {
+                    plugins.collect(&team, &name, &context, &params)
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+                Ok(sections
+                    .into_iter()
+                    .map(|s| (s.title, s.markdown))
+                    .collect())
+            }
+            other => Err(format!("unknown collector \"{other}\"")),
+        }
+    }
+
+    /// How many alerts of the service (and region) are unhealthy now, of how many known.
+    async fn cluster_health(
+        &self,
+        event: &Event,
+        service: Option<String>,
+        region: Option<String>,
+    ) -> Result<(String, String), String> {
+        let service = service
+            .or_else(|| event.context.get("service").cloned())
+            .ok_or("cluster-health needs params.service or a service label")?;
+        let region = region.or_else(|| event.context.get("region").cloned());
+        let mut labels = vec![("service".to_owned(), service.clone())];
+        if let Some(region) = &region {
+            labels.push(("region".to_owned(), region.clone()));
+        }
+        let query = AlertQuery {
+            labels,
+            limit: HEALTH_SCAN,
+            ..AlertQuery::default()
+        };
+        let alerts = self.store.alerts(&query).await.map_err(|e| e.to_string())?;
+        let known = alerts.len();
+        let unhealthy: Vec<_> = alerts
+            .iter()
+            .filter(|a| a.status == Status::Unhealthy)
+            .collect();
+        let place = match &region {
+            Some(region) => format!("{service} in {region}"),
+            None => service.clone(),
+        };
+        let mut text = format!(
+            "**{} of {known}** known alerts of {place} are unhealthy now{}.\n",
+            unhealthy.len(),
+            if known as u32 >= HEALTH_SCAN {
+                " (the first 10,000 read)"
+            } else {
+                ""
+            }
+        );
+        for alert in unhealthy.iter().take(10) {
+            let instance = alert
+                .labels
+                .get("instance")
+                .or_else(|| alert.labels.get("host"))
+                .and_then(Value::as_str)
+                .unwrap_or("-");
+            text.push_str(&format!("- `{}` on {instance}\n", alert.monitor));
+        }
+        Ok((format!("Cluster health: {place}"), text))
+    }
+}
+
+fn failed(title: String, error: String, now: i64) -> ContextSection {
+    ContextSection {
+        title,
+        markdown: String::new(),
+        error,
+        collected_at: now,
+    }
+}
+
+fn cut(mut markdown: String) -> String {
+    if markdown.len() > MAX_SECTION {
+        let mut end = MAX_SECTION;
+        while !markdown.is_char_boundary(end) {
+            end -= 1;
+        }
+        markdown.truncate(end);
+        markdown.push_str("\n\n[… cut at 16 KiB]");
+    }
+    markdown
+}
+
+/// Rows as a Markdown table, cells cut and their pipes escaped.
+fn table(columns: &[String], rows: &[Vec<String>]) -> String {
+    if rows.is_empty() {
+        return "No matching rows.".into();
+    }
+    let cell = |text: &str| -> String {
+        text.chars()
+            .take(LOG_CELL)
+            .collect::<String>()
+            .replace('|', "\\|")
+            .replace('\n', " ")
+    };
+    let mut out = format!(
+        "| {} |\n|{}|\n",
+        columns
+            .iter()
+            .map(|c| cell(c))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        vec!["---"; columns.len()].join("|")
+    );
+    for row in rows {
+        out.push_str(&format!(
+            "| {} |\n",
+            row.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::event::Alert;
+
+    fn event(service: &str) -> Event {
+        Event {
+            alert: Alert {
+                monitor: "Http5xx".into(),
+                status: Status::Unhealthy,
+                since: None,
+                message: None,
+                count: None,
+            },
+            context: BTreeMap::from([("service".to_owned(), service.to_owned())]),
+            filters: Vec::new(),
+            grouping: None,
+            alerting: None,
+            plugins: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn template_values_are_bound_never_spliced() {
+        let hostile = "x' OR '1'='1";
+        let (sql, values) = bind_query(
+            "SELECT line FROM logs WHERE service = '${context.service}' AND monitor = ${alert.monitor} LIMIT 5",
+            &event(hostile),
+            |_| "?".to_owned(),
+        )
+        .expect("binds");
+        assert_eq!(
+            sql,
+            "SELECT line FROM logs WHERE service = ? AND monitor = ? LIMIT 5"
+        );
+        assert_eq!(values, [hostile, "Http5xx"]);
+        let (sql, _) = bind_query(
+            "SELECT 1 WHERE a = ${context.service} OR b = ${context.service}",
+            &event("s"),
+            |n| format!("${n}"),
+        )
+        .expect("binds");
+        assert_eq!(sql, "SELECT 1 WHERE a = $1 OR b = $2");
+    }
+}
