@@ -57,6 +57,10 @@ start() {
     # Minimal config: a receiver with no integrations is a valid "null"
     # receiver (alerts are accepted and stored, never sent anywhere).
     # group_wait 0s so notifications are evaluated immediately.
+    # ALERTMANAGER_CONFIG=FILE uses that configuration instead.
+    if [[ -n ${ALERTMANAGER_CONFIG:-} ]]; then
+        cp -- "$ALERTMANAGER_CONFIG" "$dir/alertmanager.yml"
+    else
     cat >"$dir/alertmanager.yml" <<'YML'
 route:
   receiver: "null"
@@ -66,6 +70,7 @@ route:
 receivers:
   - name: "null"
 YML
+    fi
 
     local port=59093 tries=0 pid url
     while :; do

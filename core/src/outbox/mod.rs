@@ -134,12 +134,16 @@ impl Outbox {
     /// One round: expands waiting notices, then attempts the deliveries due by `now`.
     /// Returns how many notices and deliveries it handled.
     pub async fn round(&self, now: i64) -> Result<usize, StoreError> {
-        let expanded = self.expand(now).await?;
+        let (expanded, claimed) = self.expand(now).await?;
         let due = self.store.due_deliveries(now, DELIVERIES_PER_ROUND).await?;
-        let delivered = due.len();
-        futures::stream::iter(due)
-            .for_each_concurrent(IN_FLIGHT, |delivery| async move {
-                if let Err(e) = self.attempt(delivery, now).await {
+        let delivered = claimed.len() + due.len();
+        let attempts = claimed
+            .into_iter()
+            .map(|delivery| (delivery, true))
+            .chain(due.into_iter().map(|delivery| (delivery, false)));
+        futures::stream::iter(attempts)
+            .for_each_concurrent(IN_FLIGHT, |(delivery, claimed)| async move {
+                if let Err(e) = self.attempt(delivery, claimed, now).await {
                     warn!(error = %e, "delivery attempt not recorded; it will be tried again");
                 }
             })
@@ -148,10 +152,13 @@ impl Outbox {
     }
 
     /// Turns waiting notices into deliveries.
-    async fn expand(&self, now: i64) -> Result<usize, StoreError> {
+    /// Returns how many notices it expanded, and the deliveries of new incidents, which
+    /// are written already claimed for their first attempt: nothing can be ahead of
+    /// them, and it saves a write on the way to a page.
+    async fn expand(&self, now: i64) -> Result<(usize, Vec<Delivery>), StoreError> {
         let notices = self.store.notices(NOTICES_PER_ROUND).await?;
         if notices.is_empty() {
-            return Ok(0);
+            return Ok((0, Vec::new()));
         }
         // Collectors may take seconds: the notices of different incidents go together.
         let mut deliveries = Vec::new();
@@ -165,13 +172,21 @@ impl Outbox {
                 // order, whichever expansion finished first.
                 for mut delivery in result? {
                     delivery.id = uuid::Uuid::now_v7().to_string();
+                    if delivery.action == Action::Open {
+                        delivery.attempts = 1;
+                        delivery.due_at = now + LEASE.as_millis() as i64;
+                    }
                     deliveries.push(delivery);
                 }
             }
         }
         let ids: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
         self.store.expand_notices(&ids, &deliveries).await?;
-        Ok(notices.len())
+        let claimed = deliveries
+            .into_iter()
+            .filter(|d| d.action == Action::Open)
+            .collect();
+        Ok((notices.len(), claimed))
     }
 
     /// The deliveries one notice calls for: the page (a new or newly urgent incident at
@@ -234,15 +249,23 @@ impl Outbox {
             .collect())
     }
 
-    /// One attempt at one delivery, recorded before and after.
-    async fn attempt(&self, delivery: Delivery, now: i64) -> Result<(), StoreError> {
+    /// One attempt at one delivery, recorded before (unless `claimed` already) and after.
+    async fn attempt(&self, delivery: Delivery, claimed: bool, now: i64) -> Result<(), StoreError> {
         let lease = now + LEASE.as_millis() as i64;
-        if !self.store.claim_delivery(&delivery.id, lease, now).await? {
+        if !claimed && !self.store.claim_delivery(&delivery.id, lease, now).await? {
             return Ok(());
         }
-        let attempts = u32::try_from(delivery.attempts + 1).unwrap_or(u32::MAX);
+        let counted = if claimed {
+            delivery.attempts
+        } else {
+            delivery.attempts + 1
+        };
+        let attempts = u32::try_from(counted).unwrap_or(u32::MAX);
         let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
-        let outcome = self.send(&delivery).instrument(span.clone()).await?;
+        let outcome = self
+            .send(&delivery, attempts > 1)
+            .instrument(span.clone())
+            .await?;
         let _entered = span.enter();
         let done = now_ms();
         match outcome {
@@ -285,7 +308,7 @@ impl Outbox {
     }
 
     /// Renders the notice from the incident as it is now and sends it.
-    async fn send(&self, delivery: &Delivery) -> Result<Attempt, StoreError> {
+    async fn send(&self, delivery: &Delivery, retried: bool) -> Result<Attempt, StoreError> {
         let Some(notifier) = self.notifiers.notifiers.get(&delivery.notifier) else {
             return Ok(Attempt::Dead(format!(
                 "notifier \"{}\" is no longer configured",
@@ -344,13 +367,7 @@ impl Outbox {
         };
         Ok(self
             .sender
-            .deliver(
-                notifier,
-                &notice,
-                reference.as_deref(),
-                &target,
-                delivery.attempts > 0,
-            )
+            .deliver(notifier, &notice, reference.as_deref(), &target, retried)
             .await)
     }
 }

@@ -401,6 +401,9 @@ pub struct Rules {
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
 type AlertKey = (u32, Fingerprint);
 
+/// Most steady refreshes written per batch while a flush is under way.
+const REFRESH_SLICE: usize = 1_000;
+
 /// What the engine keeps per alert identity; kept small (a million must fit in
 /// 256 MiB with the rest of the process).
 #[derive(Debug, Clone, Copy)]
@@ -494,6 +497,8 @@ pub struct Engine {
     plugin_verdicts: HashMap<String, prefilter::PluginOutcome>,
     /// A commit since the worker last looked left notices for the outbox.
     noticed: bool,
+    /// Steady refreshes are being written, a slice per batch.
+    flushing: bool,
 }
 
 /// Writes collected during a batch.
@@ -536,6 +541,7 @@ impl Engine {
             pending: Pending::default(),
             plugins: None,
             noticed: false,
+            flushing: false,
             plugin_verdicts: HashMap::new(),
         }
     }
@@ -705,8 +711,11 @@ impl Engine {
                     || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
             });
         }
-        let flush = now - self.last_flush >= self.config.refresh_every_ms;
-        self.take_outcome(flush, now)
+        if now - self.last_flush >= self.config.refresh_every_ms {
+            self.last_flush = now;
+            self.flushing = true;
+        }
+        self.take_outcome(false, now)
     }
 
     /// Everything pending, including every steady refresh not written yet (on shutdown).
@@ -742,7 +751,12 @@ impl Engine {
 
     /// When the next timer is due, if any.
     pub fn next_due(&self) -> Option<i64> {
-        self.timers.first().map(|(at, _)| *at)
+        let timer = self.timers.first().map(|(at, _)| *at);
+        // A refresh flush under way continues at once, even with no event coming.
+        if self.flushing {
+            return Some(timer.map_or(self.last_flush, |t| t.min(self.last_flush)));
+        }
+        timer
     }
 
     fn team_id(&mut self, team: &str) -> u32 {
@@ -866,10 +880,27 @@ impl Engine {
             });
         }
         let mut refreshed = Vec::new();
-        if flush {
+        // Refreshes are written a slice per batch rather than all at once: one commit
+        // of every steady alert would hold the database's single writer for long enough
+        // to delay the next append, and the notifications behind it.
+        let take: Vec<AlertKey> = if flush {
             self.last_flush = now;
-            refreshed.reserve(self.unflushed.len());
-            for (key, source) in std::mem::take(&mut self.unflushed) {
+            self.unflushed.keys().copied().collect()
+        } else if self.flushing {
+            self.unflushed.keys().take(REFRESH_SLICE).copied().collect()
+        } else {
+            Vec::new()
+        };
+        if self.unflushed.len() <= take.len() {
+            self.flushing = false;
+        }
+        if !take.is_empty() {
+            refreshed.reserve(take.len());
+            let sources: Vec<(AlertKey, RowSource)> = take
+                .into_iter()
+                .filter_map(|k| Some((k, self.unflushed.remove(&k)?)))
+                .collect();
+            for (key, source) in sources {
                 let Some(tracked) = self.alerts.get(&key) else {
                     continue;
                 };

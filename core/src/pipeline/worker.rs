@@ -22,7 +22,7 @@ const MAX_BATCH: usize = 5_000;
 /// once, so an event reaches grouping within milliseconds when it matters most.
 const BUSY_BATCH: usize = 1_000;
 /// The pause under load.
-const PACE: Duration = Duration::from_millis(50);
+const PACE: Duration = Duration::from_millis(10);
 /// Alert states read per query when loading.
 const LOAD_PAGE: i64 = 50_000;
 /// How often history and finished incidents are pruned.
@@ -288,6 +288,7 @@ pub async fn run(
             engine = None;
             continue;
         }
+        let started = std::time::Instant::now();
         let processed = step(store.as_ref(), current, MAX_BATCH, now_ms())
             .instrument(info_span!("pipeline.batch"))
             .await;
@@ -312,7 +313,7 @@ pub async fn run(
             }
         };
         if processed > 0 {
-            debug!(events = processed, "pipeline batch");
+            debug!(events = processed, elapsed = ?started.elapsed(), "pipeline batch");
         }
         if processed >= BUSY_BATCH && !signal.stopping() {
             tokio::time::sleep(PACE).await;
