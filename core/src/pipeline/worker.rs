@@ -22,7 +22,7 @@ const MAX_BATCH: usize = 5_000;
 /// once, so an event reaches grouping within milliseconds when it matters most.
 const BUSY_BATCH: usize = 1_000;
 /// The pause under load.
-const PACE: Duration = Duration::from_millis(10);
+const PACE: Duration = Duration::from_millis(50);
 /// Alert states read per query when loading.
 const LOAD_PAGE: i64 = 50_000;
 /// How often history and finished incidents are pruned.
