@@ -16,29 +16,13 @@ use crate::store::{Change, Runbook, millis};
 /// Largest runbook, in bytes.
 pub const MAX_RUNBOOK_BYTES: usize = 256 * 1024;
 
-/// The team a write acts for: a team token's own, or the `team` an admin names.
+/// The team a write acts for (`?team=` for an admin).
 fn acting_team(caller: &Caller, query: &[(String, String)]) -> Result<String, ApiError> {
     let named = query
         .iter()
         .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.clone());
-    match (&caller.team, named) {
-        (Some(own), None) => Ok(own.clone()),
-        (Some(own), Some(named)) if *own == named => Ok(named),
-        (Some(own), Some(named)) => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this token acts for team \"{own}\", not \"{named}\""),
-        )),
-        (None, Some(named)) if caller.admin => {
-            crate::auth::check_team_name(&named)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-            Ok(named)
-        }
-        (None, _) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "an admin token must name the owning team with ?team=",
-        )),
-    }
+        .map(|(_, v)| v.as_str());
+    super::acting_team(caller, named)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {

@@ -286,6 +286,26 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// The team a request acts for: a team token's own, or the one an admin (or a team
+/// token, naming its own) gives with `?team=`; another team's is a 403.
+pub(super) fn acting_team(caller: &Caller, named: Option<&str>) -> Result<String, ApiError> {
+    match (&caller.team, named) {
+        (Some(own), Some(named)) if own != named && !caller.admin => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this token acts for team \"{own}\"; it cannot act for team \"{named}\""),
+        )),
+        (_, Some(named)) => {
+            auth::check_team_name(named).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+            Ok(named.to_owned())
+        }
+        (Some(own), None) => Ok(own.clone()),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an admin token acts for no team: say which with ?team=NAME",
+        )),
+    }
+}
+
 /// Liveness and readiness answers.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct HealthBody {

@@ -44,25 +44,7 @@ impl From<PluginError> for ApiError {
 
 /// The team a request acts for: a team token's own; an admin names one with `?team=`.
 fn team_of(caller: &Caller, query: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    let named = query.get("team");
-    match (&caller.team, named) {
-        (Some(own), Some(named)) if own != named && !caller.admin => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!(
-                "this token acts for team \"{own}\"; it cannot manage team \"{named}\"'s plugins"
-            ),
-        )),
-        (_, Some(named)) => {
-            crate::auth::check_team_name(named)
-                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-            Ok(named.clone())
-        }
-        (Some(own), None) => Ok(own.clone()),
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "an admin token acts for no team: say which with ?team=NAME",
-        )),
-    }
+    super::acting_team(caller, query.get("team").map(String::as_str))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

@@ -12,12 +12,6 @@ pub const MAX_SUMMARY: usize = 255;
 /// Jira's limit on a text field (description, comment body).
 pub const MAX_TEXT: usize = 32_767;
 
-/// The label that marks an issue as this incident's, so a retry after a crash finds the
-/// issue it created instead of creating a second one.
-pub fn incident_label(incident_id: &str) -> String {
-    format!("tocsin-{incident_id}")
-}
-
 /// `POST /rest/api/2/issue`.
 pub fn create(project: &str, issue_type: &str, notice: &Notice<'_>) -> Value {
     json!({
@@ -26,7 +20,7 @@ pub fn create(project: &str, issue_type: &str, notice: &Notice<'_>) -> Value {
             "issuetype": { "name": issue_type },
             "summary": cut(&notice.summary(), MAX_SUMMARY),
             "description": cut(&notice.markdown(), MAX_TEXT),
-            "labels": ["tocsin", incident_label(&notice.incident.incident.id)],
+            "labels": ["tocsin", super::incident_label(&notice.incident.incident.id)],
         }
     })
 }

@@ -152,6 +152,12 @@ impl Notice<'_> {
     }
 }
 
+/// The label that marks an issue as this incident's, so a retry after a crash finds the
+/// Jira or GitHub issue it created instead of creating a second one.
+pub fn incident_label(incident_id: &str) -> String {
+    format!("tocsin-{incident_id}")
+}
+
 /// Cuts text to at most `max` characters, marking the cut.
 pub fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

@@ -277,7 +277,7 @@ impl Sender {
             // by the incident's label rather than open a second one.
             let jql = format!(
                 "labels = \"{}\"",
-                notify::jira::incident_label(&notice.incident.incident.id)
+                notify::incident_label(&notice.incident.incident.id)
             );
             let found = self
                 .call(
@@ -365,7 +365,7 @@ impl Sender {
                 .header("accept", "application/vnd.github+json")
                 .header("x-github-api-version", "2022-11-28")
         };
-        let label = notify::jira::incident_label(&notice.incident.incident.id);
+        let label = notify::incident_label(&notice.incident.incident.id);
         let mut number = reference.map(str::to_owned);
         if number.is_none() && retried {
             let found = self
