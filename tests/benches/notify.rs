@@ -128,7 +128,7 @@ struct Outcome {
     background_rate: f64,
 }
 
-/// Sends probes one every 50 ms with background load running; waits for their
+/// Sends probes every 25-75 ms (at random) with background load running; waits for their
 /// notifications.
 async fn measure(
     settings: &Settings,
@@ -143,9 +143,13 @@ async fn measure(
     // Let the background reach its rate first.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut sent = Vec::with_capacity(settings.probes);
-    let mut tick = tokio::time::interval(Duration::from_millis(50));
     for i in 0..settings.probes {
-        tick.tick().await;
+        // 20 probes a second on average, at random moments: a fixed 50 ms beat would
+        // always meet the same phase of the background's 10 ms beat.
+        tokio::time::sleep(Duration::from_micros(
+            25_000 + rand::random_range(0..50_000),
+        ))
+        .await;
         let name = format!("{prefix}-probe-{i}");
         let at = Instant::now();
         let answer = probe(&name).send().await.context("probe")?;
@@ -255,29 +259,6 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     let am_url = String::from_utf8(started.stdout)?.trim().to_owned();
 
-    // Tocsin: one signed webhook for every incident.
-    let (_db_dir, db_url) = sqlite_url();
-    let token = create_token(&db_url, &["--team", "bench"])?;
-    let notifiers = _db_dir.path().join("notifiers.yaml");
-    std::fs::write(
-        &notifiers,
-        format!(
-            "notifiers:\n  bench: {{ kind: webhook, url: \"{receiver_url}/tocsin\", secret: bench }}\nroutes:\n  - {{ webhooks: [bench] }}\n"
-        ),
-    )?;
-    // TOCSIN_BENCH_LOG=<filter> keeps the server's log, printed after the figures.
-    let log = std::env::var("TOCSIN_BENCH_LOG").ok();
-    let env: Vec<(&str, &str)> = log
-        .as_deref()
-        .map(|f| ("TOCSIN_LOG", f))
-        .into_iter()
-        .collect();
-    let server = Server::start(
-        &db_url,
-        &["--notifiers", notifiers.to_str().context("path")?],
-        &env,
-    )?;
-
     println!(
         "notification latency: {} probes at 20/s, background {}/s in batches of 100, {} CPUs",
         settings.probes,
@@ -311,6 +292,36 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .await?
     };
     print("Alertmanager (webhook, group_wait 0s)", &am);
+    // Each system has the machine to itself (with the same load generator): Alertmanager
+    // would otherwise keep regrouping its background alerts every second.
+    let _ = Command::new("bash")
+        .arg(&script)
+        .arg("stop")
+        .arg(am_dir.path().join("am"))
+        .status();
+
+    // Tocsin: one signed webhook for every incident.
+    let (_db_dir, db_url) = sqlite_url();
+    let token = create_token(&db_url, &["--team", "bench"])?;
+    let notifiers = _db_dir.path().join("notifiers.yaml");
+    std::fs::write(
+        &notifiers,
+        format!(
+            "notifiers:\n  bench: {{ kind: webhook, url: \"{receiver_url}/tocsin\", secret: bench }}\nroutes:\n  - {{ webhooks: [bench] }}\n"
+        ),
+    )?;
+    // TOCSIN_BENCH_LOG=<filter> keeps the server's log, printed after the figures.
+    let log = std::env::var("TOCSIN_BENCH_LOG").ok();
+    let env: Vec<(&str, &str)> = log
+        .as_deref()
+        .map(|f| ("TOCSIN_LOG", f))
+        .into_iter()
+        .collect();
+    let server = Server::start(
+        &db_url,
+        &["--notifiers", notifiers.to_str().context("path")?],
+        &env,
+    )?;
 
     let tocsin = {
         let (client, url) = (client.clone(), format!("{}/v1/events", server.url));
@@ -343,10 +354,5 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         }
     }
     drop(server);
-    let _ = Command::new("bash")
-        .arg(&script)
-        .arg("stop")
-        .arg(am_dir.path().join("am"))
-        .status();
     Ok(())
 }

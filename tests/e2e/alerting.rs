@@ -565,6 +565,102 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
+/// The server hands a new incident to the outbox in memory and sends before it records:
+/// an update that arrives while the first post is still in flight waits for it, edits
+/// the message that post created, and every delivery ends recorded as sent.
+#[tokio::test]
+async fn an_update_waits_for_the_new_incidents_post_in_flight() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let (dir, database) = tocsin_tests::sqlite_url();
+    let file = dir.path().join("notifiers.yaml");
+    let url = &fakes.url;
+    std::fs::write(
+        &file,
+        format!(
+            "notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"{ROUTING_KEY}\", url: \"{url}\" }}\n  \
+             slack: {{ kind: slack, token: xoxb-test-token, channel: \"#ops\", url: \"{url}\" }}\n\
+             routes:\n  - {{ page: pd, chat: slack }}\n"
+        ),
+    )
+    .expect("notifiers file");
+    let token = tocsin_tests::create_token(&database, &["--team", "bender"]).expect("token");
+    let args = ["--notifiers", file.to_str().expect("utf-8 path")];
+    let server = tocsin_tests::Server::start(&database, &args, &[]).expect("serves");
+    fakes.script(
+        "slack",
+        [Scripted {
+            delay: Some(Duration::from_millis(800)),
+            ..Scripted::default()
+        }],
+    );
+    let client = reqwest::Client::new();
+    let send = |body: Value| {
+        client
+            .post(format!("{}/v1/events", server.url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let answer = send(json!([event("Http5xx", "web-1", "unhealthy", "high")]))
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fakes.requests_to("slack").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no post started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The post is held for 800 ms; a second alert joins the incident meanwhile.
+    let answer = send(json!([event("Http5xx", "web-2", "unhealthy", "high")]))
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let list = loop {
+        let list: Value = client
+            .get(format!("{}/v1/notifications", server.url))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let all = list["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        // The open to PagerDuty and Slack, the update to both.
+        if all.len() == 4 && all.iter().all(|n| n["state"] == "sent") {
+            break list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all delivered: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        paths(&fakes, "slack"),
+        [
+            "POST /api/chat.postMessage",
+            "POST /api/chat.update",
+            "POST /api/chat.postMessage"
+        ],
+        "one post, then an edit of it and a reply in its thread: {list}"
+    );
+    let slack = fakes.requests_to("slack");
+    assert!(
+        slack[1].body["ts"].is_string(),
+        "the edit names the post: {}",
+        slack[1].body
+    );
+    assert_eq!(slack[2].body["thread_ts"], slack[1].body["ts"]);
+    assert_eq!(fakes.pages().len(), 1, "paged once");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
 /// A read-only logs database (SQLite) with lines of two services.
 async fn logs_database(dir: &std::path::Path) -> tocsin_core::collect::LogsDatabase {
     use sqlx::ConnectOptions as _;

@@ -23,17 +23,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
+use tokio::sync::{Notify, Semaphore};
 use tracing::{Instrument as _, info, info_span, warn};
 
 pub use config::{ConfigError, Notifier, Notifiers, Retry, Route, Secret};
 pub use send::{Attempt, Sender, Target};
 
+use crate::catalogue::Service;
 use crate::collect::Collectors;
 use crate::event::Priority;
 use crate::notify::{Action, Notice};
 use crate::pipeline::worker::now_ms;
 use crate::pipeline::{NoticeRow, Pipeline};
 use crate::plugin::Section;
+use crate::store::views::IncidentDetail;
 use crate::store::{Delivery, Store, StoreError};
 
 /// Notices expanded per round.
@@ -68,6 +71,17 @@ pub struct Outbox {
     notifiers: Arc<Notifiers>,
     sender: Sender,
     collectors: Option<Collectors>,
+    /// The pipeline whose new incidents this outbox takes in memory ([`Outbox::run`]).
+    pipeline: Option<Pipeline>,
+}
+
+/// What a notification is rendered from: the incident as it is now, and its service.
+struct Subject {
+    incident: IncidentDetail,
+    service: Option<Service>,
+    /// The collected context, as notifiers show it.
+    sections: Vec<Section>,
+    target: Target,
 }
 
 impl Outbox {
@@ -78,6 +92,7 @@ impl Outbox {
             notifiers,
             sender: Sender::new(REQUEST_TIMEOUT),
             collectors: None,
+            pipeline: None,
         }
     }
 
@@ -87,9 +102,11 @@ impl Outbox {
         self
     }
 
-    /// Runs until `stop` resolves: rounds of expanding and delivering, woken by the
-    /// pipeline when it leaves notices and by the next delivery falling due.
-    pub async fn run(self, pipeline: Pipeline, stop: impl Future<Output = ()>) {
+    /// Runs until `stop` resolves. New incidents' notices come from the pipeline in
+    /// memory and go out at once; everything else (updates, resolutions, retries, what a
+    /// restart finds) goes in rounds of expanding and delivering, woken by the pipeline
+    /// and by the next delivery falling due.
+    pub async fn run(mut self, pipeline: Pipeline, stop: impl Future<Output = ()>) {
         tokio::pin!(stop);
         // This process is the only sender (one server per database; the Lambda functions
         // deliver from SQS instead): whatever is pending was being attempted, or waited
@@ -102,7 +119,12 @@ impl Outbox {
             ),
             Err(e) => warn!(error = %e, "cannot release pending notifications; they go when due"),
         }
+        pipeline.handoff().attach();
+        self.pipeline = Some(pipeline.clone());
+        let settled = Arc::new(Notify::new());
+        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
         loop {
+            self.start_handed_over(&pipeline, &settled, &slots);
             let worked = match self
                 .round(now_ms())
                 .instrument(info_span!("outbox.round"))
@@ -126,9 +148,76 @@ impl Outbox {
             tokio::select! {
                 () = &mut stop => return,
                 () = pipeline.noticed() => {}
+                () = settled.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Starts delivering the new incidents the pipeline handed over, each in a task of
+    /// its own (at most [`IN_FLIGHT`] at once); `settled` is woken as each finishes, so
+    /// the notices waiting behind it go next.
+    fn start_handed_over(
+        &self,
+        pipeline: &Pipeline,
+        settled: &Arc<Notify>,
+        slots: &Arc<Semaphore>,
+    ) {
+        for notice in pipeline.handoff().take() {
+            let (outbox, pipeline) = (self.clone(), pipeline.clone());
+            let (settled, slots) = (settled.clone(), slots.clone());
+            let span = info_span!("outbox.new", incident = %notice.incident_id);
+            tokio::spawn(
+                async move {
+                    let slot = slots.acquire_owned().await;
+                    if let Err(e) = outbox.deliver_new(&notice).await {
+                        warn!(error = %e, "new incident's notifications not recorded; the outbox takes them from the database");
+                    }
+                    drop(slot);
+                    pipeline.handoff().release(&notice.incident_id);
+                    settled.notify_one();
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    /// Delivers a new incident's notice that the pipeline handed over: sends first, then
+    /// records the deliveries as they ended (and deletes the notice) in one transaction.
+    /// Sending before recording is safe because the notice itself is durable: a crash in
+    /// between leaves it in the database, and the next start delivers it as possibly
+    /// sent (PagerDuty folds a repeat by its dedup key; tickets are looked for first).
+    async fn deliver_new(&self, notice: &NoticeRow) -> Result<(), StoreError> {
+        let now = now_ms();
+        let subject = self.prepare(notice, now).await?;
+        let mut deliveries = subject
+            .as_ref()
+            .map(|subject| self.deliveries_for(notice, subject, now))
+            .unwrap_or_default();
+        if let Some(subject) = &subject {
+            let attempts = futures::future::join_all(deliveries.iter().map(|delivery| {
+                let span = info_span!("delivery", id = %delivery.id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = 1);
+                self.deliver(delivery, subject, None, false).instrument(span)
+            }))
+            .await;
+            let done = now_ms();
+            for (delivery, attempt) in deliveries.iter_mut().zip(attempts) {
+                if let Attempt::Sent(Some(reference)) = &attempt {
+                    self.store
+                        .set_delivery_ref(&delivery.incident_id, &delivery.notifier, reference)
+                        .await?;
+                }
+                let (state, due_at, error) = self.settlement(delivery, 1, &attempt, done);
+                delivery.attempts = 1;
+                delivery.state = state.to_owned();
+                delivery.due_at = due_at;
+                delivery.last_error = error;
+                delivery.updated_at = done;
+            }
+        }
+        self.store
+            .expand_notices(std::slice::from_ref(&notice.id), &deliveries)
+            .await
     }
 
     /// One round: expands waiting notices, then attempts the deliveries due by `now`.
@@ -151,26 +240,30 @@ impl Outbox {
         Ok(expanded + delivered)
     }
 
-    /// Turns waiting notices into deliveries.
+    /// Turns waiting notices into deliveries, leaving those of incidents whose first
+    /// notice is handed over and in flight (they go after it).
     /// Returns how many notices it expanded, and the deliveries of new incidents, which
     /// are written already claimed for their first attempt: nothing can be ahead of
     /// them, and it saves a write on the way to a page.
     async fn expand(&self, now: i64) -> Result<(usize, Vec<Delivery>), StoreError> {
-        let notices = self.store.notices(NOTICES_PER_ROUND).await?;
+        let mut notices = self.store.notices(NOTICES_PER_ROUND).await?;
+        if let Some(pipeline) = &self.pipeline {
+            notices.retain(|n| !pipeline.handoff().is_reserved(&n.incident_id));
+        }
         if notices.is_empty() {
             return Ok((0, Vec::new()));
         }
         // Collectors may take seconds: the notices of different incidents go together.
         let mut deliveries = Vec::new();
         for chunk in notices.chunks(8) {
-            let mut pending = Vec::with_capacity(chunk.len());
-            for notice in chunk {
-                pending.push(self.deliveries_for(notice, now));
-            }
-            for result in futures::future::join_all(pending).await {
+            let prepared =
+                futures::future::join_all(chunk.iter().map(|notice| self.prepare(notice, now)))
+                    .await;
+            for (notice, subject) in chunk.iter().zip(prepared) {
+                let Some(subject) = subject? else { continue };
                 // Ids give the order deliveries of one incident go in: the notices'
                 // order, whichever expansion finished first.
-                for mut delivery in result? {
+                for mut delivery in self.deliveries_for(notice, &subject, now) {
                     delivery.id = uuid::Uuid::now_v7().to_string();
                     if delivery.action == Action::Open {
                         delivery.attempts = 1;
@@ -189,135 +282,33 @@ impl Outbox {
         Ok((notices.len(), claimed))
     }
 
-    /// The deliveries one notice calls for: the page (a new or newly urgent incident at
-    /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.
-    async fn deliveries_for(
-        &self,
-        notice: &NoticeRow,
-        now: i64,
-    ) -> Result<Vec<Delivery>, StoreError> {
-        let Some(incident) = self.store.incident(&notice.incident_id, None).await? else {
-            return Ok(Vec::new());
-        };
+    /// Reads the incident a notice is about, first running its collectors (unless it
+    /// resolved); `None` when the incident is gone.
+    async fn prepare(&self, notice: &NoticeRow, now: i64) -> Result<Option<Subject>, StoreError> {
         if notice.action != Action::Resolve
             && let Some(collectors) = &self.collectors
+            && let Some(incident) = self.store.incident(&notice.incident_id, None).await?
         {
             let sections = collectors.collect(&incident, now).await;
-            if !sections.is_empty() {
-                self.store
-                    .put_context(&notice.incident_id, &sections)
-                    .await?;
+            if sections.is_empty() {
+                return Ok(Some(self.subject(incident).await?));
             }
+            self.store
+                .put_context(&notice.incident_id, &sections)
+                .await?;
         }
-        let summary = &incident.incident;
-        let Some(route) = self
-            .notifiers
-            .route(&summary.team, summary.service.as_deref())
-        else {
-            return Ok(Vec::new());
-        };
-        let urgent = summary.priority == Priority::High;
-        let mut names: Vec<&String> = Vec::new();
-        if let Some(page) = &route.page
-            && (urgent || notice.action == Action::Resolve)
-        {
-            names.push(page);
-        }
-        names.extend(route.ticket.iter());
-        names.extend(route.chat.iter());
-        names.extend(route.webhooks.iter());
-        Ok(names
-            .into_iter()
-            .filter_map(|name| {
-                let notifier = self.notifiers.notifiers.get(name)?;
-                Some(Delivery {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    notice_id: notice.id.clone(),
-                    incident_id: notice.incident_id.clone(),
-                    team: notice.team.clone(),
-                    notifier: name.clone(),
-                    kind: notifier.kind().to_owned(),
-                    action: notice.action,
-                    state: "pending".into(),
-                    attempts: 0,
-                    due_at: now,
-                    created_at: now,
-                    updated_at: now,
-                    last_error: String::new(),
-                })
-            })
-            .collect())
+        self.read_subject(&notice.incident_id).await
     }
 
-    /// One attempt at one delivery, recorded before (unless `claimed` already) and after.
-    async fn attempt(&self, delivery: Delivery, claimed: bool, now: i64) -> Result<(), StoreError> {
-        let lease = now + LEASE.as_millis() as i64;
-        if !claimed && !self.store.claim_delivery(&delivery.id, lease, now).await? {
-            return Ok(());
+    /// The incident as it is now, with its service; `None` when it is gone.
+    async fn read_subject(&self, incident_id: &str) -> Result<Option<Subject>, StoreError> {
+        match self.store.incident(incident_id, None).await? {
+            Some(incident) => Ok(Some(self.subject(incident).await?)),
+            None => Ok(None),
         }
-        let counted = if claimed {
-            delivery.attempts
-        } else {
-            delivery.attempts + 1
-        };
-        let attempts = u32::try_from(counted).unwrap_or(u32::MAX);
-        let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
-        let outcome = self
-            .send(&delivery, attempts > 1)
-            .instrument(span.clone())
-            .await?;
-        let _entered = span.enter();
-        let done = now_ms();
-        match outcome {
-            Attempt::Sent(reference) => {
-                if let Some(reference) = reference {
-                    self.store
-                        .set_delivery_ref(&delivery.incident_id, &delivery.notifier, &reference)
-                        .await?;
-                }
-                self.store
-                    .settle_delivery(&delivery.id, "sent", done, "", done)
-                    .await?;
-                info!(
-                    latency_ms = done - delivery.created_at,
-                    "notification delivered"
-                );
-            }
-            Attempt::Retry { error, after } if attempts < self.notifiers.retry.attempts => {
-                let jitter = 0.8 + rand::random::<f64>() * 0.4;
-                let wait = backoff(&self.notifiers.retry, attempts, after, jitter);
-                warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
-                self.store
-                    .settle_delivery(
-                        &delivery.id,
-                        "pending",
-                        done + wait.as_millis() as i64,
-                        &error,
-                        done,
-                    )
-                    .await?;
-            }
-            Attempt::Retry { error, .. } | Attempt::Dead(error) => {
-                warn!(error = %error, "notification dead-lettered");
-                self.store
-                    .settle_delivery(&delivery.id, "dead", done, &error, done)
-                    .await?;
-            }
-        }
-        Ok(())
     }
 
-    /// Renders the notice from the incident as it is now and sends it.
-    async fn send(&self, delivery: &Delivery, retried: bool) -> Result<Attempt, StoreError> {
-        let Some(notifier) = self.notifiers.notifiers.get(&delivery.notifier) else {
-            return Ok(Attempt::Dead(format!(
-                "notifier \"{}\" is no longer configured",
-                delivery.notifier
-            )));
-        };
-        let Some(incident) = self.store.incident(&delivery.incident_id, None).await? else {
-            return Ok(Attempt::Dead("the incident no longer exists".into()));
-        };
+    async fn subject(&self, incident: IncidentDetail) -> Result<Subject, StoreError> {
         let service = match incident.incident.service.as_deref() {
             Some(name) => self.store.service(name).await?,
             None => None,
@@ -338,11 +329,7 @@ impl Outbox {
                 .find_map(|a| a.ticket_queue.clone())
                 .or(alerting.ticket_queue),
         };
-        let reference = self
-            .store
-            .delivery_ref(&delivery.incident_id, &delivery.notifier)
-            .await?;
-        let sections: Vec<Section> = incident
+        let sections = incident
             .context
             .iter()
             .map(|c| Section {
@@ -354,21 +341,159 @@ impl Outbox {
                 },
             })
             .collect();
+        Ok(Subject {
+            incident,
+            service,
+            sections,
+            target,
+        })
+    }
+
+    /// The deliveries one notice calls for: the page (a new or newly urgent incident at
+    /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.
+    fn deliveries_for(&self, notice: &NoticeRow, subject: &Subject, now: i64) -> Vec<Delivery> {
+        let summary = &subject.incident.incident;
+        let Some(route) = self
+            .notifiers
+            .route(&summary.team, summary.service.as_deref())
+        else {
+            return Vec::new();
+        };
+        let urgent = summary.priority == Priority::High;
+        let mut names: Vec<&String> = Vec::new();
+        if let Some(page) = &route.page
+            && (urgent || notice.action == Action::Resolve)
+        {
+            names.push(page);
+        }
+        names.extend(route.ticket.iter());
+        names.extend(route.chat.iter());
+        names.extend(route.webhooks.iter());
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let notifier = self.notifiers.notifiers.get(name)?;
+                Some(Delivery {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    notice_id: notice.id.clone(),
+                    incident_id: notice.incident_id.clone(),
+                    team: notice.team.clone(),
+                    notifier: name.clone(),
+                    kind: notifier.kind().to_owned(),
+                    action: notice.action,
+                    state: "pending".into(),
+                    attempts: 0,
+                    due_at: now,
+                    created_at: now,
+                    updated_at: now,
+                    last_error: String::new(),
+                })
+            })
+            .collect()
+    }
+
+    /// One attempt at one delivery, recorded before (unless `claimed` already) and after.
+    /// A claimed delivery is a new incident's found in the database: when this outbox
+    /// takes new incidents in memory, one found there may have been sent before a crash.
+    async fn attempt(&self, delivery: Delivery, claimed: bool, now: i64) -> Result<(), StoreError> {
+        let lease = now + LEASE.as_millis() as i64;
+        if !claimed && !self.store.claim_delivery(&delivery.id, lease, now).await? {
+            return Ok(());
+        }
+        let counted = if claimed {
+            delivery.attempts
+        } else {
+            delivery.attempts + 1
+        };
+        let attempts = u32::try_from(counted).unwrap_or(u32::MAX);
+        let retried = attempts > 1 || (claimed && self.pipeline.is_some());
+        let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
+        let outcome = async {
+            let Some(subject) = self.read_subject(&delivery.incident_id).await? else {
+                return Ok(Attempt::Dead("the incident no longer exists".into()));
+            };
+            let reference = self
+                .store
+                .delivery_ref(&delivery.incident_id, &delivery.notifier)
+                .await?;
+            Ok::<_, StoreError>(
+                self.deliver(&delivery, &subject, reference.as_deref(), retried)
+                    .await,
+            )
+        }
+        .instrument(span.clone())
+        .await?;
+        let _entered = span.enter();
+        let done = now_ms();
+        if let Attempt::Sent(Some(reference)) = &outcome {
+            self.store
+                .set_delivery_ref(&delivery.incident_id, &delivery.notifier, reference)
+                .await?;
+        }
+        let (state, due_at, error) = self.settlement(&delivery, attempts, &outcome, done);
+        self.store
+            .settle_delivery(&delivery.id, state, due_at, &error, done)
+            .await
+    }
+
+    /// What attempt number `attempts` leaves a delivery as, at `now`: its state, when it
+    /// is next due, and the error.
+    fn settlement(
+        &self,
+        delivery: &Delivery,
+        attempts: u32,
+        outcome: &Attempt,
+        now: i64,
+    ) -> (&'static str, i64, String) {
+        match outcome {
+            Attempt::Sent(_) => {
+                info!(
+                    latency_ms = now - delivery.created_at,
+                    "notification delivered"
+                );
+                ("sent", now, String::new())
+            }
+            Attempt::Retry { error, after } if attempts < self.notifiers.retry.attempts => {
+                let jitter = 0.8 + rand::random::<f64>() * 0.4;
+                let wait = backoff(&self.notifiers.retry, attempts, *after, jitter);
+                warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
+                ("pending", now + wait.as_millis() as i64, error.clone())
+            }
+            Attempt::Retry { error, .. } | Attempt::Dead(error) => {
+                warn!(error = %error, "notification dead-lettered");
+                ("dead", now, error.clone())
+            }
+        }
+    }
+
+    /// Renders the delivery's notice from `subject` and sends it.
+    async fn deliver(
+        &self,
+        delivery: &Delivery,
+        subject: &Subject,
+        reference: Option<&str>,
+        retried: bool,
+    ) -> Attempt {
+        let Some(notifier) = self.notifiers.notifiers.get(&delivery.notifier) else {
+            return Attempt::Dead(format!(
+                "notifier \"{}\" is no longer configured",
+                delivery.notifier
+            ));
+        };
         let notice = Notice {
             action: delivery.action,
-            incident: &incident,
+            incident: &subject.incident,
             link: format!(
                 "{}/v1/incidents/{}",
                 self.notifiers.public_url, delivery.incident_id
             ),
             trace_id: None,
-            sections: &sections,
-            customer_facing: service.as_ref().map(|s| s.spec.customer_facing),
+            sections: &subject.sections,
+            customer_facing: subject.service.as_ref().map(|s| s.spec.customer_facing),
         };
-        Ok(self
-            .sender
-            .deliver(notifier, &notice, reference.as_deref(), &target, retried)
-            .await)
+        self.sender
+            .deliver(notifier, &notice, reference, &subject.target, retried)
+            .await
     }
 }
 

@@ -402,7 +402,7 @@ pub struct Rules {
 type AlertKey = (u32, Fingerprint);
 
 /// Most steady refreshes written per batch while a flush is under way.
-const REFRESH_SLICE: usize = 1_000;
+const REFRESH_SLICE: usize = 100;
 
 /// What the engine keeps per alert identity; kept small (a million must fit in
 /// 256 MiB with the rest of the process).

@@ -3,15 +3,17 @@
 //! exactly once, crash or not). Incident commands (ack, close) go through it too, so
 //! they are serialised with the events.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use super::grouping::IncidentError;
-use super::{Config, Engine};
+use super::{Config, Engine, NoticeRow};
+use crate::notify::Action;
 use crate::store::{Store, StoreError};
 
 /// Most journal rows in one batch.
@@ -27,6 +29,12 @@ const PACE: Duration = Duration::from_millis(50);
 const LOAD_PAGE: i64 = 50_000;
 /// How often history and finished incidents are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most new incidents handed to the outbox in memory and not yet delivered; beyond it
+/// their notices wait in the database like any other.
+const MAX_HANDOFF: usize = 1_000;
+/// A reservation no outbox settled in this long is forgotten (the outbox's rounds then
+/// deliver the notice from the database).
+const RESERVATION: Duration = Duration::from_secs(300);
 
 /// Something a human asks of an incident.
 #[derive(Debug, Clone)]
@@ -97,7 +105,12 @@ impl Pipeline {
 
     /// Resolves once the pipeline has committed notices for the outbox.
     pub async fn noticed(&self) {
-        self.signal.notices.notified().await;
+        self.signal.handoff.ready.notified().await;
+    }
+
+    /// Where new incidents' notices are handed to the outbox.
+    pub fn handoff(&self) -> &Handoff {
+        &self.signal.handoff
     }
 
     /// New events are in the journal (or the rules changed).
@@ -111,8 +124,99 @@ impl Pipeline {
 pub struct Signal {
     wake: Notify,
     stopping: AtomicBool,
-    /// The pipeline committed notices for the outbox.
-    notices: Notify,
+    handoff: Handoff,
+}
+
+/// New incidents' notices, handed to the outbox in memory as soon as they are committed,
+/// so that a page does not wait for the outbox to find them in the database.
+///
+/// The notice is durable before it is handed over; the outbox sends first and records
+/// the deliveries after, and a notice still in the database after a crash is taken as
+/// possibly sent (its tickets are looked for before new ones are opened). An incident
+/// is reserved before its notice is committed, so the outbox's rounds never take a
+/// notice (or a later one of the same incident) while the handed-over one is in flight.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    /// An outbox takes handed-over notices; until then none are.
+    attached: AtomicBool,
+    state: Mutex<HandoffState>,
+    /// The pipeline committed notices.
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct HandoffState {
+    /// Committed and not yet taken.
+    fresh: Vec<NoticeRow>,
+    /// Incidents whose first notice is handed over, since when.
+    reserved: HashMap<String, Instant>,
+}
+
+impl Handoff {
+    /// An outbox takes handed-over notices from now on.
+    pub fn attach(&self) {
+        self.attached.store(true, Ordering::SeqCst);
+    }
+
+    /// The notices handed over since the last call.
+    pub fn take(&self) -> Vec<NoticeRow> {
+        std::mem::take(&mut self.lock().fresh)
+    }
+
+    /// Whether a handed-over notice of `incident` is still being delivered: the
+    /// incident's notices in the database wait for it.
+    pub fn is_reserved(&self, incident: &str) -> bool {
+        self.lock()
+            .reserved
+            .get(incident)
+            .is_some_and(|since| since.elapsed() < RESERVATION)
+    }
+
+    /// The handed-over notice of `incident` is delivered (or left to the database).
+    pub fn release(&self, incident: &str) {
+        self.lock().reserved.remove(incident);
+    }
+
+    /// Reserves the new incidents among `notices`, if an outbox is attached and has room;
+    /// returns the notices reserved.
+    fn reserve(&self, notices: &[NoticeRow]) -> Vec<NoticeRow> {
+        if !self.attached.load(Ordering::SeqCst) {
+            return Vec::new();
+        }
+        let mut state = self.lock();
+        state
+            .reserved
+            .retain(|_, since| since.elapsed() < RESERVATION);
+        let room = MAX_HANDOFF.saturating_sub(state.reserved.len());
+        let chosen: Vec<NoticeRow> = notices
+            .iter()
+            .filter(|n| n.action == Action::Open)
+            .take(room)
+            .cloned()
+            .collect();
+        let now = Instant::now();
+        for notice in &chosen {
+            state.reserved.insert(notice.incident_id.clone(), now);
+        }
+        chosen
+    }
+
+    /// After the commit: hands the reserved notices over, or (`committed` false) drops
+    /// their reservations.
+    fn settle(&self, notices: Vec<NoticeRow>, committed: bool) {
+        let mut state = self.lock();
+        if committed {
+            state.fresh.extend(notices);
+        } else {
+            for notice in &notices {
+                state.reserved.remove(&notice.incident_id);
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HandoffState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Signal {
@@ -150,7 +254,7 @@ pub fn now_ms() -> i64 {
 /// Builds an engine from the store: every alert state, held events, open incidents,
 /// the catalogue and suppressions.
 pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreError> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let mut engine = Engine::new(config);
     let mut after = None;
     loop {
@@ -180,6 +284,18 @@ pub async fn step(
     max: usize,
     now: i64,
 ) -> Result<usize, StoreError> {
+    advance(store, engine, max, now, None).await
+}
+
+/// [`step`], handing new incidents' notices to the outbox.
+async fn advance(
+    store: &dyn Store,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+    handoff: Option<&Handoff>,
+) -> Result<usize, StoreError> {
+    let started = Instant::now();
     let mut rows = store.journal_after(engine.cursor(), max).await?;
     let need = engine.needing_bodies(&rows);
     if !need.is_empty() {
@@ -206,20 +322,41 @@ pub async fn step(
         Some(last) if n == max => last.received_at,
         _ => now,
     };
+    let read = started.elapsed();
     let outcome = engine.process(rows, now);
+    let processed = started.elapsed();
     if !outcome.is_empty() {
-        commit(store, engine, &outcome).await?;
+        commit(store, engine, &outcome, handoff).await?;
+    }
+    if n > 0 {
+        debug!(
+            events = n,
+            alerts = outcome.alerts.len(),
+            refreshed = outcome.refreshed.len(),
+            history = outcome.history.len(),
+            ?read,
+            ?processed,
+            committed = ?started.elapsed(),
+            "pipeline step"
+        );
     }
     Ok(n)
 }
 
-/// Writes an outcome of `engine` and counts the commit in it.
+/// Writes an outcome of `engine` and counts the commit in it; new incidents' notices go
+/// to `handoff` once committed.
 async fn commit(
     store: &dyn Store,
     engine: &mut Engine,
     outcome: &super::Outcome,
+    handoff: Option<&Handoff>,
 ) -> Result<(), StoreError> {
-    store.commit(outcome, engine.generation()).await?;
+    let handed = handoff.map(|h| h.reserve(&outcome.notices));
+    let committed = store.commit(outcome, engine.generation()).await;
+    if let (Some(handoff), Some(handed)) = (handoff, handed) {
+        handoff.settle(handed, committed.is_ok());
+    }
+    committed?;
     engine.committed();
     engine.noticed |= !outcome.notices.is_empty();
     Ok(())
@@ -238,7 +375,7 @@ pub async fn drain(
         total += n;
         if n == 0 {
             let outcome = engine.flush(now_ms());
-            commit(store, engine, &outcome).await?;
+            commit(store, engine, &outcome, None).await?;
             return Ok(total);
         }
     }
@@ -254,7 +391,7 @@ pub async fn run(
     mut inbox: Inbox,
 ) {
     let mut engine = None;
-    let mut last_prune = std::time::Instant::now() - PRUNE_EVERY;
+    let mut last_prune = Instant::now() - PRUNE_EVERY;
     loop {
         let Some(current) = engine.as_mut() else {
             match load(store.as_ref(), config).await {
@@ -288,12 +425,18 @@ pub async fn run(
             engine = None;
             continue;
         }
-        let started = std::time::Instant::now();
-        let processed = step(store.as_ref(), current, MAX_BATCH, now_ms())
-            .instrument(info_span!("pipeline.batch"))
-            .await;
+        let started = Instant::now();
+        let processed = advance(
+            store.as_ref(),
+            current,
+            MAX_BATCH,
+            now_ms(),
+            Some(&signal.handoff),
+        )
+        .instrument(info_span!("pipeline.batch"))
+        .await;
         if std::mem::take(&mut current.noticed) {
-            signal.notices.notify_one();
+            signal.handoff.ready.notify_one();
         }
         let processed = match processed {
             Ok(n) => n,
@@ -320,7 +463,7 @@ pub async fn run(
             continue;
         }
         if last_prune.elapsed() >= PRUNE_EVERY {
-            last_prune = std::time::Instant::now();
+            last_prune = Instant::now();
             let before = now_ms() - current.config().retention_ms;
             match store.prune(before).await {
                 Ok(0) => {}
@@ -335,7 +478,7 @@ pub async fn run(
             if processed == 0 {
                 // Write the steady refreshes still in memory before stopping.
                 let outcome = current.flush(now_ms());
-                if let Err(e) = commit(store.as_ref(), current, &outcome).await {
+                if let Err(e) = commit(store.as_ref(), current, &outcome, None).await {
                     error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
                 }
                 break;
@@ -371,7 +514,7 @@ async fn command(
     match applied {
         Ok(()) => {
             let outcome = engine.process(Vec::new(), now);
-            match commit(store, engine, &outcome).await {
+            match commit(store, engine, &outcome, None).await {
                 Ok(()) => Ok(()),
                 Err(e) => {
                     error!(error = %e, incident = %request.incident, "incident command failed");

@@ -59,7 +59,9 @@ pub fn suppression_state(start: i64, end: i64, now: i64) -> &'static str {
 }
 
 macro_rules! backend {
-    ($db:ty, $jsonb:literal, $text:literal) => {
+    ($db:ty, $jsonb:literal, $text:literal, $batched:literal) => {
+        /// Whether a commit's statements go to the database in one call.
+        const BATCHED: bool = $batched;
         use sqlx::{QueryBuilder, Row as _};
 
         use super::*;
@@ -267,6 +269,29 @@ macro_rules! backend {
 
         /// Writes one batch's outcome in one transaction, if the pipeline's commit counter
         /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
+        /// Ends one statement of a commit. On SQLite the statements of a commit run in one
+        /// call to the connection's thread: each call costs a round trip as dear as a small
+        /// statement, and the way from an event to its page is mostly such round trips.
+        /// PostgreSQL runs each statement at once.
+        async fn end(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>) -> Result<(), StoreError> {
+            if BATCHED {
+                sql.push(";\n");
+            } else {
+                sql.build().execute(&mut **tx).await?;
+                sql.reset();
+            }
+            Ok(())
+        }
+
+        /// Runs what [`end`] left.
+        async fn finish(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>) -> Result<(), StoreError> {
+            if BATCHED && !sql.sql().is_empty() {
+                sql.build().execute(&mut **tx).await?;
+                sql.reset();
+            }
+            Ok(())
+        }
+
         pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
             let mut tx = pool.begin().await?;
             let mut bump = QueryBuilder::<$db>::new("UPDATE progress SET seq = seq + 1 WHERE stage = 'generation' AND seq = ");
@@ -274,16 +299,17 @@ macro_rules! backend {
             if bump.build().execute(&mut *tx).await?.rows_affected() != 1 {
                 return Err(StoreError::Conflict);
             }
+            let mut sql = QueryBuilder::<$db>::new("");
             if let Some(to) = outcome.journal_to {
-                let mut sql = QueryBuilder::<$db>::new("DELETE FROM journal WHERE seq <= ");
+                sql.push("DELETE FROM journal WHERE seq <= ");
                 sql.push_bind(to);
-                sql.build().execute(&mut *tx).await?;
-                let mut sql = QueryBuilder::<$db>::new("UPDATE progress SET seq = ");
+                end(&mut tx, &mut sql).await?;
+                sql.push("UPDATE progress SET seq = ");
                 sql.push_bind(to).push(" WHERE stage = 'pipeline'");
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for chunk in outcome.alerts.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "INSERT INTO alerts (team, fingerprint, monitor, labels, status, passed, hold, since, count, \
                      first_seen, last_seen, reported_since, reported_count, last_event, transitions) ",
                 );
@@ -311,11 +337,11 @@ macro_rules! backend {
                      reported_since = excluded.reported_since, reported_count = excluded.reported_count, \
                      last_event = excluded.last_event, transitions = excluded.transitions",
                 );
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             // Steady repeats: only the refreshed columns, joined on a list of values.
             for chunk in outcome.refreshed.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "WITH v (team, fingerprint, since, count, last_seen, reported_since, reported_count, last_event) AS (",
                 );
                 sql.push_values(chunk, |mut v, a| {
@@ -333,10 +359,10 @@ macro_rules! backend {
                      reported_since = v.reported_since, reported_count = v.reported_count, last_event = v.last_event \
                      FROM v WHERE alerts.team = v.team AND alerts.fingerprint = v.fingerprint",
                 );
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for chunk in outcome.history.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "INSERT INTO history (id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, \
                      outcome, reason, suppression_id, incident_id, priority, event) ",
                 );
@@ -357,15 +383,15 @@ macro_rules! backend {
                         .push_bind(h.priority.map(Priority::as_str))
                         .push_bind(h.event.clone());
                 });
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for (team, fingerprint) in &outcome.held_delete {
-                let mut sql = QueryBuilder::<$db>::new("DELETE FROM held WHERE team = ");
+                sql.push("DELETE FROM held WHERE team = ");
                 sql.push_bind(team.clone()).push(" AND fingerprint = ").push_bind(fingerprint.clone());
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for chunk in outcome.held_put.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "INSERT INTO held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event) ",
                 );
                 sql.push_values(chunk, |mut v, h| {
@@ -384,12 +410,12 @@ macro_rules! backend {
                      suppression_id = excluded.suppression_id, id = excluded.id, source = excluded.source, \
                      received_at = excluded.received_at, event = excluded.event",
                 );
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             // One row at a time: an incident that stops taking alerts must free its key
             // before the incident that takes it is written (the unique index).
             for i in &outcome.incidents {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "INSERT INTO incidents (id, team, key, open_key, state, priority, title, service, region, window_ms, \
                      alerts, unhealthy, opened_at, updated_at, last_alert_at, resolve_at, resolved_at, acked_at, acked_by, \
                      closed_at, closed_by) ",
@@ -424,10 +450,10 @@ macro_rules! backend {
                      resolved_at = excluded.resolved_at, acked_at = excluded.acked_at, acked_by = excluded.acked_by, \
                      closed_at = excluded.closed_at, closed_by = excluded.closed_by",
                 );
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for chunk in outcome.members.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(
+                sql.push(
                     "INSERT INTO incident_alerts (incident_id, team, fingerprint, monitor, labels, status, priority, \
                      joined_at, updated_at, last_event) ",
                 );
@@ -447,18 +473,18 @@ macro_rules! backend {
                     " ON CONFLICT (incident_id, team, fingerprint) DO UPDATE SET status = excluded.status, \
                      priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
                 );
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             for chunk in outcome.timeline.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new("INSERT INTO incident_timeline (incident_id, at, kind, detail) ");
+                sql.push("INSERT INTO incident_timeline (incident_id, at, kind, detail) ");
                 sql.push_values(chunk, |mut v, t| {
                     v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind).push_bind(t.detail.clone());
                 });
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             // The duty to tell someone commits with the change that calls for it.
             for chunk in outcome.notices.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new("INSERT INTO notices (id, incident_id, team, action, at) ");
+                sql.push("INSERT INTO notices (id, incident_id, team, action, at) ");
                 sql.push_values(chunk, |mut v, n| {
                     v.push_bind(n.id.clone())
                         .push_bind(n.incident_id.clone())
@@ -466,16 +492,17 @@ macro_rules! backend {
                         .push_bind(n.action.as_str())
                         .push_bind(n.at);
                 });
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
             if !outcome.drops.is_empty() {
-                let mut sql = QueryBuilder::<$db>::new("INSERT INTO drops (reason, count) ");
+                sql.push("INSERT INTO drops (reason, count) ");
                 sql.push_values(&outcome.drops, |mut v, (reason, n)| {
                     v.push_bind(reason.clone()).push_bind(*n);
                 });
                 sql.push(" ON CONFLICT (reason) DO UPDATE SET count = drops.count + excluded.count");
-                sql.build().execute(&mut *tx).await?;
+                end(&mut tx, &mut sql).await?;
             }
+            finish(&mut tx, &mut sql).await?;
             tx.commit().await?;
             Ok(())
         }
@@ -774,26 +801,39 @@ macro_rules! backend {
             sql.build().fetch_all(pool).await?.iter().map(summary).collect()
         }
 
-        /// One incident with its alerts and timeline.
+        /// One incident with its alerts and timeline. The three reads go at once, each
+        /// on a connection of its own: this is on the way from an event to its page.
         pub async fn incident(pool: &Pool, id: &str, team: Option<&str>) -> Result<Option<IncidentDetail>, StoreError> {
-            let mut sql = QueryBuilder::<$db>::new("SELECT * FROM incidents WHERE id = ");
-            sql.push_bind(id.to_owned());
-            if let Some(team) = team {
-                sql.push(" AND team = ").push_bind(team.to_owned());
-            }
-            let Some(row) = sql.build().fetch_optional(pool).await? else { return Ok(None) };
+            let head = async {
+                let mut sql = QueryBuilder::<$db>::new("SELECT * FROM incidents WHERE id = ");
+                sql.push_bind(id.to_owned());
+                if let Some(team) = team {
+                    sql.push(" AND team = ").push_bind(team.to_owned());
+                }
+                sql.build().fetch_optional(pool).await
+            };
+            let members = async {
+                let mut sql = QueryBuilder::<$db>::new(
+                    // The latest event's message (the check's output, a monitor's link) comes
+                    // from the history, found through the per-alert index.
+                    "SELECT m.fingerprint, m.monitor, m.labels, m.status, m.priority, m.joined_at, m.updated_at, \
+                     m.last_event, h.event FROM incident_alerts m LEFT JOIN history h \
+                     ON h.team = m.team AND h.fingerprint = m.fingerprint AND h.id = m.last_event \
+                     WHERE m.incident_id = ",
+                );
+                sql.push_bind(id.to_owned()).push(" ORDER BY m.joined_at, m.fingerprint");
+                sql.build().fetch_all(pool).await
+            };
+            let entries = async {
+                let mut sql = QueryBuilder::<$db>::new("SELECT at, kind, detail FROM incident_timeline WHERE incident_id = ");
+                sql.push_bind(id.to_owned()).push(" ORDER BY at");
+                sql.build().fetch_all(pool).await
+            };
+            let (row, members, entries) = tokio::try_join!(head, members, entries)?;
+            let Some(row) = row else { return Ok(None) };
             let incident = summary(&row)?;
-            let mut sql = QueryBuilder::<$db>::new(
-                // The latest event's message (the check's output, a monitor's link) comes
-                // from the history, found through the per-alert index.
-                "SELECT m.fingerprint, m.monitor, m.labels, m.status, m.priority, m.joined_at, m.updated_at, \
-                 m.last_event, h.event FROM incident_alerts m LEFT JOIN history h \
-                 ON h.team = m.team AND h.fingerprint = m.fingerprint AND h.id = m.last_event \
-                 WHERE m.incident_id = ",
-            );
-            sql.push_bind(id.to_owned()).push(" ORDER BY m.joined_at, m.fingerprint");
-            let mut alert_list = Vec::new();
-            for row in sql.build().fetch_all(pool).await? {
+            let mut alert_list = Vec::with_capacity(members.len());
+            for row in members {
                 let labels: String = row.try_get("labels")?;
                 let event: Option<String> = row.try_get("event")?;
                 let event = event.map(|event| json(&event)).unwrap_or_default();
@@ -813,16 +853,16 @@ macro_rules! backend {
                     last_event: row.try_get("last_event")?,
                 });
             }
-            let mut sql = QueryBuilder::<$db>::new("SELECT at, kind, detail FROM incident_timeline WHERE incident_id = ");
-            sql.push_bind(id.to_owned()).push(" ORDER BY at");
-            let mut timeline = Vec::new();
-            for row in sql.build().fetch_all(pool).await? {
+            let mut timeline = Vec::with_capacity(entries.len());
+            for row in entries {
                 timeline.push(TimelineEntry {
                     at: time(row.try_get("at")?)?,
                     kind: row.try_get("kind")?,
                     detail: row.try_get("detail")?,
                 });
             }
+            // Team-scoped reads check the team on the incident row; the alerts and
+            // timeline of another team's incident were read but are not returned.
             Ok(Some(IncidentDetail { incident, alert_list, timeline, context: Vec::new() }))
         }
 
@@ -871,10 +911,10 @@ macro_rules! backend {
 
 /// The functions for SQLite.
 pub(super) mod sqlite {
-    backend!(sqlx::Sqlite, "", "");
+    backend!(sqlx::Sqlite, "", "", true);
 }
 
 /// The functions for PostgreSQL.
 pub(super) mod postgres {
-    backend!(sqlx::Postgres, "::jsonb", "::text");
+    backend!(sqlx::Postgres, "::jsonb", "::text", false);
 }

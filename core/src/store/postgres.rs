@@ -190,9 +190,12 @@ impl Store for PostgresStore {
         id: &str,
         team: Option<&str>,
     ) -> Result<Option<IncidentDetail>, StoreError> {
-        let mut detail = shared::incident(&self.pool, id, team).await?;
+        let (mut detail, sections) = tokio::try_join!(
+            shared::incident(&self.pool, id, team),
+            context::context(&self.pool, id)
+        )?;
         if let Some(detail) = &mut detail {
-            detail.context = context::context(&self.pool, id).await?;
+            detail.context = sections;
         }
         Ok(detail)
     }

@@ -231,9 +231,12 @@ impl Store for SqliteStore {
         id: &str,
         team: Option<&str>,
     ) -> Result<Option<IncidentDetail>, StoreError> {
-        let mut detail = shared::incident(&self.readers, id, team).await?;
+        let (mut detail, sections) = tokio::try_join!(
+            shared::incident(&self.readers, id, team),
+            context::context(&self.readers, id)
+        )?;
         if let Some(detail) = &mut detail {
-            detail.context = context::context(&self.readers, id).await?;
+            detail.context = sections;
         }
         Ok(detail)
     }
