@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tocsin_core::auth::Caller;
 use tocsin_core::ingest::{self, Format};
-use tocsin_core::store::{self, Accepted, Record, StoreOptions};
+use tocsin_core::store::{self, Record, StoreOptions};
 
 fn batch(round: usize, size: usize) -> Vec<Record> {
     let events: Vec<String> = (0..size)
@@ -34,7 +34,7 @@ fn batch(round: usize, size: usize) -> Vec<Record> {
     parsed
         .accepted
         .into_iter()
-        .map(Accepted::into_record)
+        .map(|a| a.into_record(None))
         .collect()
 }
 

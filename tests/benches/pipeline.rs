@@ -93,6 +93,7 @@ fn incoming(seq: i64, at: i64, event: &Value) -> anyhow::Result<Incoming> {
         reported_since: None,
         reported_count: None,
         event: serde_json::to_string(&parsed)?,
+        trace_id: None,
     })
 }
 
@@ -194,7 +195,7 @@ async fn store_part() -> anyhow::Result<()> {
             let at = time::OffsetDateTime::from_unix_timestamp_nanos(
                 i128::from(EPOCH_MS + t) * 1_000_000,
             )?;
-            records.push(Accepted::new(event, "ops".into(), "api", at).into_record());
+            records.push(Accepted::new(event, "ops".into(), "api", at).into_record(None));
         }
         let started = Instant::now();
         store.append(records).await?;

@@ -567,9 +567,10 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
 
 /// The server hands a new incident to the outbox in memory and sends before it records:
 /// an update that arrives while the first post is still in flight waits for it, edits
-/// the message that post created, and every delivery ends recorded as sent.
+/// the message that post created, and every delivery ends recorded as sent. The
+/// sender's `traceparent` reaches the history, the incident and the notifications.
 #[tokio::test]
-async fn an_update_waits_for_the_new_incidents_post_in_flight() {
+async fn an_update_waits_for_the_new_incidents_post_in_flight_and_the_trace_id_follows() {
     let fakes = Fakes::start().await.expect("fakes");
     let (dir, database) = tocsin_tests::sqlite_url();
     let file = dir.path().join("notifiers.yaml");
@@ -601,10 +602,25 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight() {
             .json(&body)
             .send()
     };
-    let answer = send(json!([event("Http5xx", "web-1", "unhealthy", "high")]))
+    // The sender's W3C trace id follows the event to the incident and its notifications.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let answer = client
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .json(&json!([event("Http5xx", "web-1", "unhealthy", "high")]))
+        .send()
         .await
         .expect("post");
     assert_eq!(answer.status(), 202);
+    let echoed = answer.headers()["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        echoed.starts_with(&format!("00-{trace}-")) && echoed.len() == 55,
+        "the answer names the same trace: {echoed}"
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while fakes.requests_to("slack").is_empty() {
         assert!(std::time::Instant::now() < deadline, "no post started");
@@ -615,6 +631,14 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight() {
         .await
         .expect("post");
     assert_eq!(answer.status(), 202);
+    let fresh = answer.headers()["traceparent"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        fresh.len() == 55 && !fresh.contains(trace),
+        "a request without traceparent starts a trace of its own: {fresh}"
+    );
 
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let list = loop {
@@ -658,6 +682,45 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight() {
     );
     assert_eq!(slack[2].body["thread_ts"], slack[1].body["ts"]);
     assert_eq!(fakes.pages().len(), 1, "paged once");
+    let page = fakes.requests_to("pagerduty")[0].body.to_string();
+    assert!(
+        page.contains(trace),
+        "the page carries the trace id: {page}"
+    );
+    assert!(
+        slack[0].body.to_string().contains(trace),
+        "so does the chat"
+    );
+    let incidents: Value = client
+        .get(format!("{}/v1/incidents", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("incidents")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(incidents["incidents"][0]["trace_id"], trace);
+    let history: Value = client
+        .get(format!("{}/v1/history", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    let traced: Vec<&Value> = history["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["trace_id"] == trace)
+        .collect();
+    assert_eq!(
+        traced.len(),
+        1,
+        "the first event carries the trace: {history}"
+    );
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 

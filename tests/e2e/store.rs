@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use tocsin_core::Status;
 use tocsin_core::auth::{self, Caller, Grant};
 use tocsin_core::ingest::{self, Format};
-use tocsin_core::store::{self, Accepted, AlertQuery, AlertState, Record, Store, StoreOptions};
+use tocsin_core::store::{self, AlertQuery, AlertState, Record, Store, StoreOptions};
 
 /// One store per backend; the guard keeps the SQLite directory alive.
 pub async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -45,7 +45,7 @@ pub fn accept(json: &str) -> Vec<Record> {
     batch
         .accepted
         .into_iter()
-        .map(Accepted::into_record)
+        .map(|a| a.into_record(None))
         .collect()
 }
 

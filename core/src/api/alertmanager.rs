@@ -73,6 +73,7 @@ pub struct SilenceCreated {
 pub(super) async fn post_alerts(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
+    trace: super::Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Receipt>, AmError> {
@@ -93,7 +94,7 @@ pub(super) async fn post_alerts(
         )
         .into());
     }
-    Ok(Json(commit(&state, batch).await?))
+    Ok(Json(commit(&state, batch, &trace).await?))
 }
 
 /// The caller's suppressions as silences, filtered by `filter` matchers

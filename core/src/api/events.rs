@@ -7,11 +7,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody};
+use super::{ApiError, AppState, ErrorBody, Trace};
 use crate::auth::Caller;
 use crate::event::Event;
 use crate::ingest::{self, Batch, BodyError, Format, MAX_BODY_BYTES, Rejected};
-use crate::store::Accepted;
 
 /// Bodies above this size are parsed on a blocking thread so that they never stall the
 /// small requests sharing the async workers.
@@ -53,6 +52,7 @@ enum EventsBody {
 pub(super) async fn post(
     State(state): State<AppState>,
     caller: Caller,
+    trace: Trace,
     headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
@@ -90,17 +90,25 @@ pub(super) async fn post(
             batch.rejected,
         ));
     }
-    Ok((StatusCode::ACCEPTED, Json(commit(&state, batch).await?)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(commit(&state, batch, &trace).await?),
+    ))
 }
 
-/// Appends a batch's accepted events to the journal and answers with its receipt, once
-/// they are durable. Every way in (the API, adapters, transformer plugins) ends here.
-pub(super) async fn commit(state: &AppState, batch: Batch) -> Result<Receipt, ApiError> {
+/// Appends a batch's accepted events to the journal, each with the request's trace id,
+/// and answers with its receipt once they are durable. Every way in (the API, adapters,
+/// transformer plugins) ends here.
+pub(super) async fn commit(
+    state: &AppState,
+    batch: Batch,
+    trace: &Trace,
+) -> Result<Receipt, ApiError> {
     let accepted = batch.accepted.len();
     let records = batch
         .accepted
         .into_iter()
-        .map(Accepted::into_record)
+        .map(|event| event.into_record(Some(&trace.0)))
         .collect();
     state
         .journal

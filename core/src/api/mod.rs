@@ -12,7 +12,10 @@ mod notifications;
 mod plugins;
 mod services;
 mod suppressions;
+mod trace;
 mod webhooks;
+
+pub use trace::Trace;
 
 use std::sync::Arc;
 
@@ -105,8 +108,8 @@ pub fn app(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(state)
-        // Layers run bottom-up on the way in: the id is set (or kept from the client),
-        // the span records it, and the response echoes it.
+        // Layers run bottom-up on the way in: the trace id and the request id are set (or
+        // kept from the client), the span records them, and the response echoes them.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
@@ -114,9 +117,14 @@ pub fn app(state: AppState) -> Router {
                 .get::<RequestId>()
                 .and_then(|id| id.header_value().to_str().ok())
                 .unwrap_or("-");
-            info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            let trace = request
+                .extensions()
+                .get::<Trace>()
+                .map_or("-", |t| t.0.as_str());
+            info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, trace_id = %trace)
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(trace::layer))
 }
 
 /// The OpenAPI description, generated from the handlers and types.

@@ -281,6 +281,7 @@ pub struct DeadLettered {
 pub(super) async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
+    trace: super::Trace,
     Path(plugin): Path<String>,
     Query(mut query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
@@ -335,7 +336,7 @@ pub(super) async fn ingest(
                     batch.rejected,
                 )
             } else {
-                let receipt = super::events::commit(&state, batch)
+                let receipt = super::events::commit(&state, batch, &trace)
                     .await
                     .map_err(IntoResponse::into_response)?;
                 return Ok((StatusCode::ACCEPTED, Json(receipt)));

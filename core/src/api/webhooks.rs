@@ -64,6 +64,7 @@ pub(super) fn refused(e: AdaptError) -> ApiError {
 pub(super) async fn accept(
     state: &AppState,
     caller: &Caller,
+    trace: &super::Trace,
     events: Vec<Event>,
     source: &'static str,
 ) -> Result<Receipt, ApiError> {
@@ -74,7 +75,7 @@ pub(super) async fn accept(
             batch.rejected,
         ));
     }
-    commit(state, batch).await
+    commit(state, batch, trace).await
 }
 
 async fn read(headers: &HeaderMap, request: Body) -> Result<bytes::Bytes, ApiError> {
@@ -102,6 +103,7 @@ async fn read(headers: &HeaderMap, request: Body) -> Result<bytes::Bytes, ApiErr
 pub(super) async fn datadog(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
+    trace: super::Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
@@ -109,7 +111,7 @@ pub(super) async fn datadog(
     let options = datadog::Options::from_query(&query).map_err(refused)?;
     let body = read(&headers, request).await?;
     let event = datadog::adapt(&body, &options).map_err(refused)?;
-    let receipt = accept(&state, &caller, vec![event], "datadog").await?;
+    let receipt = accept(&state, &caller, &trace, vec![event], "datadog").await?;
     Ok((StatusCode::ACCEPTED, Json(receipt)))
 }
 
@@ -128,6 +130,7 @@ pub(super) async fn datadog(
 pub(super) async fn loggly(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
+    trace: super::Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
@@ -136,6 +139,6 @@ pub(super) async fn loggly(
     let body = read(&headers, request).await?;
     let events =
         loggly::adapt(&body, &options, time::OffsetDateTime::now_utc()).map_err(refused)?;
-    let receipt = accept(&state, &caller, events.into(), "loggly").await?;
+    let receipt = accept(&state, &caller, &trace, events.into(), "loggly").await?;
     Ok((StatusCode::ACCEPTED, Json(receipt)))
 }

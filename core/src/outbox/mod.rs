@@ -487,7 +487,7 @@ impl Outbox {
                 "{}/v1/incidents/{}",
                 self.notifiers.public_url, delivery.incident_id
             ),
-            trace_id: None,
+            trace_id: subject.incident.incident.trace_id.clone(),
             sections: &subject.sections,
             customer_facing: subject.service.as_ref().map(|s| s.spec.customer_facing),
         };

@@ -93,10 +93,10 @@ impl Engine {
                     // The window expired: that incident keeps its alerts but takes no
                     // more, so an old problem never hides a new one.
                     self.stop_joining(slot, now);
-                    self.open(team, &group_key, event, priority, window, now)
+                    self.open(team, &group_key, event, meta, priority, window, now)
                 }
             }
-            None => self.open(team, &group_key, event, priority, window, now),
+            None => self.open(team, &group_key, event, meta, priority, window, now),
         };
 
         let Some(Some(incident)) = self.incidents.get_mut(slot as usize) else {
@@ -257,6 +257,7 @@ impl Engine {
         team: u32,
         group_key: &str,
         event: &Event,
+        meta: &EventMeta,
         priority: Priority,
         window: i64,
         now: i64,
@@ -284,6 +285,7 @@ impl Engine {
             acked_by: None,
             closed_at: None,
             closed_by: None,
+            trace_id: meta.trace.clone(),
         };
         let incident = Incident {
             row,

@@ -96,6 +96,8 @@ pub struct Incoming {
     pub reported_count: Option<i64>,
     /// The event as JSON.
     pub event: String,
+    /// The W3C trace id of the request that brought it.
+    pub trace_id: Option<String>,
 }
 
 /// Why an alert's reported status has not reached grouping.
@@ -230,6 +232,7 @@ pub struct HistoryRow {
     pub incident_id: Option<String>,
     pub priority: Option<Priority>,
     pub event: String,
+    pub trace_id: Option<String>,
 }
 
 /// An event held back, as stored.
@@ -245,6 +248,7 @@ pub struct HeldRow {
     pub source: String,
     pub received_at: i64,
     pub event: String,
+    pub trace_id: Option<String>,
 }
 
 /// An incident's row.
@@ -272,6 +276,8 @@ pub struct IncidentRow {
     pub acked_by: Option<String>,
     pub closed_at: Option<i64>,
     pub closed_by: Option<String>,
+    /// The trace id of the event that opened it.
+    pub trace_id: Option<String>,
 }
 
 /// One alert of an incident.
@@ -427,6 +433,7 @@ struct Held {
     source: String,
     received_at: i64,
     event: Event,
+    trace: Option<String>,
 }
 
 /// An incident still open or resolving.
@@ -653,6 +660,7 @@ impl Engine {
                     source: row.source,
                     received_at: row.received_at,
                     event,
+                    trace: row.trace_id,
                 },
             );
         }
@@ -835,6 +843,7 @@ impl Engine {
             incident_id,
             priority,
             event: serde_json::to_string(event).unwrap_or_default(),
+            trace_id: meta.trace.clone(),
         });
     }
 
@@ -929,6 +938,7 @@ impl Engine {
                     source: held.source.clone(),
                     received_at: held.received_at,
                     event: serde_json::to_string(&held.event).unwrap_or_default(),
+                    trace_id: held.trace.clone(),
                 });
             }
         }
@@ -976,6 +986,8 @@ struct EventMeta {
     id: String,
     source: String,
     received_at: i64,
+    /// The trace id of the request that brought it; `None` for Tocsin's own events.
+    trace: Option<String>,
 }
 
 #[cfg(test)]

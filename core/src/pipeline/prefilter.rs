@@ -67,6 +67,7 @@ impl Engine {
                         id: row.id,
                         source: row.source,
                         received_at: now,
+                        trace: row.trace_id,
                     };
                     self.downstream(key, event, meta, now, Some("suppression no longer applies"));
                     return;
@@ -105,6 +106,7 @@ impl Engine {
             id: row.id,
             source: row.source,
             received_at: now,
+            trace: row.trace_id,
         };
         let mut tracked = previous.unwrap_or(Tracked {
             since: 0,
@@ -504,6 +506,7 @@ impl Engine {
             id: held.id,
             source: held.source,
             received_at: held.received_at,
+            trace: held.trace,
         };
         self.downstream(
             key,
@@ -559,6 +562,7 @@ impl Engine {
             id: held.id.clone(),
             source: "tocsin".into(),
             received_at: at,
+            trace: held.trace.clone(),
         };
         let resolved = flapping_alert(&held.event, Status::Healthy, 0, self.config.flap_window_ms);
         self.synthetic(key.0, resolved, &meta, at);
@@ -572,6 +576,7 @@ impl Engine {
             id: held.id,
             source: held.source,
             received_at: held.received_at,
+            trace: held.trace,
         };
         self.static_filters_after_flap(key, event, meta, at);
     }
@@ -617,6 +622,7 @@ impl Engine {
                 id: held.id,
                 source: held.source,
                 received_at: held.received_at,
+                trace: held.trace,
             };
             self.downstream(
                 key,
@@ -663,6 +669,7 @@ impl Engine {
             id: uuid::Uuid::now_v7().to_string(),
             source: "tocsin".into(),
             received_at: now,
+            trace: None,
         };
         self.downstream(key, event, meta, now, Some("raised by flap detection"));
     }
@@ -716,6 +723,7 @@ impl Engine {
                 id: meta.id.clone(),
                 source: meta.source.clone(),
                 received_at: meta.received_at,
+                trace: meta.trace.clone(),
                 event: event.clone(),
             },
         );

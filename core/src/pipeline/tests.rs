@@ -60,6 +60,7 @@ impl Bench {
             labels: serde_json::to_string(&event.context).expect("labels"),
             reported_since: None,
             reported_count: None,
+            trace_id: None,
             event: serde_json::to_string(&event).expect("event"),
         };
         let outcome = self.engine.process(vec![row], at);
@@ -432,6 +433,7 @@ fn steady_refreshes_are_written_every_interval_and_on_flush() {
             labels: String::new(),
             reported_since: None,
             reported_count: None,
+            trace_id: None,
             event: String::new(),
         }
     };
@@ -570,6 +572,7 @@ fn filter_plugins_judge_a_batch_in_one_call_per_plugin_in_order() {
             labels: serde_json::to_string(&event.context).expect("labels"),
             reported_since: None,
             reported_count: None,
+            trace_id: None,
             event: serde_json::to_string(&event).expect("event"),
         }
     })

@@ -94,10 +94,12 @@ impl Accepted {
         self.event.alert.since.unwrap_or(self.received_at)
     }
 
-    /// Encodes the event as the journal stores it. Called by each request (in parallel)
-    /// so that the journal's single writer only binds ready values.
-    pub fn into_record(self) -> Record {
+    /// Encodes the event as the journal stores it, with the trace id of the request that
+    /// brought it. Called by each request (in parallel) so that the journal's single
+    /// writer only binds ready values.
+    pub fn into_record(self, trace_id: Option<&str>) -> Record {
         Record {
+            trace_id: trace_id.map(str::to_owned),
             id: self.id.to_string(),
             fingerprint: self.fingerprint.to_string(),
             source: self.source,
@@ -134,6 +136,8 @@ pub struct Record {
     reported_count: Option<i64>,
     /// The event as given, as JSON.
     event: String,
+    /// The W3C trace id of the request that brought it.
+    trace_id: Option<String>,
 }
 
 impl Record {

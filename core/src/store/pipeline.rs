@@ -73,7 +73,7 @@ macro_rules! backend {
         pub async fn journal_after(pool: &Pool, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
-                 reported_count FROM journal WHERE seq > ",
+                 reported_count, trace_id FROM journal WHERE seq > ",
             );
             sql.push_bind(after).push(" ORDER BY seq LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX));
             let rows = sql.build().fetch_all(pool).await?;
@@ -92,6 +92,7 @@ macro_rules! backend {
                         reported_since: row.try_get("reported_since")?,
                         reported_count: row.try_get("reported_count")?,
                         event: String::new(),
+                        trace_id: row.try_get("trace_id")?,
                     })
                 })
                 .collect()
@@ -173,7 +174,7 @@ macro_rules! backend {
                     _ => {}
                 }
             }
-            for row in sqlx::query("SELECT team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event FROM held")
+            for row in sqlx::query("SELECT team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event, trace_id FROM held")
                 .fetch_all(pool)
                 .await?
             {
@@ -188,6 +189,7 @@ macro_rules! backend {
                     source: row.try_get("source")?,
                     received_at: row.try_get("received_at")?,
                     event: row.try_get("event")?,
+                    trace_id: row.try_get("trace_id")?,
                 });
             }
             let rows = sqlx::query("SELECT * FROM incidents WHERE state IN ('open', 'resolving') ORDER BY opened_at")
@@ -237,6 +239,7 @@ macro_rules! backend {
                 acked_by: row.try_get("acked_by")?,
                 closed_at: row.try_get("closed_at")?,
                 closed_by: row.try_get("closed_by")?,
+                trace_id: row.try_get("trace_id")?,
             })
         }
 
@@ -364,7 +367,7 @@ macro_rules! backend {
             for chunk in outcome.history.chunks(CHUNK) {
                 sql.push(
                     "INSERT INTO history (id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, \
-                     outcome, reason, suppression_id, incident_id, priority, event) ",
+                     outcome, reason, suppression_id, incident_id, priority, event, trace_id) ",
                 );
                 sql.push_values(chunk, |mut v, h| {
                     v.push_bind(h.id.clone())
@@ -381,7 +384,8 @@ macro_rules! backend {
                         .push_bind(h.suppression_id.clone())
                         .push_bind(h.incident_id.clone())
                         .push_bind(h.priority.map(Priority::as_str))
-                        .push_bind(h.event.clone());
+                        .push_bind(h.event.clone())
+                        .push_bind(h.trace_id.clone());
                 });
                 end(&mut tx, &mut sql).await?;
             }
@@ -392,7 +396,7 @@ macro_rules! backend {
             }
             for chunk in outcome.held_put.chunks(CHUNK) {
                 sql.push(
-                    "INSERT INTO held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event) ",
+                    "INSERT INTO held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event, trace_id) ",
                 );
                 sql.push_values(chunk, |mut v, h| {
                     v.push_bind(h.team.clone())
@@ -403,12 +407,13 @@ macro_rules! backend {
                         .push_bind(h.id.clone())
                         .push_bind(h.source.clone())
                         .push_bind(h.received_at)
-                        .push_bind(h.event.clone());
+                        .push_bind(h.event.clone())
+                        .push_bind(h.trace_id.clone());
                 });
                 sql.push(
                     " ON CONFLICT (team, fingerprint) DO UPDATE SET kind = excluded.kind, due_at = excluded.due_at, \
                      suppression_id = excluded.suppression_id, id = excluded.id, source = excluded.source, \
-                     received_at = excluded.received_at, event = excluded.event",
+                     received_at = excluded.received_at, event = excluded.event, trace_id = excluded.trace_id",
                 );
                 end(&mut tx, &mut sql).await?;
             }
@@ -418,7 +423,7 @@ macro_rules! backend {
                 sql.push(
                     "INSERT INTO incidents (id, team, key, open_key, state, priority, title, service, region, window_ms, \
                      alerts, unhealthy, opened_at, updated_at, last_alert_at, resolve_at, resolved_at, acked_at, acked_by, \
-                     closed_at, closed_by) ",
+                     closed_at, closed_by, trace_id) ",
                 );
                 sql.push_values(std::iter::once(i), |mut v, i| {
                     v.push_bind(i.id.clone())
@@ -441,7 +446,8 @@ macro_rules! backend {
                         .push_bind(i.acked_at)
                         .push_bind(i.acked_by.clone())
                         .push_bind(i.closed_at)
-                        .push_bind(i.closed_by.clone());
+                        .push_bind(i.closed_by.clone())
+                        .push_bind(i.trace_id.clone());
                 });
                 sql.push(
                     " ON CONFLICT (id) DO UPDATE SET open_key = excluded.open_key, state = excluded.state, \
@@ -707,7 +713,7 @@ macro_rules! backend {
         pub async fn history(pool: &Pool, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, outcome, \
-                 reason, suppression_id, incident_id, priority, event FROM history WHERE 1 = 1",
+                 reason, suppression_id, incident_id, priority, event, trace_id FROM history WHERE 1 = 1",
             );
             if let Some(team) = &query.team {
                 sql.push(" AND team = ").push_bind(team.clone());
@@ -748,6 +754,7 @@ macro_rules! backend {
                         suppression_id: row.try_get("suppression_id")?,
                         incident_id: row.try_get("incident_id")?,
                         priority: priority_text.as_deref().map(priority).transpose()?,
+                        trace_id: row.try_get("trace_id")?,
                     })
                 })
                 .collect()
@@ -776,6 +783,7 @@ macro_rules! backend {
                 unhealthy: i.unhealthy,
                 acked_by: i.acked_by,
                 closed_by: i.closed_by,
+                trace_id: i.trace_id,
             })
         }
 

@@ -60,11 +60,11 @@ impl Store for PostgresStore {
             .await?;
         sqlx::query(
             "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
-                 reported_since, reported_count, event) \
-             SELECT id, team, fp, src, rcv, mon, st, lab::jsonb, rs, rc, ev::jsonb \
+                 reported_since, reported_count, event, trace_id) \
+             SELECT id, team, fp, src, rcv, mon, st, lab::jsonb, rs, rc, ev::jsonb, tr \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], \
-                         $8::text[], $9::int8[], $10::int8[], $11::text[]) \
-                 WITH ORDINALITY AS t(id, team, fp, src, rcv, mon, st, lab, rs, rc, ev, n) \
+                         $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[]) \
+                 WITH ORDINALITY AS t(id, team, fp, src, rcv, mon, st, lab, rs, rc, ev, tr, n) \
              ORDER BY n",
         )
         .bind(text(|r| &r.id))
@@ -78,6 +78,12 @@ impl Store for PostgresStore {
         .bind(maybe(|r| r.reported_since))
         .bind(maybe(|r| r.reported_count))
         .bind(text(|r| &r.event))
+        .bind(
+            records
+                .iter()
+                .map(|r| r.trace_id.as_deref())
+                .collect::<Vec<Option<&str>>>(),
+        )
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

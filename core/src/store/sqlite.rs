@@ -101,7 +101,7 @@ impl Store for SqliteStore {
         for size in chunk_sizes(records.len()) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
-                 reported_since, reported_count, event) ",
+                 reported_since, reported_count, event, trace_id) ",
             );
             // Values are moved into the statement, not copied: this is the writer's hot path.
             insert.push_values(&mut records[start..start + size], |mut values, record| {
@@ -116,7 +116,8 @@ impl Store for SqliteStore {
                     .push_bind(std::mem::take(&mut record.labels))
                     .push_bind(record.reported_since)
                     .push_bind(record.reported_count)
-                    .push_bind(std::mem::take(&mut record.event));
+                    .push_bind(std::mem::take(&mut record.event))
+                    .push_bind(record.trace_id.take());
             });
             insert.build().execute(&mut *tx).await?;
             start += size;

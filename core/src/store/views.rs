@@ -52,6 +52,9 @@ pub struct HistoryEntry {
     /// Its priority after the dynamic pre-filter.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub priority: Option<Priority>,
+    /// The W3C trace id of the request that brought it (none for Tocsin's own events).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 /// Which history to list.
@@ -76,6 +79,10 @@ pub struct HistoryQuery {
 pub struct IncidentSummary {
     /// Its id (also the dedup key of its notifications).
     pub id: String,
+    /// The W3C trace id of the request whose event opened it: the same id is on that
+    /// event in the history, in Tocsin's logs and in every notification about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     /// Owning team.
     pub team: String,
     /// The grouping key its alerts share.
