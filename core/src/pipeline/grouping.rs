@@ -252,6 +252,7 @@ impl Engine {
             .ok_or_else(|| IncidentError::NotFound(id.to_owned()))
     }
 
+    #[allow(clippy::too_many_arguments)] // What the new incident's row is made of.
     fn open(
         &mut self,
         team: u32,
