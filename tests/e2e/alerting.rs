@@ -724,6 +724,138 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight_and_the_trace_id_f
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
+/// Routes set through the API: a team's route wins over the file's catch-all, a
+/// service's over the team's; each names only configured notifiers of the right kind,
+/// only for the caller's own team, and never shows a secret.
+#[tokio::test]
+async fn routes_set_through_the_api_choose_the_notifiers() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let url = &fakes.url;
+    let text = format!(
+        "notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"{ROUTING_KEY}\", url: \"{url}\" }}\n  \
+         slack: {{ kind: slack, token: xoxb-secret-token, channel: \"#ops\", url: \"{url}\" }}\n  \
+         jira: {{ kind: jira, url: \"{url}\", email: tocsin@example.com, token: jira-secret, project: OPS }}\n  \
+         gh: {{ kind: github, token: ghp_secret, repository: example/ops, url: \"{url}\" }}\n\
+         routes:\n  - {{ ticket: jira }}\n"
+    );
+    let notifiers = Arc::new(Notifiers::parse(&text).expect("notifiers"));
+    let api = api().await.with_notifiers(notifiers.clone());
+    let outbox = Outbox::new(api.store.clone(), notifiers);
+    let bender = api.bender.clone();
+
+    // The file's catch-all: a ticket in Jira.
+    api.events(
+        &bender,
+        json!([event("Http5xx", "web-1", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    assert_eq!(paths(&fakes, "jira"), ["POST /rest/api/2/issue"]);
+    assert!(fakes.requests_to("slack").is_empty() && fakes.pages().is_empty());
+
+    // The team's route: chat only.
+    let (status, body) = api
+        .request(
+            &bender,
+            "PUT",
+            "/v1/routes/bender",
+            Some(json!({ "chat": "slack" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["team"], "bender");
+    api.events(
+        &bender,
+        json!([event("Latency", "web-1", "unhealthy", "high")]),
+    )
+    .await;
+    deliver(&api, &outbox, now_ms()).await;
+    assert_eq!(paths(&fakes, "slack"), ["POST /api/chat.postMessage"]);
+    assert_eq!(
+        fakes.requests_to("jira").len(),
+        1,
+        "no ticket by the file's route"
+    );
+
+    // The service's route wins over the team's: a page and a GitHub issue.
+    let (status, body) = api
+        .request(
+            &bender,
+            "PUT",
+            "/v1/routes/bender/checkout",
+            Some(json!({ "page": "pd", "ticket": "gh" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mut disk = event("DiskFree", "web-1", "unhealthy", "high");
+    disk["alerting"]["ticket-queue"] = json!("example/ops");
+    api.events(&bender, json!([disk])).await;
+    deliver(&api, &outbox, now_ms()).await;
+    assert_eq!(fakes.pages().len(), 1, "paged by the service's route");
+    assert_eq!(paths(&fakes, "github"), ["POST /repos/example/ops/issues"]);
+    assert_eq!(fakes.requests_to("slack").len(), 1, "not the team's chat");
+
+    // Bad routes are refused, saying why, and change nothing.
+    for (route, why) in [
+        (json!({ "page": "nobody" }), "no notifier named \"nobody\""),
+        (
+            json!({ "page": "slack" }),
+            "\"slack\" is a slack notifier, expected pagerduty",
+        ),
+        (json!({}), "at least one notifier"),
+        (
+            json!({ "chat": "slack", "secret": "x" }),
+            "unknown field `secret`",
+        ),
+        (json!({ "webhooks": "slack" }), "webhooks"),
+    ] {
+        let (status, body) = api
+            .request(&bender, "PUT", "/v1/routes/bender", Some(route.clone()))
+            .await;
+        assert_eq!(status, 400, "{route}: {body}");
+        assert!(
+            body["error"].as_str().unwrap_or_default().contains(why),
+            "{route}: {body}"
+        );
+    }
+    let (status, body) = api
+        .request(
+            &bender,
+            "PUT",
+            "/v1/routes/flexo",
+            Some(json!({ "chat": "slack" })),
+        )
+        .await;
+    assert_eq!(status, 403, "another team's route: {body}");
+
+    let (status, list) = api.get(&bender, "/v1/routes").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["routes"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(
+        list["routes"][0]["chat"], "slack",
+        "the team's route is unchanged: {list}"
+    );
+    assert_eq!(list["file"][0]["ticket"], "jira");
+    for secret in [
+        "xoxb-secret-token",
+        "jira-secret",
+        "ghp_secret",
+        ROUTING_KEY,
+    ] {
+        assert!(!list.to_string().contains(secret), "{secret} shown: {list}");
+    }
+
+    let (status, _) = api
+        .request(&bender, "DELETE", "/v1/routes/bender/checkout", None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = api
+        .request(&bender, "DELETE", "/v1/routes/bender/checkout", None)
+        .await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
 /// A read-only logs database (SQLite) with lines of two services.
 async fn logs_database(dir: &std::path::Path) -> tocsin_core::collect::LogsDatabase {
     use sqlx::ConnectOptions as _;

@@ -16,6 +16,7 @@ use tower::ServiceExt as _;
 
 pub struct Api {
     pub router: Router,
+    state: AppState,
     pub store: Arc<dyn Store>,
     pub admin: String,
     pub bender: String,
@@ -83,23 +84,33 @@ impl Api {
         let (bender, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
             .await
             .expect("token");
+        let state = AppState {
+            store: store.clone(),
+            journal,
+            pipeline,
+            config,
+            notifiers: Arc::new(tocsin_core::outbox::Notifiers::default()),
+            plugins: match plugins {
+                Some(p) => Arc::new(p),
+                None => Arc::new(tocsin_core::plugin::Disabled),
+            },
+        };
         Self {
-            router: app(AppState {
-                store: store.clone(),
-                journal,
-                pipeline,
-                config,
-                notifiers: Arc::new(tocsin_core::outbox::Notifiers::default()),
-                plugins: match plugins {
-                    Some(p) => Arc::new(p),
-                    None => Arc::new(tocsin_core::plugin::Disabled),
-                },
-            }),
+            router: app(state.clone()),
+            state,
             store,
             admin,
             bender,
             _dir: dir,
         }
+    }
+
+    /// The same API, sending to these notifiers (routes set through it are checked
+    /// against them).
+    pub fn with_notifiers(mut self, notifiers: Arc<tocsin_core::outbox::Notifiers>) -> Self {
+        self.state.notifiers = notifiers;
+        self.router = app(self.state.clone());
+        self
     }
 
     /// [`Api::with_plugins`] on a new SQLite file.

@@ -10,6 +10,7 @@ mod history;
 mod incidents;
 mod notifications;
 mod plugins;
+mod routes;
 mod services;
 mod suppressions;
 mod trace;
@@ -62,6 +63,15 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/events", post(events::post))
         .route("/v1/alerts", get(alerts::list))
         .route("/v1/history", get(history::list))
+        .route("/v1/routes", get(routes::list))
+        .route(
+            "/v1/routes/{team}",
+            put(routes::put_team).delete(routes::delete_team),
+        )
+        .route(
+            "/v1/routes/{team}/{service}",
+            put(routes::put_service).delete(routes::delete_service),
+        )
         .route("/v1/services", get(services::list))
         .route("/v1/services/{name}", put(services::put).get(services::get))
         .route("/v1/suppressions", get(suppressions::list).post(suppressions::create))
@@ -156,6 +166,11 @@ pub fn app(state: AppState) -> Router {
         notifications::list,
         notifications::retry,
         notifications::notifiers,
+        routes::list,
+        routes::put_team,
+        routes::put_service,
+        routes::delete_team,
+        routes::delete_service,
         plugins::put,
         plugins::list,
         plugins::get,

@@ -205,6 +205,41 @@ pub enum ConfigError {
     MissingEnv(String),
 }
 
+/// Checks that every notifier a route names exists and is of the kind its field needs;
+/// the error starts with the field.
+fn check_route(notifiers: &BTreeMap<String, Notifier>, route: &Route) -> Result<(), String> {
+    let names = route
+        .page
+        .iter()
+        .map(|n| (n, "page", &["pagerduty"][..]))
+        .chain(
+            route
+                .ticket
+                .iter()
+                .map(|n| (n, "ticket", &["jira", "github"][..])),
+        )
+        .chain(route.chat.iter().map(|n| (n, "chat", &["slack"][..])))
+        .chain(
+            route
+                .webhooks
+                .iter()
+                .map(|n| (n, "webhooks", &["webhook"][..])),
+        );
+    for (name, field, kinds) in names {
+        let notifier = notifiers
+            .get(name)
+            .ok_or_else(|| format!("{field}: no notifier named \"{name}\""))?;
+        if !kinds.contains(&notifier.kind()) {
+            return Err(format!(
+                "{field}: \"{name}\" is a {} notifier, expected {}",
+                notifier.kind(),
+                kinds.join(" or ")
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `${env:NAME}` with the variable's value.
 fn interpolate(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(text.len());
@@ -249,37 +284,8 @@ impl Notifiers {
             retry.max = duration("max", r.max, retry.max)?;
         }
         for (i, route) in file.routes.iter().enumerate() {
-            let names = route
-                .page
-                .iter()
-                .map(|n| (n, "page", &["pagerduty"][..]))
-                .chain(
-                    route
-                        .ticket
-                        .iter()
-                        .map(|n| (n, "ticket", &["jira", "github"][..])),
-                )
-                .chain(route.chat.iter().map(|n| (n, "chat", &["slack"][..])))
-                .chain(
-                    route
-                        .webhooks
-                        .iter()
-                        .map(|n| (n, "webhooks", &["webhook"][..])),
-                );
-            for (name, field, kinds) in names {
-                let notifier = file.notifiers.get(name).ok_or_else(|| {
-                    ConfigError::Invalid(format!(
-                        "routes[{i}].{field}: no notifier named \"{name}\""
-                    ))
-                })?;
-                if !kinds.contains(&notifier.kind()) {
-                    return Err(ConfigError::Invalid(format!(
-                        "routes[{i}].{field}: \"{name}\" is a {} notifier, expected {}",
-                        notifier.kind(),
-                        kinds.join(" or ")
-                    )));
-                }
-            }
+            check_route(&file.notifiers, route)
+                .map_err(|e| ConfigError::Invalid(format!("routes[{i}].{e}")))?;
         }
         Ok(Self {
             public_url: file
@@ -293,20 +299,33 @@ impl Notifiers {
         })
     }
 
-    /// The route for an incident: the first that names its team and service, then its
-    /// team, then its service, then one naming neither.
-    pub fn route(&self, team: &str, service: Option<&str>) -> Option<&Route> {
+    /// The route for an incident: the one that names its team and service, then its
+    /// team, then its service, then one naming neither. `stored` are the routes set
+    /// through the API; at equal specificity they win over the file's.
+    pub fn route<'a>(
+        &'a self,
+        team: &str,
+        service: Option<&str>,
+        stored: &'a [Route],
+    ) -> Option<&'a Route> {
         let score = |route: &Route| {
             let team_ok = route.team.as_deref().is_none_or(|t| t == team);
             let service_ok = route.service.is_none() || route.service.as_deref() == service;
             (team_ok && service_ok)
                 .then_some(u8::from(route.team.is_some()) * 2 + u8::from(route.service.is_some()))
         };
+        // The file's routes first: `max_by_key` keeps the last of equals.
         self.routes
             .iter()
+            .chain(stored)
             .filter_map(|route| Some((score(route)?, route)))
             .max_by_key(|(score, _)| *score)
             .map(|(_, route)| route)
+    }
+
+    /// Why `route` cannot be used with these notifiers, if it cannot.
+    pub fn check(&self, route: &Route) -> Result<(), String> {
+        check_route(&self.notifiers, route)
     }
 
     /// The configuration without secrets, as the API shows it.
@@ -393,19 +412,33 @@ routes:
         let config = Notifiers::parse_with(FILE, &env).expect("valid");
         assert_eq!(
             config
-                .route("bender", Some("x"))
+                .route("bender", Some("x"), &[])
                 .and_then(|r| r.ticket.as_deref()),
             Some("jira")
         );
         assert_eq!(
             config
-                .route("flexo", None)
+                .route("flexo", None, &[])
                 .and_then(|r| r.ticket.as_deref()),
             None
         );
         assert_eq!(
-            config.route("flexo", None).and_then(|r| r.chat.as_deref()),
+            config
+                .route("flexo", None, &[])
+                .and_then(|r| r.chat.as_deref()),
             Some("slack")
+        );
+        // A stored route of equal specificity wins over the file's.
+        let stored = [Route {
+            team: Some("flexo".into()),
+            chat: Some("other".into()),
+            ..Route::default()
+        }];
+        assert_eq!(
+            config
+                .route("flexo", None, &stored)
+                .and_then(|r| r.chat.as_deref()),
+            Some("other")
         );
     }
 

@@ -37,7 +37,7 @@ use crate::pipeline::worker::now_ms;
 use crate::pipeline::{NoticeRow, Pipeline};
 use crate::plugin::Section;
 use crate::store::views::IncidentDetail;
-use crate::store::{Delivery, Store, StoreError};
+use crate::store::{Delivery, Store, StoreError, StoredRoute};
 
 /// Notices expanded per round.
 const NOTICES_PER_ROUND: i64 = 500;
@@ -82,6 +82,8 @@ struct Subject {
     /// The collected context, as notifiers show it.
     sections: Vec<Section>,
     target: Target,
+    /// The team's routes set through the API.
+    routes: Vec<Route>,
 }
 
 impl Outbox {
@@ -309,10 +311,14 @@ impl Outbox {
     }
 
     async fn subject(&self, incident: IncidentDetail) -> Result<Subject, StoreError> {
-        let service = match incident.incident.service.as_deref() {
-            Some(name) => self.store.service(name).await?,
-            None => None,
+        let service = async {
+            match incident.incident.service.as_deref() {
+                Some(name) => self.store.service(name).await,
+                None => Ok(None),
+            }
         };
+        let (service, routes) =
+            tokio::try_join!(service, self.store.routes(Some(&incident.incident.team)))?;
         let alerting = service
             .as_ref()
             .and_then(|s| s.spec.alerting.clone())
@@ -346,6 +352,7 @@ impl Outbox {
             service,
             sections,
             target,
+            routes: routes.iter().map(StoredRoute::route).collect(),
         })
     }
 
@@ -353,9 +360,9 @@ impl Outbox {
     /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.
     fn deliveries_for(&self, notice: &NoticeRow, subject: &Subject, now: i64) -> Vec<Delivery> {
         let summary = &subject.incident.incident;
-        let Some(route) = self
-            .notifiers
-            .route(&summary.team, summary.service.as_deref())
+        let Some(route) =
+            self.notifiers
+                .route(&summary.team, summary.service.as_deref(), &subject.routes)
         else {
             return Vec::new();
         };

@@ -12,7 +12,7 @@ mod sqlite;
 pub mod views;
 
 pub use context::{Change, ContextSection, Runbook};
-pub use outbox::{Delivery, DeliveryQuery};
+pub use outbox::{Delivery, DeliveryQuery, StoredRoute};
 pub use pipeline::suppression_state;
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 
@@ -397,6 +397,12 @@ pub trait Store: Send + Sync + 'static {
         error: &str,
         now: i64,
     ) -> Result<(), StoreError>;
+    /// Routes set through the API, of one team or (`None`) of all.
+    async fn routes(&self, team: Option<&str>) -> Result<Vec<StoredRoute>, StoreError>;
+    /// Sets a route, replacing the one of the same team and service.
+    async fn put_route(&self, route: &StoredRoute) -> Result<(), StoreError>;
+    /// Removes a route; `false` when there was none.
+    async fn delete_route(&self, team: &str, service: Option<&str>) -> Result<bool, StoreError>;
     /// What a notifier knows an incident by (Slack message, issue key, …).
     async fn delivery_ref(
         &self,

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use super::StoreError;
 use crate::notify::Action;
+use crate::outbox::Route;
 use crate::pipeline::NoticeRow;
 
 /// One notification to one notifier, as the outbox keeps it.
@@ -53,6 +54,44 @@ pub struct DeliveryQuery {
     pub incident_id: Option<String>,
     /// Most rows.
     pub limit: i64,
+}
+
+/// A route set through the API: which configured notifiers a team's incidents (of one
+/// service, or of all) go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRoute {
+    /// The team whose incidents it routes.
+    pub team: String,
+    /// Only this service's incidents; `None`: all of the team's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The PagerDuty notifier paged at `high`.
+    pub page: Option<String>,
+    /// The Jira or GitHub notifier that gets a ticket.
+    pub ticket: Option<String>,
+    /// The Slack notifier.
+    pub chat: Option<String>,
+    /// Webhooks told about everything.
+    pub webhooks: Vec<String>,
+    /// When it was last set, Unix ms.
+    pub updated_at: i64,
+    /// The token that set it.
+    pub updated_by: String,
+}
+
+impl StoredRoute {
+    /// As the outbox matches it.
+    pub fn route(&self) -> Route {
+        Route {
+            team: Some(self.team.clone()),
+            service: self.service.clone(),
+            page: self.page.clone(),
+            ticket: self.ticket.clone(),
+            chat: self.chat.clone(),
+            webhooks: self.webhooks.clone(),
+        }
+    }
 }
 
 fn action(name: &str) -> Result<Action, StoreError> {
@@ -247,6 +286,61 @@ macro_rules! backend {
             if let Some(team) = team {
                 sql.push(" AND team = ").push_bind(team.to_owned());
             }
+            Ok(sql.build().execute(pool).await?.rows_affected() == 1)
+        }
+
+        fn stored_route(row: &<$db as sqlx::Database>::Row) -> Result<StoredRoute, StoreError> {
+            let service: String = row.try_get("service")?;
+            let webhooks: String = row.try_get("webhooks")?;
+            Ok(StoredRoute {
+                team: row.try_get("team")?,
+                service: (!service.is_empty()).then_some(service),
+                page: row.try_get("page")?,
+                ticket: row.try_get("ticket")?,
+                chat: row.try_get("chat")?,
+                webhooks: serde_json::from_str(&webhooks).map_err(|e| StoreError::Corrupt(format!("route webhooks: {e}")))?,
+                updated_at: row.try_get("updated_at")?,
+                updated_by: row.try_get("updated_by")?,
+            })
+        }
+
+        /// Routes set through the API, of one team or of all.
+        pub async fn routes(pool: &Pool, team: Option<&str>) -> Result<Vec<StoredRoute>, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("SELECT team, service, page, ticket, chat, webhooks, updated_at, updated_by FROM routes");
+            if let Some(team) = team {
+                sql.push(" WHERE team = ").push_bind(team.to_owned());
+            }
+            sql.push(" ORDER BY team, service");
+            sql.build().fetch_all(pool).await?.iter().map(stored_route).collect()
+        }
+
+        /// Sets a route (replacing the one of the same team and service).
+        pub async fn put_route(pool: &Pool, route: &StoredRoute) -> Result<(), StoreError> {
+            let webhooks = serde_json::to_string(&route.webhooks).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut sql = QueryBuilder::<$db>::new("INSERT INTO routes (team, service, page, ticket, chat, webhooks, updated_at, updated_by) ");
+            sql.push_values(std::iter::once(route), |mut v, r| {
+                v.push_bind(r.team.clone())
+                    .push_bind(r.service.clone().unwrap_or_default())
+                    .push_bind(r.page.clone())
+                    .push_bind(r.ticket.clone())
+                    .push_bind(r.chat.clone())
+                    .push_bind(webhooks.clone())
+                    .push_bind(r.updated_at)
+                    .push_bind(r.updated_by.clone());
+            });
+            sql.push(
+                " ON CONFLICT (team, service) DO UPDATE SET page = excluded.page, ticket = excluded.ticket, \
+                 chat = excluded.chat, webhooks = excluded.webhooks, updated_at = excluded.updated_at, \
+                 updated_by = excluded.updated_by",
+            );
+            sql.build().execute(pool).await?;
+            Ok(())
+        }
+
+        /// Removes a route; `false` when there was none.
+        pub async fn delete_route(pool: &Pool, team: &str, service: Option<&str>) -> Result<bool, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("DELETE FROM routes WHERE team = ");
+            sql.push_bind(team.to_owned()).push(" AND service = ").push_bind(service.unwrap_or_default().to_owned());
             Ok(sql.build().execute(pool).await?.rows_affected() == 1)
         }
 

@@ -22,8 +22,8 @@ use super::views::{
 };
 use super::{
     AlertQuery, AlertState, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS,
-    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, TokenRecord, chunk_sizes,
-    from_millis, millis,
+    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute, TokenRecord,
+    chunk_sizes, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -471,6 +471,18 @@ impl Store for SqliteStore {
         now: i64,
     ) -> Result<(), StoreError> {
         outbox::settle(&self.writer, id, state, due_at, error, now).await
+    }
+
+    async fn routes(&self, team: Option<&str>) -> Result<Vec<StoredRoute>, StoreError> {
+        outbox::routes(&self.readers, team).await
+    }
+
+    async fn put_route(&self, route: &StoredRoute) -> Result<(), StoreError> {
+        outbox::put_route(&self.writer, route).await
+    }
+
+    async fn delete_route(&self, team: &str, service: Option<&str>) -> Result<bool, StoreError> {
+        outbox::delete_route(&self.writer, team, service).await
     }
 
     async fn delivery_ref(
