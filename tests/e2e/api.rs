@@ -17,6 +17,8 @@ use tower::ServiceExt as _;
 pub struct Api {
     pub router: Router,
     state: AppState,
+    /// The plugin runtime's collectors, when the API has the runtime.
+    pub collector: Option<Arc<dyn tocsin_core::plugin::Collector>>,
     pub store: Arc<dyn Store>,
     pub admin: String,
     pub bender: String,
@@ -84,6 +86,9 @@ impl Api {
         let (bender, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
             .await
             .expect("token");
+        let collector = plugins
+            .clone()
+            .map(|p| Arc::new(p) as Arc<dyn tocsin_core::plugin::Collector>);
         let state = AppState {
             store: store.clone(),
             journal,
@@ -98,6 +103,7 @@ impl Api {
         Self {
             router: app(state.clone()),
             state,
+            collector,
             store,
             admin,
             bender,

@@ -280,6 +280,86 @@ async fn a_collector_links_runbooks() {
     );
 }
 
+/// A team's collector plugin runs when its incident opens: its section is on the
+/// incident and in the page; a collector that fails shows why there, and the page
+/// still goes.
+#[tokio::test]
+async fn a_collector_plugin_puts_its_section_on_the_incident_and_its_page() {
+    let api = Api::with_plugins_sqlite().await;
+    pushed(&api, "runbook-link", "collector", "runbook-link").await;
+    let fakes = tocsin_tests::fakes::Fakes::start().await.expect("fakes");
+    let notifiers = tocsin_core::outbox::Notifiers::parse(&format!(
+        "notifiers:\n  pd: {{ kind: pagerduty, routing-key: 0123456789abcdef0123456789abcdef, url: \"{}\" }}\n\
+         routes:\n  - {{ team: bender, page: pd }}\n",
+        fakes.url
+    ))
+    .expect("notifiers");
+    let collectors = tocsin_core::collect::Collectors::new(api.store.clone())
+        .with_plugins(api.collector.clone().expect("plugin runtime"));
+    let outbox = tocsin_core::outbox::Outbox::new(api.store.clone(), notifiers.into())
+        .with_collectors(collectors);
+    let incident_with = |monitor: &str, params: Value| {
+        json!({
+            "alert": { "monitor": monitor, "status": "unhealthy" },
+            "context": { "host": "web-1", "region": "eu" },
+            "alerting": { "priority": "high" },
+            "plugins": [{ "type": "plugin", "params": params }],
+        })
+    };
+    api.events(
+        &api.bender,
+        json!([
+            incident_with(
+                "disk-full",
+                json!({ "name": "runbook-link", "base": "https://wiki.example.com/runbooks/" })
+            ),
+            incident_with("cpu-hot", json!({ "name": "runbook-link" })),
+        ]),
+    )
+    .await;
+    api.settle().await;
+    let now = tocsin_core::pipeline::worker::now_ms();
+    while outbox.round(now).await.expect("round") > 0 {}
+
+    let (_, list) = api.get(&api.bender, "/v1/incidents").await;
+    let incidents = list["incidents"].as_array().expect("incidents");
+    assert_eq!(incidents.len(), 2, "{list}");
+    for summary in incidents {
+        let id = summary["id"].as_str().expect("id");
+        let (_, incident) = api.get(&api.bender, &format!("/v1/incidents/{id}")).await;
+        let section = &incident["context"][0];
+        if incident["title"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("disk-full")
+        {
+            assert_eq!(section["title"], "Runbooks", "{incident}");
+            assert_eq!(
+                section["markdown"],
+                "- [disk-full](https://wiki.example.com/runbooks/disk-full)"
+            );
+        } else {
+            assert!(
+                section["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("params.base is required"),
+                "the failure is on the incident: {incident}"
+            );
+        }
+    }
+    let pages = fakes.requests_to("pagerduty");
+    assert_eq!(pages.len(), 2, "both paged, the failed collector too");
+    assert!(
+        pages.iter().any(|p| p
+            .body
+            .to_string()
+            .contains("https://wiki.example.com/runbooks/disk-full")),
+        "the page carries the runbook link"
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
 #[tokio::test]
 async fn uploads_that_are_not_plugin_components_are_refused_with_a_clear_message() {
     let api = Api::with_plugins_sqlite().await;
