@@ -60,8 +60,10 @@ pub fn suppression_state(start: i64, end: i64, now: i64) -> &'static str {
 
 macro_rules! backend {
     ($db:ty, $jsonb:literal, $text:literal, $batched:literal) => {
-        /// Whether a commit's statements go to the database in one call.
+        /// Whether a (small) commit's statements go to the database in one call.
         const BATCHED: bool = $batched;
+        /// Most rows of an outcome whose statements go in one call.
+        const BATCHED_ROWS: usize = 256;
         use sqlx::{QueryBuilder, Row as _};
 
         use super::*;
@@ -270,14 +272,14 @@ macro_rules! backend {
             Ok(rules)
         }
 
-        /// Writes one batch's outcome in one transaction, if the pipeline's commit counter
-        /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
-        /// Ends one statement of a commit. On SQLite the statements of a commit run in one
-        /// call to the connection's thread: each call costs a round trip as dear as a small
-        /// statement, and the way from an event to its page is mostly such round trips.
-        /// PostgreSQL runs each statement at once.
-        async fn end(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>) -> Result<(), StoreError> {
-            if BATCHED {
+        /// Ends one statement of a commit. When `batched` (SQLite, a small outcome) the
+        /// statements of a commit run in one call to the connection's thread: each call
+        /// costs a round trip as dear as a small statement, and the way from an event to
+        /// its page is mostly such round trips. A large outcome runs statement by
+        /// statement: each of its statements is then one the connection has prepared
+        /// before, while the text of all of them together would be new every time.
+        async fn end(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>, batched: bool) -> Result<(), StoreError> {
+            if batched {
                 sql.push(";\n");
             } else {
                 sql.build().execute(&mut **tx).await?;
@@ -288,14 +290,20 @@ macro_rules! backend {
 
         /// Runs what [`end`] left.
         async fn finish(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>) -> Result<(), StoreError> {
-            if BATCHED && !sql.sql().is_empty() {
+            if !sql.sql().is_empty() {
                 sql.build().execute(&mut **tx).await?;
                 sql.reset();
             }
             Ok(())
         }
 
+        /// Writes one batch's outcome in one transaction, if the pipeline's commit counter
+        /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
         pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+            let rows = outcome.alerts.len() + outcome.refreshed.len() + outcome.history.len()
+                + outcome.held_put.len() + outcome.held_delete.len() + outcome.incidents.len()
+                + outcome.members.len() + outcome.timeline.len() + outcome.notices.len();
+            let batched = BATCHED && rows <= BATCHED_ROWS;
             let mut tx = pool.begin().await?;
             let mut bump = QueryBuilder::<$db>::new("UPDATE progress SET seq = seq + 1 WHERE stage = 'generation' AND seq = ");
             bump.push_bind(generation);
@@ -306,10 +314,10 @@ macro_rules! backend {
             if let Some(to) = outcome.journal_to {
                 sql.push("DELETE FROM journal WHERE seq <= ");
                 sql.push_bind(to);
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
                 sql.push("UPDATE progress SET seq = ");
                 sql.push_bind(to).push(" WHERE stage = 'pipeline'");
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.alerts.chunks(CHUNK) {
                 sql.push(
@@ -340,7 +348,7 @@ macro_rules! backend {
                      reported_since = excluded.reported_since, reported_count = excluded.reported_count, \
                      last_event = excluded.last_event, transitions = excluded.transitions",
                 );
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             // Steady repeats: only the refreshed columns, joined on a list of values.
             for chunk in outcome.refreshed.chunks(CHUNK) {
@@ -362,7 +370,7 @@ macro_rules! backend {
                      reported_since = v.reported_since, reported_count = v.reported_count, last_event = v.last_event \
                      FROM v WHERE alerts.team = v.team AND alerts.fingerprint = v.fingerprint",
                 );
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.history.chunks(CHUNK) {
                 sql.push(
@@ -387,12 +395,12 @@ macro_rules! backend {
                         .push_bind(h.event.clone())
                         .push_bind(h.trace_id.clone());
                 });
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for (team, fingerprint) in &outcome.held_delete {
                 sql.push("DELETE FROM held WHERE team = ");
                 sql.push_bind(team.clone()).push(" AND fingerprint = ").push_bind(fingerprint.clone());
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.held_put.chunks(CHUNK) {
                 sql.push(
@@ -415,7 +423,7 @@ macro_rules! backend {
                      suppression_id = excluded.suppression_id, id = excluded.id, source = excluded.source, \
                      received_at = excluded.received_at, event = excluded.event, trace_id = excluded.trace_id",
                 );
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             // One row at a time: an incident that stops taking alerts must free its key
             // before the incident that takes it is written (the unique index).
@@ -456,7 +464,7 @@ macro_rules! backend {
                      resolved_at = excluded.resolved_at, acked_at = excluded.acked_at, acked_by = excluded.acked_by, \
                      closed_at = excluded.closed_at, closed_by = excluded.closed_by",
                 );
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.members.chunks(CHUNK) {
                 sql.push(
@@ -479,14 +487,14 @@ macro_rules! backend {
                     " ON CONFLICT (incident_id, team, fingerprint) DO UPDATE SET status = excluded.status, \
                      priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
                 );
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.timeline.chunks(CHUNK) {
                 sql.push("INSERT INTO incident_timeline (incident_id, at, kind, detail) ");
                 sql.push_values(chunk, |mut v, t| {
                     v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind).push_bind(t.detail.clone());
                 });
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             // The duty to tell someone commits with the change that calls for it.
             for chunk in outcome.notices.chunks(CHUNK) {
@@ -498,7 +506,7 @@ macro_rules! backend {
                         .push_bind(n.action.as_str())
                         .push_bind(n.at);
                 });
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             if !outcome.drops.is_empty() {
                 sql.push("INSERT INTO drops (reason, count) ");
@@ -506,7 +514,7 @@ macro_rules! backend {
                     v.push_bind(reason.clone()).push_bind(*n);
                 });
                 sql.push(" ON CONFLICT (reason) DO UPDATE SET count = drops.count + excluded.count");
-                end(&mut tx, &mut sql).await?;
+                end(&mut tx, &mut sql, batched).await?;
             }
             finish(&mut tx, &mut sql).await?;
             tx.commit().await?;
