@@ -515,31 +515,8 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
     server.kill().expect("SIGKILL");
 
     let restarted = tocsin_tests::Server::start(&database, &args, &[]).expect("restarts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let list: Value = client
-            .get(format!("{}/v1/notifications", restarted.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        let all = list["notifications"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        // Three incidents, each told to PagerDuty, Jira and Slack.
-        if all.len() == 9 && all.iter().all(|n| n["state"] == "sent") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not everything was delivered: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Three incidents, each told to PagerDuty, Jira and Slack.
+    all_sent(&client, &restarted.url, &token, 9, Duration::from_secs(30)).await;
     let mut pages = fakes.pages();
     pages.sort();
     pages.dedup();
@@ -640,31 +617,8 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight_and_the_trace_id_f
         "a request without traceparent starts a trace of its own: {fresh}"
     );
 
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let list = loop {
-        let list: Value = client
-            .get(format!("{}/v1/notifications", server.url))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
-        let all = list["notifications"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        // The open to PagerDuty and Slack, the update to both.
-        if all.len() == 4 && all.iter().all(|n| n["state"] == "sent") {
-            break list;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "not all delivered: {list}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    // The open to PagerDuty and Slack, the update to both.
+    let list = all_sent(&client, &server.url, &token, 4, Duration::from_secs(20)).await;
     assert_eq!(
         paths(&fakes, "slack"),
         [
@@ -854,6 +808,41 @@ async fn routes_set_through_the_api_choose_the_notifiers() {
         .await;
     assert_eq!(status, 404, "{body}");
     assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
+/// Waits until the server lists exactly `count` notifications, all sent; returns the
+/// list.
+async fn all_sent(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    count: usize,
+    within: Duration,
+) -> Value {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let list: Value = client
+            .get(format!("{url}/v1/notifications"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("list")
+            .json()
+            .await
+            .expect("json");
+        let all = list["notifications"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if all.len() == count && all.iter().all(|n| n["state"] == "sent") {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not everything was delivered: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A read-only logs database (SQLite) with lines of two services.

@@ -120,7 +120,7 @@ async fn put(
 ) -> Result<Json<StoredRoute>, ApiError> {
     let team = super::acting_team(caller, Some(&team))?;
     if let Some(service) = &service {
-        check_service(service)?;
+        super::services::check_name(service)?;
     }
     let body: RouteBody = body::read(headers, request).await?;
     let stored = StoredRoute {
@@ -172,18 +172,4 @@ async fn delete(
             },
         ))
     }
-}
-
-/// A service name as labels carry it: 1-256 characters, no NUL.
-fn check_service(name: &str) -> Result<(), ApiError> {
-    if name.is_empty()
-        || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN
-        || name.contains('\0')
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "a service name is 1-256 characters, no NUL",
-        ));
-    }
-    Ok(())
 }

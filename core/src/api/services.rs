@@ -64,15 +64,7 @@ pub(super) async fn put(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Service>, ApiError> {
-    if name.is_empty()
-        || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN
-        || name.contains('\0')
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "a service name is 1-256 characters, no NUL",
-        ));
-    }
+    check_name(&name)?;
     let mut spec: ServiceSpec = body::read(&headers, request).await?;
     if spec.team.is_none() {
         spec.team = caller.team.clone();
@@ -118,4 +110,18 @@ pub(super) async fn put(
     state.store.put_service(&service, now).await?;
     state.pipeline.wake();
     Ok(Json(service))
+}
+
+/// A service name as the `service` label carries it: 1-256 characters, no NUL.
+pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty()
+        || name.chars().count() > crate::event::MAX_LABEL_VALUE_LEN
+        || name.contains('\0')
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a service name is 1-256 characters, no NUL",
+        ));
+    }
+    Ok(())
 }
