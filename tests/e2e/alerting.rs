@@ -19,9 +19,10 @@ const WEBHOOK_SECRET: &str = "s3cret-signing-key";
 
 /// Notifiers pointing at the fakes: bender pages, tickets in Jira and chats in Slack;
 /// flexo tickets in GitHub, chats in Slack and tells a webhook.
-fn notifiers(fakes: &Fakes, attempts: u32) -> Arc<Notifiers> {
+/// A notifiers file pointing every notifier at the fakes, with these routes (YAML lines).
+fn notifiers_file(fakes: &Fakes, attempts: u32, routes: &str) -> String {
     let url = &fakes.url;
-    let text = format!(
+    format!(
         r##"
 public-url: http://tocsin.test
 retry: {{ attempts: {attempts}, first: 10ms, max: 50ms }}
@@ -32,11 +33,61 @@ notifiers:
   gh: {{ kind: github, token: ghp_test, repository: example/ops, url: "{url}" }}
   hook: {{ kind: webhook, url: "{url}/webhook", secret: "{WEBHOOK_SECRET}" }}
 routes:
-  - {{ team: bender, page: pd, ticket: jira, chat: slack }}
-  - {{ team: flexo, ticket: gh, chat: slack, webhooks: [hook] }}
+{routes}
 "##
+    )
+}
+
+fn notifiers(fakes: &Fakes, attempts: u32) -> Arc<Notifiers> {
+    let text = notifiers_file(
+        fakes,
+        attempts,
+        "  - { team: bender, page: pd, ticket: jira, chat: slack }\n  - { team: flexo, ticket: gh, chat: slack, webhooks: [hook] }",
     );
     Arc::new(Notifiers::parse(&text).expect("notifiers parse"))
+}
+
+/// A real `tocsin serve` setup on a new SQLite file, notifying the fakes, with a token of
+/// team bender.
+struct Served {
+    _dir: tempfile::TempDir,
+    database: String,
+    file: std::path::PathBuf,
+    token: String,
+}
+
+impl Served {
+    fn new(fakes: &Fakes, routes: &str) -> Self {
+        let (dir, database) = tocsin_tests::sqlite_url();
+        let file = dir.path().join("notifiers.yaml");
+        std::fs::write(&file, notifiers_file(fakes, 8, routes)).expect("notifiers file");
+        let token = tocsin_tests::create_token(&database, &["--team", "bender"]).expect("token");
+        Self {
+            _dir: dir,
+            database,
+            file,
+            token,
+        }
+    }
+
+    /// Starts (or restarts) the server.
+    fn start(&self) -> tocsin_tests::Server {
+        let args = ["--notifiers", self.file.to_str().expect("utf-8 path")];
+        tocsin_tests::Server::start(&self.database, &args, &[]).expect("serves")
+    }
+}
+
+/// GETs `path` from a server as `token`, as JSON.
+async fn get_json(client: &reqwest::Client, url: &str, token: &str, path: &str) -> Value {
+    client
+        .get(format!("{url}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
 }
 
 /// An API whose incidents resolve 100 ms after their last alert recovers.
@@ -469,22 +520,9 @@ async fn a_refusal_is_dead_at_once_and_secrets_never_show() {
 #[tokio::test]
 async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pages_once() {
     let fakes = Fakes::start().await.expect("fakes");
-    let (dir, database) = tocsin_tests::sqlite_url();
-    let file = dir.path().join("notifiers.yaml");
-    let url = &fakes.url;
-    std::fs::write(
-        &file,
-        format!(
-            "notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"{ROUTING_KEY}\", url: \"{url}\" }}\n  \
-             slack: {{ kind: slack, token: xoxb-test-token, channel: \"#ops\", url: \"{url}\" }}\n  \
-             jira: {{ kind: jira, url: \"{url}\", email: tocsin@example.com, token: jira-token, project: OPS }}\n\
-             routes:\n  - {{ page: pd, ticket: jira, chat: slack }}\n"
-        ),
-    )
-    .expect("notifiers file");
-    let token = tocsin_tests::create_token(&database, &["--team", "bender"]).expect("token");
-    let args = ["--notifiers", file.to_str().expect("utf-8 path")];
-    let server = tocsin_tests::Server::start(&database, &args, &[]).expect("serves");
+    let served = Served::new(&fakes, "  - { page: pd, ticket: jira, chat: slack }");
+    let token = served.token.clone();
+    let server = served.start();
 
     // PagerDuty and Jira act on the first request at once but answer it only after 5 s:
     // the server is killed while it waits, so it never learns that they did.
@@ -514,7 +552,7 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
     }
     server.kill().expect("SIGKILL");
 
-    let restarted = tocsin_tests::Server::start(&database, &args, &[]).expect("restarts");
+    let restarted = served.start();
     // Three incidents, each told to PagerDuty, Jira and Slack.
     all_sent(&client, &restarted.url, &token, 9, Duration::from_secs(30)).await;
     let mut pages = fakes.pages();
@@ -549,21 +587,9 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
 #[tokio::test]
 async fn an_update_waits_for_the_new_incidents_post_in_flight_and_the_trace_id_follows() {
     let fakes = Fakes::start().await.expect("fakes");
-    let (dir, database) = tocsin_tests::sqlite_url();
-    let file = dir.path().join("notifiers.yaml");
-    let url = &fakes.url;
-    std::fs::write(
-        &file,
-        format!(
-            "notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"{ROUTING_KEY}\", url: \"{url}\" }}\n  \
-             slack: {{ kind: slack, token: xoxb-test-token, channel: \"#ops\", url: \"{url}\" }}\n\
-             routes:\n  - {{ page: pd, chat: slack }}\n"
-        ),
-    )
-    .expect("notifiers file");
-    let token = tocsin_tests::create_token(&database, &["--team", "bender"]).expect("token");
-    let args = ["--notifiers", file.to_str().expect("utf-8 path")];
-    let server = tocsin_tests::Server::start(&database, &args, &[]).expect("serves");
+    let served = Served::new(&fakes, "  - { page: pd, chat: slack }");
+    let token = served.token.clone();
+    let server = served.start();
     fakes.script(
         "slack",
         [Scripted {
@@ -645,25 +671,9 @@ async fn an_update_waits_for_the_new_incidents_post_in_flight_and_the_trace_id_f
         slack[0].body.to_string().contains(trace),
         "so does the chat"
     );
-    let incidents: Value = client
-        .get(format!("{}/v1/incidents", server.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("incidents")
-        .json()
-        .await
-        .expect("json");
+    let incidents = get_json(&client, &server.url, &token, "/v1/incidents").await;
     assert_eq!(incidents["incidents"][0]["trace_id"], trace);
-    let history: Value = client
-        .get(format!("{}/v1/history", server.url))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
+    let history = get_json(&client, &server.url, &token, "/v1/history").await;
     let traced: Vec<&Value> = history["events"]
         .as_array()
         .expect("events")
@@ -821,15 +831,7 @@ async fn all_sent(
 ) -> Value {
     let deadline = std::time::Instant::now() + within;
     loop {
-        let list: Value = client
-            .get(format!("{url}/v1/notifications"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("list")
-            .json()
-            .await
-            .expect("json");
+        let list = get_json(client, url, token, "/v1/notifications").await;
         let all = list["notifications"]
             .as_array()
             .cloned()
