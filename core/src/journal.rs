@@ -159,6 +159,12 @@ async fn write(
             records.extend(append.records);
             waiting.push(append.done);
         }
+        // The rows as the pipeline reads them, handed over once committed (unless the
+        // pipeline lags behind and reads the journal anyway).
+        let fed: Option<Vec<_>> = signal
+            .feed()
+            .has_room(n)
+            .then(|| records.iter().map(|r| r.incoming(0)).collect());
         // Validation guarantees that the database accepts every valid event (no NUL in
         // any string, bounded sizes), so a failed commit is the database failing, for
         // every request alike: they all get a 500 and none of their events is stored.
@@ -171,7 +177,13 @@ async fn write(
             ))
             .await;
         match &outcome {
-            Ok(()) => {
+            Ok(first) => {
+                if let (Some(first), Some(mut rows)) = (*first, fed) {
+                    for (seq, row) in (first..).zip(rows.iter_mut()) {
+                        row.seq = seq;
+                    }
+                    signal.feed().push(rows);
+                }
                 signal.wake();
                 debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit");
             }

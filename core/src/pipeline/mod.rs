@@ -48,8 +48,9 @@ pub struct Config {
     pub retention_ms: i64,
     /// How often steady repeats' refreshes (`count`, `last_seen`, `last_event`) are
     /// written. Between writes they live in memory: a crash may lose up to this much of
-    /// them (never a status change, a drop or an incident) and a graceful stop writes
-    /// them all. Writing every repeat at once cost half the pipeline's time.
+    /// them, plus the three quarters of it their writes are spread over (never a status
+    /// change, a drop or an incident), and a graceful stop writes them all. Writing every
+    /// repeat at once cost half the pipeline's time.
     pub refresh_every_ms: i64,
     /// Suppression guards.
     pub policy: Policy,
@@ -407,8 +408,45 @@ pub struct Rules {
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
 type AlertKey = (u32, Fingerprint);
 
-/// Most steady refreshes written per batch while a flush is under way.
-const REFRESH_SLICE: usize = 100;
+/// Most steady refreshes written per batch while a refresh cycle is under way.
+const REFRESH_SLICE: usize = 200;
+/// A refresh cycle spreads its writes over this share of the interval (in quarters),
+/// leaving the rest as slack for batches that carried none.
+const REFRESH_SPREAD_QUARTERS: i64 = 3;
+/// Fewest refreshes a quiet system wakes up to write.
+const REFRESH_MIN_WAKE: usize = 25;
+
+/// One round of writing steady refreshes. Each batch writes the share of the round that
+/// is due by its time, so the writes are spread evenly over the interval: written all at
+/// once they held the database's single writer for tens of milliseconds and delayed the
+/// appends and notifications behind it.
+#[derive(Debug)]
+struct RefreshCycle {
+    started: i64,
+    /// The alerts unflushed when the cycle started: each is written in this cycle, so
+    /// none waits longer than the interval and the cycle's spread.
+    keys: Vec<AlertKey>,
+    total: usize,
+}
+
+impl RefreshCycle {
+    fn written(&self) -> usize {
+        self.total - self.keys.len()
+    }
+
+    /// How many of the cycle's refreshes are due by `now`, spread over `spread` ms.
+    fn due(&self, now: i64, spread: i64) -> usize {
+        let elapsed = (now - self.started).clamp(0, spread.max(1)) as u128;
+        let due = (self.total as u128 * elapsed).div_ceil(spread.max(1) as u128) as usize;
+        due.clamp(1, self.total)
+    }
+
+    /// When at least `n` more refreshes are due.
+    fn next_due(&self, n: usize, spread: i64) -> i64 {
+        let target = (self.written() + n).min(self.total) as i64;
+        self.started + spread * target / self.total.max(1) as i64
+    }
+}
 
 /// What the engine keeps per alert identity; kept small (a million must fit in
 /// 256 MiB with the rest of the process).
@@ -504,8 +542,8 @@ pub struct Engine {
     plugin_verdicts: HashMap<String, prefilter::PluginOutcome>,
     /// A commit since the worker last looked left notices for the outbox.
     noticed: bool,
-    /// Steady refreshes are being written, a slice per batch.
-    flushing: bool,
+    /// Steady refreshes being written, a slice per batch.
+    refresh: Option<RefreshCycle>,
 }
 
 /// Writes collected during a batch.
@@ -548,7 +586,7 @@ impl Engine {
             pending: Pending::default(),
             plugins: None,
             noticed: false,
-            flushing: false,
+            refresh: None,
             plugin_verdicts: HashMap::new(),
         }
     }
@@ -719,10 +757,6 @@ impl Engine {
                     || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
             });
         }
-        if now - self.last_flush >= self.config.refresh_every_ms {
-            self.last_flush = now;
-            self.flushing = true;
-        }
         self.take_outcome(false, now)
     }
 
@@ -757,12 +791,18 @@ impl Engine {
         need
     }
 
+    /// How long a refresh cycle's writes are spread over.
+    fn refresh_spread(&self) -> i64 {
+        self.config.refresh_every_ms * REFRESH_SPREAD_QUARTERS / 4
+    }
+
     /// When the next timer is due, if any.
     pub fn next_due(&self) -> Option<i64> {
         let timer = self.timers.first().map(|(at, _)| *at);
-        // A refresh flush under way continues at once, even with no event coming.
-        if self.flushing {
-            return Some(timer.map_or(self.last_flush, |t| t.min(self.last_flush)));
+        // A refresh cycle under way goes on even with no event coming.
+        if let Some(cycle) = &self.refresh {
+            let at = cycle.next_due(REFRESH_MIN_WAKE, self.refresh_spread());
+            return Some(timer.map_or(at, |t| t.min(at)));
         }
         timer
     }
@@ -888,20 +928,43 @@ impl Engine {
                     .unwrap_or_default(),
             });
         }
+        if !flush
+            && self.refresh.is_none()
+            && now - self.last_flush >= self.config.refresh_every_ms
+        {
+            self.last_flush = now;
+            let keys: Vec<AlertKey> = self.unflushed.keys().copied().collect();
+            if !keys.is_empty() {
+                self.refresh = Some(RefreshCycle {
+                    started: now,
+                    total: keys.len(),
+                    keys,
+                });
+            }
+        }
         let mut refreshed = Vec::new();
-        // Refreshes are written a slice per batch rather than all at once: one commit
-        // of every steady alert would hold the database's single writer for long enough
-        // to delay the next append, and the notifications behind it.
         let take: Vec<AlertKey> = if flush {
             self.last_flush = now;
+            self.refresh = None;
             self.unflushed.keys().copied().collect()
-        } else if self.flushing {
-            self.unflushed.keys().take(REFRESH_SLICE).copied().collect()
         } else {
-            Vec::new()
+            let spread = self.refresh_spread();
+            match &mut self.refresh {
+                // A batch that changed an incident carries no refreshes: someone is
+                // waiting for its notice. The next batches catch up.
+                Some(cycle) if pending.timeline.is_empty() => {
+                    let n = cycle
+                        .due(now, spread)
+                        .saturating_sub(cycle.written())
+                        .min(REFRESH_SLICE);
+                    let at = cycle.keys.len() - n;
+                    cycle.keys.split_off(at)
+                }
+                _ => Vec::new(),
+            }
         };
-        if self.unflushed.len() <= take.len() {
-            self.flushing = false;
+        if self.refresh.as_ref().is_some_and(|c| c.keys.is_empty()) {
+            self.refresh = None;
         }
         if !take.is_empty() {
             refreshed.reserve(take.len());

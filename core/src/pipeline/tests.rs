@@ -46,25 +46,35 @@ impl Bench {
 
     /// Sends one event at `at` (ms).
     fn send(&mut self, at: i64, event: serde_json::Value) {
-        let event: Event = serde_json::from_value(event).expect("event");
-        self.seq += 1;
-        let row = Incoming {
-            seq: self.seq,
-            id: format!("e{}", self.seq),
-            team: "ops".into(),
-            fingerprint: event.fingerprint().to_string(),
-            source: "api".into(),
-            received_at: at,
-            monitor: event.alert.monitor.clone(),
-            status: event.alert.status,
-            labels: serde_json::to_string(&event.context).expect("labels"),
-            reported_since: None,
-            reported_count: None,
-            trace_id: None,
-            event: serde_json::to_string(&event).expect("event"),
-        };
-        let outcome = self.engine.process(vec![row], at);
+        let outcome = self.batch(at, vec![event]);
         self.absorb(outcome);
+    }
+
+    /// Processes these events as one batch at `at` (ms); returns its outcome.
+    fn batch(&mut self, at: i64, events: Vec<serde_json::Value>) -> Outcome {
+        let rows = events
+            .into_iter()
+            .map(|event| {
+                let event: Event = serde_json::from_value(event).expect("event");
+                self.seq += 1;
+                Incoming {
+                    seq: self.seq,
+                    id: format!("e{}", self.seq),
+                    team: "ops".into(),
+                    fingerprint: event.fingerprint().to_string(),
+                    source: "api".into(),
+                    received_at: at,
+                    monitor: event.alert.monitor.clone(),
+                    status: event.alert.status,
+                    labels: serde_json::to_string(&event.context).expect("labels"),
+                    reported_since: None,
+                    reported_count: None,
+                    trace_id: None,
+                    event: serde_json::to_string(&event).expect("event"),
+                }
+            })
+            .collect();
+        self.engine.process(rows, at)
     }
 
     fn tick(&mut self, at: i64) {
@@ -454,6 +464,54 @@ fn steady_refreshes_are_written_every_interval_and_on_flush() {
     assert_eq!(flushed.refreshed.len(), 1);
     assert_eq!(flushed.refreshed[0].count, 3);
     assert_eq!(flushed.refreshed[0].last_event, "r3");
+}
+
+#[test]
+fn steady_refreshes_are_spread_over_the_interval_and_skip_batches_with_notices() {
+    let mut b = Bench::new();
+    let fleet = |status: &str| -> Vec<serde_json::Value> {
+        (0..1_000)
+            .map(|i| alert("Health", status, &format!("i-{i}")))
+            .collect()
+    };
+    b.batch(0, fleet("healthy"));
+    let repeats = b.batch(1_000, fleet("healthy"));
+    assert!(repeats.refreshed.is_empty(), "within the interval");
+    // The cycle starts at 2 s with 1,000 refreshes to spread over 1.5 s.
+    let mut written: HashMap<String, i64> = HashMap::new();
+    let mut largest = 0;
+    for at in (2_000..4_000).step_by(10) {
+        let outcome = if at == 2_500 {
+            b.batch(at, vec![alert("Health", "unhealthy", "new")])
+        } else {
+            b.batch(at, Vec::new())
+        };
+        if at == 2_500 {
+            assert!(!outcome.notices.is_empty(), "the batch opens an incident");
+            assert!(
+                outcome.refreshed.is_empty(),
+                "a batch with a notice carries no refreshes"
+            );
+        }
+        largest = largest.max(outcome.refreshed.len());
+        for r in outcome.refreshed {
+            assert!(
+                written.insert(r.fingerprint, at).is_none(),
+                "each alert is written once per cycle"
+            );
+        }
+    }
+    assert_eq!(written.len(), 1_000, "every steady alert is written");
+    let early = written.values().filter(|at| **at < 2_500).count();
+    assert!(
+        (250..=450).contains(&early),
+        "a third in the first third of the spread, not all at once: {early}"
+    );
+    assert!(
+        written.values().all(|at| *at <= 3_510),
+        "all within the spread"
+    );
+    assert!(largest <= 20, "small slices: {largest}");
 }
 
 #[test]

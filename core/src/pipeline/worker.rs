@@ -3,7 +3,7 @@
 //! exactly once, crash or not). Incident commands (ack, close) go through it too, so
 //! they are serialised with the events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -12,7 +12,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use super::grouping::IncidentError;
-use super::{Config, Engine, NoticeRow};
+use super::{Config, Engine, Incoming, NoticeRow};
 use crate::notify::Action;
 use crate::store::{Store, StoreError};
 
@@ -29,6 +29,8 @@ const PACE: Duration = Duration::from_millis(50);
 const LOAD_PAGE: i64 = 50_000;
 /// How often history and finished incidents are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Most journal rows waiting in memory for the pipeline.
+const MAX_FED: usize = 2 * MAX_BATCH;
 /// Most new incidents handed to the outbox in memory and not yet delivered; beyond it
 /// their notices wait in the database like any other.
 const MAX_HANDOFF: usize = 1_000;
@@ -125,6 +127,55 @@ pub struct Signal {
     wake: Notify,
     stopping: AtomicBool,
     handoff: Handoff,
+    feed: Feed,
+}
+
+/// Journal rows this process committed, handed to the pipeline in memory so that it
+/// need not read them back. The journal is still the record: the pipeline takes rows
+/// from here only when they follow its cursor without a gap, and reads the database
+/// otherwise (rows appended by another process, or while it lags behind).
+#[derive(Debug, Default)]
+pub struct Feed {
+    rows: Mutex<VecDeque<Incoming>>,
+}
+
+impl Feed {
+    /// Whether `n` more rows fit: a pipeline that lags behind reads the journal anyway,
+    /// and the rows would only take memory.
+    pub fn has_room(&self, n: usize) -> bool {
+        self.lock().len() + n <= MAX_FED
+    }
+
+    /// Rows just committed, in seq order.
+    pub fn push(&self, rows: Vec<Incoming>) {
+        let mut fed = self.lock();
+        if fed.len() + rows.len() <= MAX_FED {
+            fed.extend(rows);
+        }
+    }
+
+    /// Up to `max` rows right after `cursor`, with no gap; `None` when the feed does not
+    /// start right there.
+    fn take(&self, cursor: i64, max: usize) -> Option<Vec<Incoming>> {
+        let mut fed = self.lock();
+        while fed.front().is_some_and(|row| row.seq <= cursor) {
+            fed.pop_front();
+        }
+        if fed.front()?.seq != cursor + 1 {
+            return None;
+        }
+        let mut rows = Vec::with_capacity(fed.len().min(max));
+        let mut next = cursor + 1;
+        while rows.len() < max && fed.front().is_some_and(|row| row.seq == next) {
+            rows.extend(fed.pop_front());
+            next += 1;
+        }
+        Some(rows)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Incoming>> {
+        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 /// New incidents' notices, handed to the outbox in memory as soon as they are committed,
@@ -225,6 +276,11 @@ impl Signal {
         self.wake.notify_one();
     }
 
+    /// Where the journal hands its committed rows to the pipeline.
+    pub fn feed(&self) -> &Feed {
+        &self.feed
+    }
+
     /// Process what is left, then stop.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -287,18 +343,33 @@ pub async fn step(
     advance(store, engine, max, now, None).await
 }
 
-/// [`step`], handing new incidents' notices to the outbox.
+/// [`step`], taking the journal's rows from `signal`'s feed when it has them, and
+/// handing new incidents' notices to its outbox.
 async fn advance(
     store: &dyn Store,
     engine: &mut Engine,
     max: usize,
     now: i64,
-    handoff: Option<&Handoff>,
+    signal: Option<&Signal>,
 ) -> Result<usize, StoreError> {
     let started = Instant::now();
-    let mut rows = store.journal_after(engine.cursor(), max).await?;
+    let fed = signal.and_then(|s| s.feed.take(engine.cursor(), max));
+    let from_memory = fed.is_some();
+    let mut rows = match fed {
+        Some(rows) => rows,
+        None => store.journal_after(engine.cursor(), max).await?,
+    };
     let need = engine.needing_bodies(&rows);
-    if !need.is_empty() {
+    if from_memory {
+        // Steady repeats go without their body, as when read from the journal.
+        if need.len() < rows.len() {
+            let need: std::collections::HashSet<i64> = need.into_iter().collect();
+            for row in rows.iter_mut().filter(|row| !need.contains(&row.seq)) {
+                row.labels = String::new();
+                row.event = String::new();
+            }
+        }
+    } else if !need.is_empty() {
         let mut bodies = store.journal_bodies(&need).await?;
         for row in &mut rows {
             if let Some((labels, event)) = bodies.remove(&row.seq) {
@@ -326,11 +397,12 @@ async fn advance(
     let outcome = engine.process(rows, now);
     let processed = started.elapsed();
     if !outcome.is_empty() {
-        commit(store, engine, &outcome, handoff).await?;
+        commit(store, engine, &outcome, signal.map(|s| &s.handoff)).await?;
     }
     if n > 0 {
         debug!(
             events = n,
+            from_memory,
             alerts = outcome.alerts.len(),
             refreshed = outcome.refreshed.len(),
             history = outcome.history.len(),
@@ -431,7 +503,7 @@ pub async fn run(
             current,
             MAX_BATCH,
             now_ms(),
-            Some(&signal.handoff),
+            Some(&signal),
         )
         .instrument(info_span!("pipeline.batch"))
         .await;
@@ -551,5 +623,56 @@ async fn command(
             }
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(seq: i64) -> Incoming {
+        Incoming {
+            seq,
+            id: format!("e{seq}"),
+            team: "ops".into(),
+            fingerprint: "00".into(),
+            source: "api".into(),
+            received_at: 0,
+            monitor: "m".into(),
+            status: crate::Status::Healthy,
+            labels: "{}".into(),
+            reported_since: None,
+            reported_count: None,
+            event: "{}".into(),
+            trace_id: None,
+        }
+    }
+
+    fn seqs(rows: Option<Vec<Incoming>>) -> Option<Vec<i64>> {
+        rows.map(|rows| rows.iter().map(|r| r.seq).collect())
+    }
+
+    #[test]
+    fn the_feed_gives_only_rows_right_after_the_cursor_and_stops_at_a_gap() {
+        let feed = Feed::default();
+        feed.push((4..=6).map(row).collect());
+        feed.push((9..=10).map(row).collect());
+        assert_eq!(seqs(feed.take(2, 100)), None, "row 3 is not in memory");
+        assert_eq!(seqs(feed.take(4, 1)), Some(vec![5]), "older rows are dropped");
+        assert_eq!(seqs(feed.take(5, 100)), Some(vec![6]), "stops before the gap");
+        assert_eq!(seqs(feed.take(6, 100)), None, "7 and 8 are in the journal only");
+        assert_eq!(seqs(feed.take(8, 100)), Some(vec![9, 10]));
+        assert_eq!(seqs(feed.take(10, 100)), None, "empty");
+    }
+
+    #[test]
+    fn a_full_feed_takes_no_more_rows() {
+        let feed = Feed::default();
+        feed.push((1..=MAX_FED as i64).map(row).collect());
+        assert!(!feed.has_room(1));
+        feed.push(vec![row(MAX_FED as i64 + 1)]);
+        let taken = feed.take(0, usize::MAX).expect("rows");
+        assert_eq!(taken.len(), MAX_FED, "the pipeline reads the rest from the journal");
+        assert!(feed.has_room(MAX_FED));
     }
 }

@@ -106,7 +106,7 @@ impl Accepted {
             // Serializing our own plain types to JSON cannot fail.
             event: serde_json::to_string(&self.event).unwrap_or_default(),
             labels: serde_json::to_string(&self.event.context).unwrap_or_default(),
-            status: self.event.alert.status.as_str(),
+            status: self.event.alert.status,
             reported_since: self.event.alert.since.map(millis),
             reported_count: self
                 .event
@@ -129,7 +129,7 @@ pub struct Record {
     source: &'static str,
     received: i64,
     monitor: String,
-    status: &'static str,
+    status: Status,
     /// The context labels, as a JSON object.
     labels: String,
     reported_since: Option<i64>,
@@ -144,6 +144,25 @@ impl Record {
     /// The event's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The journal row the pipeline reads for this record, once it is stored at `seq`.
+    pub fn incoming(&self, seq: i64) -> Incoming {
+        Incoming {
+            seq,
+            id: self.id.clone(),
+            team: self.team.clone(),
+            fingerprint: self.fingerprint.clone(),
+            source: self.source.to_owned(),
+            received_at: self.received,
+            monitor: self.monitor.clone(),
+            status: self.status,
+            labels: self.labels.clone(),
+            reported_since: self.reported_since,
+            reported_count: self.reported_count,
+            event: self.event.clone(),
+            trace_id: self.trace_id.clone(),
+        }
     }
 }
 
@@ -220,8 +239,10 @@ pub struct TokenRecord {
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends events to the journal in one transaction; when it returns `Ok` the events
-    /// survive a crash.
-    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError>;
+    /// survive a crash. Returns the seq of the first record when the records got
+    /// consecutive seqs in their order (the pipeline then takes them without reading
+    /// them back).
+    async fn append(&self, records: Vec<Record>) -> Result<Option<i64>, StoreError>;
     /// Journal events the pipeline has not processed yet.
     async fn lag(&self) -> Result<u64, StoreError>;
     /// Journal rows after `after`, oldest first, at most `max`, without their bodies.

@@ -46,7 +46,7 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn append(&self, records: Vec<Record>) -> Result<(), StoreError> {
+    async fn append(&self, records: Vec<Record>) -> Result<Option<i64>, StoreError> {
         // One statement per batch: each column travels as one array and UNNEST zips them
         // back into rows (PostgreSQL's fast path for bulk inserts).
         let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
@@ -58,14 +58,15 @@ impl Store for PostgresStore {
         sqlx::query("SELECT pg_advisory_xact_lock(7406113)")
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
+        let (first, last, count): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
+            "WITH stored AS (INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
                  reported_since, reported_count, event, trace_id) \
              SELECT id, team, fp, src, rcv, mon, st, lab::jsonb, rs, rc, ev::jsonb, tr \
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::int8[], $6::text[], $7::text[], \
                          $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[]) \
                  WITH ORDINALITY AS t(id, team, fp, src, rcv, mon, st, lab, rs, rc, ev, tr, n) \
-             ORDER BY n",
+             ORDER BY n RETURNING seq) \
+             SELECT MIN(seq), MAX(seq), COUNT(*) FROM stored",
         )
         .bind(text(|r| &r.id))
         .bind(text(|r| &r.team))
@@ -73,7 +74,7 @@ impl Store for PostgresStore {
         .bind(text(|r| r.source))
         .bind(records.iter().map(|r| r.received).collect::<Vec<i64>>())
         .bind(text(|r| &r.monitor))
-        .bind(text(|r| r.status))
+        .bind(text(|r| r.status.as_str()))
         .bind(text(|r| &r.labels))
         .bind(maybe(|r| r.reported_since))
         .bind(maybe(|r| r.reported_count))
@@ -84,10 +85,14 @@ impl Store for PostgresStore {
                 .map(|r| r.trace_id.as_deref())
                 .collect::<Vec<Option<&str>>>(),
         )
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(())
+        // A sequence skips numbers a failed append took, so the seqs are checked.
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if last - first + 1 == count => Some(first),
+            _ => None,
+        })
     }
 
     async fn lag(&self) -> Result<u64, StoreError> {

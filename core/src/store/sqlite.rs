@@ -95,9 +95,11 @@ impl SqliteStore {
 
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn append(&self, mut records: Vec<Record>) -> Result<(), StoreError> {
+    async fn append(&self, mut records: Vec<Record>) -> Result<Option<i64>, StoreError> {
+        let n = records.len() as i64;
         let mut tx = self.writer.begin().await?;
         let mut start = 0;
+        let mut last = None;
         for size in chunk_sizes(records.len()) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
@@ -112,18 +114,20 @@ impl Store for SqliteStore {
                     .push_bind(record.source)
                     .push_bind(record.received)
                     .push_bind(std::mem::take(&mut record.monitor))
-                    .push_bind(record.status)
+                    .push_bind(record.status.as_str())
                     .push_bind(std::mem::take(&mut record.labels))
                     .push_bind(record.reported_since)
                     .push_bind(record.reported_count)
                     .push_bind(std::mem::take(&mut record.event))
                     .push_bind(record.trace_id.take());
             });
-            insert.build().execute(&mut *tx).await?;
+            last = Some(insert.build().execute(&mut *tx).await?.last_insert_rowid());
             start += size;
         }
         tx.commit().await?;
-        Ok(())
+        // The transaction held the only writer, and AUTOINCREMENT numbers its rows one
+        // after the other in insertion order.
+        Ok(last.map(|last| last - n + 1))
     }
 
     async fn lag(&self) -> Result<u64, StoreError> {
