@@ -110,6 +110,79 @@ async fn append_reports_the_seqs_the_journal_gave_so_the_pipeline_can_skip_readi
 }
 
 #[tokio::test]
+async fn a_new_incident_taken_from_its_batch_is_the_incident_read_back() {
+    use tocsin_core::pipeline::{Config, worker};
+    for (backend, store, _guard) in backends().await {
+        // A steady alert first, so the batch also holds rows of no incident.
+        store
+            .append(accept(&event("steady", "healthy", "")))
+            .await
+            .expect("append");
+        tocsin_tests::process(store.as_ref(), 100).await;
+        let records = accept(&format!(
+            "[{}, {}, {}]",
+            event("steady", "healthy", ""),
+            r#"{"alert": {"monitor": "disk", "status": "unhealthy", "message": "92% full"}, "context": {"service": "bender", "region": "eu", "host": "h1"}, "alerting": {"priority": "high", "channel": "C-OPS", "ticket-queue": "OPS"}}"#,
+            r#"{"alert": {"monitor": "disk", "status": "unhealthy"}, "context": {"service": "bender", "region": "eu", "host": "h2"}}"#
+        ));
+        store.append(records).await.expect("append");
+        let mut engine = worker::load(store.as_ref(), Config::default())
+            .await
+            .expect("loads");
+        let mut rows = store
+            .journal_after(engine.cursor(), 100)
+            .await
+            .expect("reads");
+        let mut bodies = store
+            .journal_bodies(&rows.iter().map(|r| r.seq).collect::<Vec<_>>())
+            .await
+            .expect("bodies");
+        for row in &mut rows {
+            (row.labels, row.event) = bodies.remove(&row.seq).expect("body");
+        }
+        let outcome = engine.process(rows, worker::now_ms());
+        store
+            .commit(&outcome, engine.generation())
+            .await
+            .expect("commits");
+        assert_eq!(outcome.incidents.len(), 1, "{backend}: one incident");
+        let id = &outcome.incidents[0].id;
+        let taken = store::incident_from(&outcome, id).expect("all of it is in the batch");
+        let read = store
+            .incident(id, None)
+            .await
+            .expect("reads")
+            .expect("stored");
+        assert_eq!(
+            serde_json::to_value(&taken).expect("json"),
+            serde_json::to_value(&read).expect("json"),
+            "{backend}"
+        );
+        assert_eq!(taken.alert_list.len(), 2, "{backend}");
+        for (a, b) in taken.alert_list.iter().zip(&read.alert_list) {
+            assert_eq!(
+                (&a.channel, &a.ticket_queue, a.event.is_some()),
+                (&b.channel, &b.ticket_queue, b.event.is_some()),
+                "{backend}: where to notify, from the latest event"
+            );
+        }
+        let disk = taken
+            .alert_list
+            .iter()
+            .find(|a| a.labels["host"] == "h1");
+        assert_eq!(
+            disk.and_then(|a| a.channel.as_deref()),
+            Some("C-OPS"),
+            "{backend}"
+        );
+        assert!(
+            store::incident_from(&outcome, "no-such-incident").is_none(),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn appended_events_are_in_the_journal_and_update_alert_state() {
     for (backend, store, _guard) in backends().await {
         let first = accept(&format!(

@@ -33,11 +33,11 @@ use crate::catalogue::Service;
 use crate::collect::Collectors;
 use crate::event::Priority;
 use crate::notify::{Action, Notice};
-use crate::pipeline::worker::now_ms;
+use crate::pipeline::worker::{Handed, now_ms};
 use crate::pipeline::{NoticeRow, Pipeline};
 use crate::plugin::Section;
 use crate::store::views::IncidentDetail;
-use crate::store::{Delivery, Store, StoreError, StoredRoute};
+use crate::store::{self, Delivery, Store, StoreError, StoredRoute};
 
 /// Notices expanded per round.
 const NOTICES_PER_ROUND: i64 = 500;
@@ -170,7 +170,7 @@ impl Outbox {
         for notice in pipeline.handoff().take() {
             let (outbox, pipeline) = (self.clone(), pipeline.clone());
             let (settled, slots) = (settled.clone(), slots.clone());
-            let span = info_span!("outbox.new", incident = %notice.incident_id);
+            let span = info_span!("outbox.new", incident = %notice.notice.incident_id);
             tokio::spawn(
                 async move {
                     let slot = slots.acquire_owned().await;
@@ -178,7 +178,7 @@ impl Outbox {
                         warn!(error = %e, "new incident's notifications not recorded; the outbox takes them from the database");
                     }
                     drop(slot);
-                    pipeline.handoff().release(&notice.incident_id);
+                    pipeline.handoff().release(&notice.notice.incident_id);
                     settled.notify_one();
                 }
                 .instrument(span),
@@ -191,9 +191,27 @@ impl Outbox {
     /// Sending before recording is safe because the notice itself is durable: a crash in
     /// between leaves it in the database, and the next start delivers it as possibly
     /// sent (PagerDuty folds a repeat by its dedup key; tickets are looked for first).
-    async fn deliver_new(&self, notice: &NoticeRow) -> Result<(), StoreError> {
+    ///
+    /// The incident is rendered as the pipeline's batch committed it, with the service and
+    /// routes that batch ran with: nothing is read back on the way to the page.
+    async fn deliver_new(&self, handed: &Handed) -> Result<(), StoreError> {
+        let notice = &handed.notice;
         let now = now_ms();
-        let subject = self.prepare(notice, now).await?;
+        let started = std::time::Instant::now();
+        let subject = match store::incident_from(&handed.batch, &notice.incident_id) {
+            Some(incident) => {
+                let routes = handed
+                    .routes
+                    .iter()
+                    .filter(|r| r.team == incident.incident.team)
+                    .map(StoredRoute::route)
+                    .collect();
+                let known = (handed.service.as_deref().cloned(), routes);
+                self.collect(notice, incident, Some(known), now).await?
+            }
+            None => self.prepare(notice, now).await?,
+        };
+        let read = started.elapsed();
         let mut deliveries = subject
             .as_ref()
             .map(|subject| self.deliveries_for(notice, subject, now))
@@ -204,6 +222,7 @@ impl Outbox {
                 self.deliver(delivery, subject, None, false).instrument(span)
             }))
             .await;
+            tracing::debug!(?read, sent = ?started.elapsed(), "new incident notified");
             let done = now_ms();
             for (delivery, attempt) in deliveries.iter_mut().zip(attempts) {
                 if let Attempt::Sent(Some(reference)) = &attempt {
@@ -296,19 +315,37 @@ impl Outbox {
     /// Reads the incident a notice is about, first running its collectors (unless it
     /// resolved); `None` when the incident is gone.
     async fn prepare(&self, notice: &NoticeRow, now: i64) -> Result<Option<Subject>, StoreError> {
-        if notice.action != Action::Resolve
-            && let Some(collectors) = &self.collectors
-            && let Some(incident) = self.store.incident(&notice.incident_id, None).await?
-        {
-            let sections = collectors.collect(&incident, now).await;
-            if sections.is_empty() {
-                return Ok(Some(self.subject(incident).await?));
-            }
-            self.store
-                .put_context(&notice.incident_id, &sections)
-                .await?;
+        if notice.action != Action::Resolve && self.collectors.is_some() {
+            return match self.store.incident(&notice.incident_id, None).await? {
+                Some(incident) => self.collect(notice, incident, None, now).await,
+                None => Ok(None),
+            };
         }
         self.read_subject(&notice.incident_id).await
+    }
+
+    /// Runs the collectors (if any) on `incident`, then makes it the subject; `known` is
+    /// its service and routes when the pipeline handed them over.
+    async fn collect(
+        &self,
+        notice: &NoticeRow,
+        incident: IncidentDetail,
+        known: Option<(Option<Service>, Vec<Route>)>,
+        now: i64,
+    ) -> Result<Option<Subject>, StoreError> {
+        if let Some(collectors) = &self.collectors {
+            let sections = collectors.collect(&incident, now).await;
+            if !sections.is_empty() {
+                self.store
+                    .put_context(&notice.incident_id, &sections)
+                    .await?;
+                return self.read_subject(&notice.incident_id).await;
+            }
+        }
+        Ok(Some(match known {
+            Some((service, routes)) => Subject::new(incident, service, routes),
+            None => self.subject(incident).await?,
+        }))
     }
 
     /// The incident as it is now, with its service; `None` when it is gone.
@@ -328,6 +365,13 @@ impl Outbox {
         };
         let (service, routes) =
             tokio::try_join!(service, self.store.routes(Some(&incident.incident.team)))?;
+        let routes = routes.iter().map(StoredRoute::route).collect();
+        Ok(Subject::new(incident, service, routes))
+    }
+}
+
+impl Subject {
+    fn new(incident: IncidentDetail, service: Option<Service>, routes: Vec<Route>) -> Self {
         let alerting = service
             .as_ref()
             .and_then(|s| s.spec.alerting.clone())
@@ -356,14 +400,17 @@ impl Outbox {
                 },
             })
             .collect();
-        Ok(Subject {
+        Subject {
             incident,
             service,
             sections,
             target,
-            routes: routes.iter().map(StoredRoute::route).collect(),
-        })
+            routes,
+        }
     }
+}
+
+impl Outbox {
 
     /// The deliveries one notice calls for: the page (a new or newly urgent incident at
     /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.

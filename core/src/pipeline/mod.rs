@@ -395,7 +395,7 @@ pub struct ActiveSuppression {
     pub matcher: Matcher,
 }
 
-/// The catalogue and suppressions, reloaded whenever either changes.
+/// The catalogue, suppressions and routes, reloaded whenever one changes.
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Default, Clone)]
 pub struct Rules {
@@ -403,6 +403,9 @@ pub struct Rules {
     pub version: i64,
     pub services: HashMap<String, Arc<Service>>,
     pub suppressions: Vec<ActiveSuppression>,
+    /// The routes set through the API, of every team: new incidents are handed to the
+    /// outbox with them.
+    pub routes: Arc<Vec<crate::store::StoredRoute>>,
 }
 
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.

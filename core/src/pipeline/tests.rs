@@ -293,6 +293,7 @@ fn rules(services: Vec<(&str, ServiceSpec)>, suppressions: Vec<ActiveSuppression
             })
             .collect(),
         suppressions,
+        routes: Arc::default(),
     }
 }
 

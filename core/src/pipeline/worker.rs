@@ -12,7 +12,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use super::grouping::IncidentError;
-use super::{Config, Engine, Incoming, NoticeRow};
+use super::{Config, Engine, Incoming, NoticeRow, Outcome};
+use crate::catalogue::Service;
+use crate::store::StoredRoute;
 use crate::notify::Action;
 use crate::store::{Store, StoreError};
 
@@ -195,10 +197,24 @@ pub struct Handoff {
     ready: Notify,
 }
 
+/// A new incident's notice handed to the outbox, with what it is rendered from as the
+/// pipeline committed it: the outbox need not read any of it back.
+#[derive(Debug, Clone)]
+pub struct Handed {
+    /// The notice (in the database too).
+    pub notice: NoticeRow,
+    /// The committed batch that opened the incident.
+    pub batch: Arc<Outcome>,
+    /// The incident's service, as the batch saw it.
+    pub service: Option<Arc<Service>>,
+    /// The routes set through the API, as the batch saw them.
+    pub routes: Arc<Vec<StoredRoute>>,
+}
+
 #[derive(Debug, Default)]
 struct HandoffState {
     /// Committed and not yet taken.
-    fresh: Vec<NoticeRow>,
+    fresh: Vec<Handed>,
     /// Incidents whose first notice is handed over, since when.
     reserved: HashMap<String, Instant>,
 }
@@ -210,7 +226,7 @@ impl Handoff {
     }
 
     /// The notices handed over since the last call.
-    pub fn take(&self) -> Vec<NoticeRow> {
+    pub fn take(&self) -> Vec<Handed> {
         std::mem::take(&mut self.lock().fresh)
     }
 
@@ -252,16 +268,37 @@ impl Handoff {
         chosen
     }
 
-    /// After the commit: hands the reserved notices over, or (`committed` false) drops
-    /// their reservations.
-    fn settle(&self, notices: Vec<NoticeRow>, committed: bool) {
+    /// After the commit: hands the reserved notices over with their `batch` and the
+    /// `rules` it ran with, or (no batch: the commit failed) drops their reservations.
+    fn settle(&self, notices: Vec<NoticeRow>, batch: Option<(&Arc<Outcome>, &super::Rules)>) {
+        if notices.is_empty() {
+            return;
+        }
         let mut state = self.lock();
-        if committed {
-            state.fresh.extend(notices);
-        } else {
+        let Some((batch, rules)) = batch else {
             for notice in &notices {
                 state.reserved.remove(&notice.incident_id);
             }
+            return;
+        };
+        let services: HashMap<&str, Option<&str>> = batch
+            .incidents
+            .iter()
+            .map(|i| (i.id.as_str(), i.service.as_deref()))
+            .collect();
+        for notice in notices {
+            let service = services
+                .get(notice.incident_id.as_str())
+                .copied()
+                .flatten()
+                .and_then(|name| rules.services.get(name))
+                .cloned();
+            state.fresh.push(Handed {
+                notice,
+                batch: batch.clone(),
+                service,
+                routes: rules.routes.clone(),
+            });
         }
     }
 
@@ -394,7 +431,7 @@ async fn advance(
         _ => now,
     };
     let read = started.elapsed();
-    let outcome = engine.process(rows, now);
+    let outcome = Arc::new(engine.process(rows, now));
     let processed = started.elapsed();
     if !outcome.is_empty() {
         commit(store, engine, &outcome, signal.map(|s| &s.handoff)).await?;
@@ -420,13 +457,14 @@ async fn advance(
 async fn commit(
     store: &dyn Store,
     engine: &mut Engine,
-    outcome: &super::Outcome,
+    outcome: &Arc<Outcome>,
     handoff: Option<&Handoff>,
 ) -> Result<(), StoreError> {
     let handed = handoff.map(|h| h.reserve(&outcome.notices));
     let committed = store.commit(outcome, engine.generation()).await;
     if let (Some(handoff), Some(handed)) = (handoff, handed) {
-        handoff.settle(handed, committed.is_ok());
+        let batch = committed.is_ok().then_some((outcome, &engine.rules));
+        handoff.settle(handed, batch);
     }
     committed?;
     engine.committed();
@@ -446,7 +484,7 @@ pub async fn drain(
         let n = step(store, engine, batch, now_ms()).await?;
         total += n;
         if n == 0 {
-            let outcome = engine.flush(now_ms());
+            let outcome = Arc::new(engine.flush(now_ms()));
             commit(store, engine, &outcome, None).await?;
             return Ok(total);
         }
@@ -549,7 +587,7 @@ pub async fn run(
         if signal.stopping() {
             if processed == 0 {
                 // Write the steady refreshes still in memory before stopping.
-                let outcome = current.flush(now_ms());
+                let outcome = Arc::new(current.flush(now_ms()));
                 if let Err(e) = commit(store.as_ref(), current, &outcome, None).await {
                     error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
                 }
@@ -585,7 +623,7 @@ async fn command(
     };
     match applied {
         Ok(()) => {
-            let outcome = engine.process(Vec::new(), now);
+            let outcome = Arc::new(engine.process(Vec::new(), now));
             match commit(store, engine, &outcome, None).await {
                 Ok(()) => Ok(()),
                 Err(e) => {

@@ -13,7 +13,7 @@ pub mod views;
 
 pub use context::{Change, ContextSection, Runbook};
 pub use outbox::{Delivery, DeliveryQuery, StoredRoute};
-pub use pipeline::suppression_state;
+pub use pipeline::{incident_from, suppression_state};
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 
 use std::sync::Arc;

@@ -333,7 +333,10 @@ macro_rules! backend {
                  chat = excluded.chat, webhooks = excluded.webhooks, updated_at = excluded.updated_at, \
                  updated_by = excluded.updated_by",
             );
-            sql.build().execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            sql.build().execute(&mut *tx).await?;
+            routes_changed(&mut tx).await?;
+            tx.commit().await?;
             Ok(())
         }
 
@@ -341,7 +344,20 @@ macro_rules! backend {
         pub async fn delete_route(pool: &Pool, team: &str, service: Option<&str>) -> Result<bool, StoreError> {
             let mut sql = QueryBuilder::<$db>::new("DELETE FROM routes WHERE team = ");
             sql.push_bind(team.to_owned()).push(" AND service = ").push_bind(service.unwrap_or_default().to_owned());
-            Ok(sql.build().execute(pool).await?.rows_affected() == 1)
+            let mut tx = pool.begin().await?;
+            let removed = sql.build().execute(&mut *tx).await?.rows_affected() == 1;
+            routes_changed(&mut tx).await?;
+            tx.commit().await?;
+            Ok(removed)
+        }
+
+        /// Routes are among the rules the pipeline keeps in memory (it hands them to the
+        /// outbox with each new incident): their change moves the `config` counter.
+        async fn routes_changed(tx: &mut sqlx::Transaction<'_, $db>) -> Result<(), StoreError> {
+            sqlx::query("UPDATE progress SET seq = seq + 1 WHERE stage = 'config'")
+                .execute(&mut **tx)
+                .await?;
+            Ok(())
         }
 
         /// Deletes settled deliveries (sent or dead) older than `before`, and the

@@ -47,6 +47,120 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
+/// An incident row as the API shows it.
+fn summary_of(i: IncidentRow) -> Result<IncidentSummary, StoreError> {
+    let opt = |ms: Option<i64>| ms.map(time).transpose();
+    Ok(IncidentSummary {
+        accepting: i.open_key.is_some(),
+        opened_at: time(i.opened_at)?,
+        updated_at: time(i.updated_at)?,
+        resolves_at: opt(i.resolve_at)?,
+        resolved_at: opt(i.resolved_at)?,
+        acked_at: opt(i.acked_at)?,
+        closed_at: opt(i.closed_at)?,
+        id: i.id,
+        team: i.team,
+        key: i.key,
+        state: i.state,
+        priority: i.priority,
+        title: i.title,
+        service: i.service,
+        region: i.region,
+        alerts: i.alerts,
+        unhealthy: i.unhealthy,
+        acked_by: i.acked_by,
+        closed_by: i.closed_by,
+        trace_id: i.trace_id,
+    })
+}
+
+/// One alert of an incident as the API shows it; `event` is its latest event (JSON),
+/// which gives the check's message and where to notify.
+#[allow(clippy::too_many_arguments)] // One per column of the member row.
+fn alert_of(
+    fingerprint: String,
+    monitor: String,
+    labels: &str,
+    status: Status,
+    priority: Priority,
+    (joined_at, updated_at): (i64, i64),
+    last_event: String,
+    event: Option<&str>,
+) -> Result<IncidentAlert, StoreError> {
+    let event = event.map(json).unwrap_or_default();
+    let text = |pointer: &str| {
+        event
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    Ok(IncidentAlert {
+        message: text("/alert/message"),
+        channel: text("/alerting/channel"),
+        ticket_queue: text("/alerting/ticket-queue"),
+        event: serde_json::from_value(event).ok(),
+        fingerprint,
+        monitor,
+        labels: json(labels),
+        status,
+        priority,
+        joined_at: time(joined_at)?,
+        updated_at: time(updated_at)?,
+        last_event,
+    })
+}
+
+/// The incident `id` as a batch's outcome wrote it, without reading it back: `None`
+/// unless the outcome holds all of it (a new incident, whose alerts all joined in the
+/// batch and whose latest events are all in its history).
+pub fn incident_from(outcome: &Outcome, id: &str) -> Option<IncidentDetail> {
+    let row = outcome.incidents.iter().rev().find(|i| i.id == id)?;
+    let mut members: Vec<_> = outcome
+        .members
+        .iter()
+        .filter(|m| m.incident_id == id)
+        .collect();
+    if members.len() as i64 != row.alerts {
+        return None;
+    }
+    members.sort_by(|a, b| (a.joined_at, &a.fingerprint).cmp(&(b.joined_at, &b.fingerprint)));
+    let mut alert_list = Vec::with_capacity(members.len());
+    for m in members {
+        let event = outcome
+            .history
+            .iter()
+            .find(|h| h.id == m.last_event && h.fingerprint == m.fingerprint && h.team == m.team)?;
+        alert_list.push(
+            alert_of(
+                m.fingerprint.clone(),
+                m.monitor.clone(),
+                &m.labels,
+                m.status,
+                m.priority,
+                (m.joined_at, m.updated_at),
+                m.last_event.clone(),
+                Some(&event.event),
+            )
+            .ok()?,
+        );
+    }
+    let mut timeline = Vec::new();
+    for entry in outcome.timeline.iter().filter(|t| t.incident_id == id) {
+        timeline.push(TimelineEntry {
+            at: time(entry.at).ok()?,
+            kind: entry.kind.to_owned(),
+            detail: entry.detail.clone(),
+        });
+    }
+    timeline.sort_by_key(|t| t.at);
+    Some(IncidentDetail {
+        incident: summary_of(row.clone()).ok()?,
+        alert_list,
+        timeline,
+        context: Vec::new(),
+    })
+}
+
 /// A suppression's state at `now`.
 pub fn suppression_state(start: i64, end: i64, now: i64) -> &'static str {
     if now < start {
@@ -769,30 +883,7 @@ macro_rules! backend {
         }
 
         fn summary(row: &<$db as sqlx::Database>::Row) -> Result<IncidentSummary, StoreError> {
-            let i = incident_row(row)?;
-            let opt = |ms: Option<i64>| ms.map(time).transpose();
-            Ok(IncidentSummary {
-                accepting: i.open_key.is_some(),
-                opened_at: time(i.opened_at)?,
-                updated_at: time(i.updated_at)?,
-                resolves_at: opt(i.resolve_at)?,
-                resolved_at: opt(i.resolved_at)?,
-                acked_at: opt(i.acked_at)?,
-                closed_at: opt(i.closed_at)?,
-                id: i.id,
-                team: i.team,
-                key: i.key,
-                state: i.state,
-                priority: i.priority,
-                title: i.title,
-                service: i.service,
-                region: i.region,
-                alerts: i.alerts,
-                unhealthy: i.unhealthy,
-                acked_by: i.acked_by,
-                closed_by: i.closed_by,
-                trace_id: i.trace_id,
-            })
+            summary_of(incident_row(row)?)
         }
 
         /// Incidents, newest first.
@@ -852,22 +943,16 @@ macro_rules! backend {
             for row in members {
                 let labels: String = row.try_get("labels")?;
                 let event: Option<String> = row.try_get("event")?;
-                let event = event.map(|event| json(&event)).unwrap_or_default();
-                let text = |pointer: &str| event.pointer(pointer).and_then(|v| v.as_str()).map(str::to_owned);
-                alert_list.push(IncidentAlert {
-                    event: serde_json::from_value(event.clone()).ok(),
-                    message: text("/alert/message"),
-                    channel: text("/alerting/channel"),
-                    ticket_queue: text("/alerting/ticket-queue"),
-                    fingerprint: row.try_get("fingerprint")?,
-                    monitor: row.try_get("monitor")?,
-                    labels: json(&labels),
-                    status: status(row.try_get("status")?)?,
-                    priority: priority(row.try_get("priority")?)?,
-                    joined_at: time(row.try_get("joined_at")?)?,
-                    updated_at: time(row.try_get("updated_at")?)?,
-                    last_event: row.try_get("last_event")?,
-                });
+                alert_list.push(alert_of(
+                    row.try_get("fingerprint")?,
+                    row.try_get("monitor")?,
+                    &labels,
+                    status(row.try_get("status")?)?,
+                    priority(row.try_get("priority")?)?,
+                    (row.try_get("joined_at")?, row.try_get("updated_at")?),
+                    row.try_get("last_event")?,
+                    event.as_deref(),
+                )?);
             }
             let mut timeline = Vec::with_capacity(entries.len());
             for row in entries {

@@ -128,7 +128,10 @@ impl Store for PostgresStore {
     }
 
     async fn rules(&self, now: i64) -> Result<Rules, StoreError> {
-        shared::rules(&self.pool, now).await
+        let mut rules = shared::rules(&self.pool, now).await?;
+        // Read after the version: at least as new as it.
+        rules.routes = std::sync::Arc::new(outbox::routes(&self.pool, None).await?);
+        Ok(rules)
     }
 
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {

@@ -163,7 +163,10 @@ impl Store for SqliteStore {
     }
 
     async fn rules(&self, now: i64) -> Result<Rules, StoreError> {
-        shared::rules(&self.writer, now).await
+        let mut rules = shared::rules(&self.writer, now).await?;
+        // Read after the version: at least as new as it.
+        rules.routes = Arc::new(outbox::routes(&self.writer, None).await?);
+        Ok(rules)
     }
 
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
