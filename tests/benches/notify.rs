@@ -187,6 +187,23 @@ async fn measure(
         })
         .collect();
     let lost = sent.len() - latencies.len();
+    // TOCSIN_BENCH_PROBES=<file> keeps each probe's send time (unix µs) and latency (µs),
+    // to line up with the server's log.
+    if let Ok(path) = std::env::var("TOCSIN_BENCH_PROBES") {
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let lines: Vec<String> = sent
+            .iter()
+            .filter_map(|(name, at)| {
+                let latency = arrivals.get(name)?.saturating_duration_since(*at);
+                let unix = (wall - now.duration_since(*at))
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .ok()?;
+                Some(format!("{prefix} {} {}", unix.as_micros(), latency.as_micros()))
+            })
+            .collect();
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        std::io::Write::write_all(&mut file, (lines.join("\n") + "\n").as_bytes())?;
+    }
     latencies.sort();
     let pick = |q: f64| {
         latencies

@@ -322,8 +322,12 @@ pub struct NoticeRow {
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Default)]
 pub struct Outcome {
-    /// The journal rows up to here are processed and leave the journal.
+    /// The journal rows up to here are processed.
     pub journal_to: Option<i64>,
+    /// The journal rows up to here leave the journal. Processed rows are deleted a few
+    /// thousand at a time: a delete per batch rewrote the journal's pages once more on
+    /// every commit.
+    pub journal_delete_to: Option<i64>,
     pub alerts: Vec<AlertRow>,
     /// Alerts that only saw steady repeats: only these columns change.
     pub refreshed: Vec<AlertRefresh>,
@@ -342,6 +346,24 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether the batch only moved the cursor and counted dropped events (steady
+    /// repeats, nothing else to write): such a batch need not be committed on its own,
+    /// its cursor and counts can go with the next commit. A crash in between replays its
+    /// events onto state that never counted them.
+    pub fn moves_only_cursor(&self) -> bool {
+        self.journal_to.is_some()
+            && self.journal_delete_to.is_none()
+            && self.alerts.is_empty()
+            && self.refreshed.is_empty()
+            && self.history.is_empty()
+            && self.held_put.is_empty()
+            && self.held_delete.is_empty()
+            && self.incidents.is_empty()
+            && self.members.is_empty()
+            && self.timeline.is_empty()
+            && self.notices.is_empty()
+    }
+
     /// Whether the batch changed nothing at all.
     pub fn is_empty(&self) -> bool {
         self.journal_to.is_none()
@@ -410,6 +432,11 @@ pub struct Rules {
 
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
 type AlertKey = (u32, Fingerprint);
+
+/// Processed journal rows deleted together.
+const JOURNAL_DELETE_EVERY: i64 = 2_000;
+/// Longest a batch that only moved the cursor waits for a commit.
+pub const CURSOR_DEFER_MS: i64 = 250;
 
 /// Most steady refreshes written per batch while a refresh cycle is under way.
 const REFRESH_SLICE: usize = 200;
@@ -547,6 +574,10 @@ pub struct Engine {
     noticed: bool,
     /// Steady refreshes being written, a slice per batch.
     refresh: Option<RefreshCycle>,
+    /// Journal rows up to here are deleted (or about to be, with the next commit).
+    deleted_to: i64,
+    /// Since when the cursor moved without a commit ([`Engine::defer`]).
+    deferred_since: Option<i64>,
 }
 
 /// Writes collected during a batch.
@@ -590,6 +621,8 @@ impl Engine {
             plugins: None,
             noticed: false,
             refresh: None,
+            deleted_to: 0,
+            deferred_since: None,
             plugin_verdicts: HashMap::new(),
         }
     }
@@ -617,6 +650,30 @@ impl Engine {
     /// Records that the store committed this engine's outcome.
     pub fn committed(&mut self) {
         self.generation += 1;
+        self.deferred_since = None;
+    }
+
+    /// Whether `outcome` (of a batch processed at `now`) may wait for a later commit: it
+    /// only moves the cursor, and the cursor was committed less than [`CURSOR_DEFER_MS`]
+    /// ago. Under a steady stream most batches are such, and each commit costs the
+    /// database's single writer a transaction that appends and notifications wait for.
+    pub fn may_defer(&self, outcome: &Outcome, now: i64) -> bool {
+        outcome.moves_only_cursor()
+            && self
+                .deferred_since
+                .is_none_or(|since| now - since < CURSOR_DEFER_MS)
+    }
+
+    /// Leaves `outcome` (which only moves the cursor) uncommitted: its cursor and drop
+    /// counts go with the next commit, at the latest [`CURSOR_DEFER_MS`] from now.
+    pub fn defer(&mut self, outcome: &Outcome, now: i64) {
+        if self.pending.journal_to.is_none() {
+            self.pending.journal_to = outcome.journal_to;
+        }
+        for (reason, n) in &outcome.drops {
+            *self.pending.drops.entry(reason.clone()).or_default() += n;
+        }
+        self.deferred_since.get_or_insert(now);
     }
 
     /// Alert identities tracked.
@@ -671,6 +728,7 @@ impl Engine {
     /// Restores cursor, held events and open incidents (after [`Engine::load_alert`]).
     pub fn load_snapshot(&mut self, snapshot: Snapshot) {
         self.cursor = snapshot.cursor;
+        self.deleted_to = snapshot.cursor;
         self.generation = snapshot.generation;
         for row in snapshot.held {
             let (Ok(fingerprint), Ok(event)) = (
@@ -802,12 +860,14 @@ impl Engine {
     /// When the next timer is due, if any.
     pub fn next_due(&self) -> Option<i64> {
         let timer = self.timers.first().map(|(at, _)| *at);
-        // A refresh cycle under way goes on even with no event coming.
-        if let Some(cycle) = &self.refresh {
-            let at = cycle.next_due(REFRESH_MIN_WAKE, self.refresh_spread());
-            return Some(timer.map_or(at, |t| t.min(at)));
-        }
-        timer
+        // A refresh cycle under way goes on even with no event coming, and a deferred
+        // cursor is committed in time.
+        let refresh = self
+            .refresh
+            .as_ref()
+            .map(|cycle| cycle.next_due(REFRESH_MIN_WAKE, self.refresh_spread()));
+        let cursor = self.deferred_since.map(|since| since + CURSOR_DEFER_MS);
+        [timer, refresh, cursor].into_iter().flatten().min()
     }
 
     fn team_id(&mut self, team: &str) -> u32 {
@@ -936,8 +996,12 @@ impl Engine {
             && now - self.last_flush >= self.config.refresh_every_ms
         {
             self.last_flush = now;
-            let keys: Vec<AlertKey> = self.unflushed.keys().copied().collect();
+            let mut keys: Vec<AlertKey> = self.unflushed.keys().copied().collect();
             if !keys.is_empty() {
+                // In key order (descending: slices are taken from the end), so a slice
+                // updates neighbouring rows: a few pages of the alerts table rather
+                // than one page per alert, each of them rewritten in the WAL.
+                keys.sort_unstable_by(|a, b| b.cmp(a));
                 self.refresh = Some(RefreshCycle {
                     started: now,
                     total: keys.len(),
@@ -1026,8 +1090,21 @@ impl Engine {
         live.sort_by_key(|row| row.open_key.is_some());
         incidents.extend(live);
         let notices = alerting::notices(&pending.timeline, &incidents);
+        // Processed rows leave the journal a few thousand at a time, and all of them on
+        // flush (every row up to the cursor is committed, or is with this outcome).
+        let journal_delete_to = if flush {
+            Some(self.cursor).filter(|to| *to > self.deleted_to)
+        } else {
+            pending
+                .journal_to
+                .filter(|to| to - self.deleted_to >= JOURNAL_DELETE_EVERY)
+        };
+        if let Some(to) = journal_delete_to {
+            self.deleted_to = to;
+        }
         Outcome {
             journal_to: pending.journal_to,
+            journal_delete_to,
             alerts,
             refreshed,
             history: pending.history,

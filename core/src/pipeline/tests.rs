@@ -516,6 +516,44 @@ fn steady_refreshes_are_spread_over_the_interval_and_skip_batches_with_notices()
 }
 
 #[test]
+fn batches_of_steady_repeats_defer_their_cursor_and_journal_rows_leave_in_bulk() {
+    let mut b = Bench::new();
+    let first = b.batch(0, vec![alert("Health", "healthy", "i-1")]);
+    assert!(!first.moves_only_cursor(), "a new alert is written");
+    assert_eq!(first.journal_delete_to, None, "one row is not worth a delete");
+    b.engine.committed();
+    let steady = b.batch(100, vec![alert("Health", "healthy", "i-1")]);
+    assert!(steady.moves_only_cursor(), "{steady:?}");
+    assert!(b.engine.may_defer(&steady, 100));
+    b.engine.defer(&steady, 100);
+    assert_eq!(b.engine.next_due(), Some(100 + CURSOR_DEFER_MS), "wakes to commit it");
+    let later = b.batch(200, vec![alert("Health", "healthy", "i-1")]);
+    assert!(b.engine.may_defer(&later, 200), "within the deferral");
+    b.engine.defer(&later, 200);
+    let due = b.batch(100 + CURSOR_DEFER_MS, Vec::new());
+    assert_eq!(due.journal_to, Some(3), "the deferred cursor comes back");
+    assert_eq!(
+        due.drops,
+        vec![("state-unchanged".to_owned(), 2)],
+        "with the deferred drop counts"
+    );
+    assert!(
+        !b.engine.may_defer(&due, 100 + CURSOR_DEFER_MS),
+        "and is committed at the latest after the deferral"
+    );
+    b.engine.committed();
+    assert_eq!(b.engine.next_due(), None);
+
+    // Processed rows leave the journal in bulk.
+    let fleet: Vec<serde_json::Value> = (0..JOURNAL_DELETE_EVERY)
+        .map(|i| alert("Health", "healthy", &format!("f-{i}")))
+        .collect();
+    let bulk = b.batch(1_000, fleet);
+    assert_eq!(bulk.journal_delete_to, bulk.journal_to);
+    assert_eq!(b.engine.flush(1_100).journal_delete_to, None, "nothing left");
+}
+
+#[test]
 fn a_recovery_during_a_suppression_still_resolves_the_incident() {
     let mut b = Bench::new();
     b.send(0, alert("Health", "unhealthy", "i-1"));

@@ -433,7 +433,9 @@ async fn advance(
     let read = started.elapsed();
     let outcome = Arc::new(engine.process(rows, now));
     let processed = started.elapsed();
-    if !outcome.is_empty() {
+    if signal.is_some() && engine.may_defer(&outcome, now) {
+        engine.defer(&outcome, now);
+    } else if !outcome.is_empty() {
         commit(store, engine, &outcome, signal.map(|s| &s.handoff)).await?;
     }
     if n > 0 {

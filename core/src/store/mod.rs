@@ -561,7 +561,8 @@ fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
 
 /// Journal events the pipeline has not processed yet: processed ones leave the journal
 /// (same SQL on both backends).
-const LAG: &str = "SELECT COUNT(*) FROM journal";
+const LAG: &str = "SELECT COUNT(*) FROM journal \
+    WHERE seq > (SELECT seq FROM progress WHERE stage = 'pipeline')";
 
 /// Ids of accepted events still traceable: in the journal, in the history, or as the
 /// latest event of their alert (same SQL on both backends).

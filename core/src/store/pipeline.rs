@@ -425,10 +425,12 @@ macro_rules! backend {
                 return Err(StoreError::Conflict);
             }
             let mut sql = QueryBuilder::<$db>::new("");
-            if let Some(to) = outcome.journal_to {
+            if let Some(to) = outcome.journal_delete_to {
                 sql.push("DELETE FROM journal WHERE seq <= ");
                 sql.push_bind(to);
                 end(&mut tx, &mut sql, batched).await?;
+            }
+            if let Some(to) = outcome.journal_to {
                 sql.push("UPDATE progress SET seq = ");
                 sql.push_bind(to).push(" WHERE stage = 'pipeline'");
                 end(&mut tx, &mut sql, batched).await?;

@@ -10,7 +10,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row as _, Sqlite};
 use time::OffsetDateTime;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::context::sqlite as context;
 use super::outbox::sqlite as outbox;
@@ -564,17 +564,43 @@ impl Store for SqliteStore {
     }
 }
 
-/// Every second, copies committed pages from the WAL into the database file (PASSIVE:
-/// it never blocks the writer or readers), so the WAL stays small.
+/// Every second, copies committed pages from the WAL into the database file and lets the
+/// WAL start over, so it stays small: a WAL that only grows slows every read and write
+/// (each looks pages up in its index) and fills the disk.
+///
+/// A PASSIVE checkpoint copies the bulk without holding anyone up, but the writer
+/// commits while it runs, so it never ends with the whole WAL copied, and only then may
+/// the next commit start the WAL over. A RESTART checkpoint follows: it waits for the
+/// writer, copies the few pages committed meanwhile while holding it off (well under a
+/// millisecond of copying), and waits for readers to leave the WAL, so the next commit
+/// writes from its start.
 async fn checkpoint(connection: SqlitePool) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         every.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&connection)
-            .await
-        {
-            warn!(error = %e, "WAL checkpoint failed; retrying");
+        let started = std::time::Instant::now();
+        let run = async |mode: &str| {
+            sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
+                .fetch_one(&connection)
+                .await
+        };
+        match run("PASSIVE").await {
+            Ok((_, wal, copied)) => {
+                let passive = started.elapsed();
+                match run("RESTART").await {
+                    Ok((busy, rest, _)) => debug!(
+                        wal,
+                        copied,
+                        rest,
+                        restarted = busy == 0,
+                        ?passive,
+                        elapsed = ?started.elapsed(),
+                        "WAL checkpoint"
+                    ),
+                    Err(e) => warn!(error = %e, "WAL restart failed; retrying"),
+                }
+            }
+            Err(e) => warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
     }
 }
