@@ -84,7 +84,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.pragma("cache_size", "-1024"))
             .await?;
-        let checkpointer = tokio::spawn(checkpoint(checkpoints)).abort_handle();
+        let checkpointer = tokio::spawn(checkpoint(checkpoints, writer.clone())).abort_handle();
         Ok(Self {
             writer,
             readers,
@@ -568,38 +568,39 @@ impl Store for SqliteStore {
 /// WAL start over, so it stays small: a WAL that only grows slows every read and write
 /// (each looks pages up in its index) and fills the disk.
 ///
-/// A PASSIVE checkpoint copies the bulk without holding anyone up, but the writer
-/// commits while it runs, so it never ends with the whole WAL copied, and only then may
-/// the next commit start the WAL over. A RESTART checkpoint follows: it waits for the
-/// writer, copies the few pages committed meanwhile while holding it off (well under a
-/// millisecond of copying), and waits for readers to leave the WAL, so the next commit
-/// writes from its start.
-async fn checkpoint(connection: SqlitePool) {
+/// The bulk is copied on a connection of its own (PASSIVE: it holds nobody up). The
+/// writer commits meanwhile, so that copy never ends with the whole WAL copied, and only
+/// then may the next commit start the WAL over. The few pages committed meanwhile are
+/// then copied on the writer's own connection, between two of its transactions: no
+/// commit can slip in, nobody waits on a lock, and the writer's next commit starts the
+/// WAL over.
+async fn checkpoint(bulk: SqlitePool, writer: SqlitePool) {
     let mut every = tokio::time::interval(Duration::from_secs(1));
+    let run = async |pool: &SqlitePool| {
+        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(pool)
+            .await
+    };
     loop {
         every.tick().await;
         let started = std::time::Instant::now();
-        let run = async |mode: &str| {
-            sqlx::query_as::<_, (i64, i64, i64)>(&format!("PRAGMA wal_checkpoint({mode})"))
-                .fetch_one(&connection)
-                .await
-        };
-        match run("PASSIVE").await {
-            Ok((_, wal, copied)) => {
-                let passive = started.elapsed();
-                match run("RESTART").await {
-                    Ok((busy, rest, _)) => debug!(
-                        wal,
-                        copied,
-                        rest,
-                        restarted = busy == 0,
-                        ?passive,
-                        elapsed = ?started.elapsed(),
-                        "WAL checkpoint"
-                    ),
-                    Err(e) => warn!(error = %e, "WAL restart failed; retrying"),
-                }
+        let copied = match run(&bulk).await {
+            Ok((_, _, copied)) => copied,
+            Err(e) => {
+                warn!(error = %e, "WAL checkpoint failed; retrying");
+                continue;
             }
+        };
+        let bulk_took = started.elapsed();
+        match run(&writer).await {
+            Ok((_, wal, rest)) => debug!(
+                copied,
+                rest,
+                complete = rest == wal,
+                ?bulk_took,
+                rest_took = ?(started.elapsed() - bulk_took),
+                "WAL checkpoint"
+            ),
             Err(e) => warn!(error = %e, "WAL checkpoint failed; retrying"),
         }
     }
