@@ -198,10 +198,17 @@ async fn measure(
                 let unix = (wall - now.duration_since(*at))
                     .duration_since(std::time::UNIX_EPOCH)
                     .ok()?;
-                Some(format!("{prefix} {} {}", unix.as_micros(), latency.as_micros()))
+                Some(format!(
+                    "{prefix} {} {}",
+                    unix.as_micros(),
+                    latency.as_micros()
+                ))
             })
             .collect();
-        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         std::io::Write::write_all(&mut file, (lines.join("\n") + "\n").as_bytes())?;
     }
     latencies.sort();

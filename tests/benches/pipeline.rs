@@ -75,6 +75,7 @@ fn rules(scenario: &storm::Storm) -> anyhow::Result<Rules> {
             end: EPOCH_MS + MAINTENANCE_WINDOW.1 * MINUTE,
             matcher,
         }],
+        routes: Arc::default(),
     })
 }
 

@@ -166,10 +166,7 @@ async fn a_new_incident_taken_from_its_batch_is_the_incident_read_back() {
                 "{backend}: where to notify, from the latest event"
             );
         }
-        let disk = taken
-            .alert_list
-            .iter()
-            .find(|a| a.labels["host"] == "h1");
+        let disk = taken.alert_list.iter().find(|a| a.labels["host"] == "h1");
         assert_eq!(
             disk.and_then(|a| a.channel.as_deref()),
             Some("C-OPS"),

@@ -411,7 +411,6 @@ impl Subject {
 }
 
 impl Outbox {
-
     /// The deliveries one notice calls for: the page (a new or newly urgent incident at
     /// `high`, and the resolution of a page), the ticket, the chat, the webhooks.
     fn deliveries_for(&self, notice: &NoticeRow, subject: &Subject, now: i64) -> Vec<Delivery> {

@@ -991,9 +991,7 @@ impl Engine {
                     .unwrap_or_default(),
             });
         }
-        if !flush
-            && self.refresh.is_none()
-            && now - self.last_flush >= self.config.refresh_every_ms
+        if !flush && self.refresh.is_none() && now - self.last_flush >= self.config.refresh_every_ms
         {
             self.last_flush = now;
             let mut keys: Vec<AlertKey> = self.unflushed.keys().copied().collect();

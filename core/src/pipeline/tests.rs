@@ -520,13 +520,20 @@ fn batches_of_steady_repeats_defer_their_cursor_and_journal_rows_leave_in_bulk()
     let mut b = Bench::new();
     let first = b.batch(0, vec![alert("Health", "healthy", "i-1")]);
     assert!(!first.moves_only_cursor(), "a new alert is written");
-    assert_eq!(first.journal_delete_to, None, "one row is not worth a delete");
+    assert_eq!(
+        first.journal_delete_to, None,
+        "one row is not worth a delete"
+    );
     b.engine.committed();
     let steady = b.batch(100, vec![alert("Health", "healthy", "i-1")]);
     assert!(steady.moves_only_cursor(), "{steady:?}");
     assert!(b.engine.may_defer(&steady, 100));
     b.engine.defer(&steady, 100);
-    assert_eq!(b.engine.next_due(), Some(100 + CURSOR_DEFER_MS), "wakes to commit it");
+    assert_eq!(
+        b.engine.next_due(),
+        Some(100 + CURSOR_DEFER_MS),
+        "wakes to commit it"
+    );
     let later = b.batch(200, vec![alert("Health", "healthy", "i-1")]);
     assert!(b.engine.may_defer(&later, 200), "within the deferral");
     b.engine.defer(&later, 200);
@@ -550,7 +557,11 @@ fn batches_of_steady_repeats_defer_their_cursor_and_journal_rows_leave_in_bulk()
         .collect();
     let bulk = b.batch(1_000, fleet);
     assert_eq!(bulk.journal_delete_to, bulk.journal_to);
-    assert_eq!(b.engine.flush(1_100).journal_delete_to, None, "nothing left");
+    assert_eq!(
+        b.engine.flush(1_100).journal_delete_to,
+        None,
+        "nothing left"
+    );
 }
 
 #[test]

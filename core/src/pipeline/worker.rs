@@ -14,8 +14,8 @@ use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use super::grouping::IncidentError;
 use super::{Config, Engine, Incoming, NoticeRow, Outcome};
 use crate::catalogue::Service;
-use crate::store::StoredRoute;
 use crate::notify::Action;
+use crate::store::StoredRoute;
 use crate::store::{Store, StoreError};
 
 /// Most journal rows in one batch.
@@ -538,15 +538,9 @@ pub async fn run(
             continue;
         }
         let started = Instant::now();
-        let processed = advance(
-            store.as_ref(),
-            current,
-            MAX_BATCH,
-            now_ms(),
-            Some(&signal),
-        )
-        .instrument(info_span!("pipeline.batch"))
-        .await;
+        let processed = advance(store.as_ref(), current, MAX_BATCH, now_ms(), Some(&signal))
+            .instrument(info_span!("pipeline.batch"))
+            .await;
         if std::mem::take(&mut current.noticed) {
             signal.handoff.ready.notify_one();
         }
@@ -698,9 +692,21 @@ mod tests {
         feed.push((4..=6).map(row).collect());
         feed.push((9..=10).map(row).collect());
         assert_eq!(seqs(feed.take(2, 100)), None, "row 3 is not in memory");
-        assert_eq!(seqs(feed.take(4, 1)), Some(vec![5]), "older rows are dropped");
-        assert_eq!(seqs(feed.take(5, 100)), Some(vec![6]), "stops before the gap");
-        assert_eq!(seqs(feed.take(6, 100)), None, "7 and 8 are in the journal only");
+        assert_eq!(
+            seqs(feed.take(4, 1)),
+            Some(vec![5]),
+            "older rows are dropped"
+        );
+        assert_eq!(
+            seqs(feed.take(5, 100)),
+            Some(vec![6]),
+            "stops before the gap"
+        );
+        assert_eq!(
+            seqs(feed.take(6, 100)),
+            None,
+            "7 and 8 are in the journal only"
+        );
         assert_eq!(seqs(feed.take(8, 100)), Some(vec![9, 10]));
         assert_eq!(seqs(feed.take(10, 100)), None, "empty");
     }
@@ -712,7 +718,11 @@ mod tests {
         assert!(!feed.has_room(1));
         feed.push(vec![row(MAX_FED as i64 + 1)]);
         let taken = feed.take(0, usize::MAX).expect("rows");
-        assert_eq!(taken.len(), MAX_FED, "the pipeline reads the rest from the journal");
+        assert_eq!(
+            taken.len(),
+            MAX_FED,
+            "the pipeline reads the rest from the journal"
+        );
         assert!(feed.has_room(MAX_FED));
     }
 }

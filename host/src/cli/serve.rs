@@ -83,7 +83,8 @@ pub struct PipelineArgs {
     #[arg(long, env = "TOCSIN_RETENTION", default_value = "14d", value_parser = duration)]
     retention: i64,
     /// How often steady repeats refresh their alert's `count`/`last_seen` in the database
-    /// (status changes are written at once); a crash may lose this much of them.
+    /// (status changes are written at once), spread over three quarters of the interval;
+    /// a crash may lose up to 1.75 times this much of them.
     #[arg(long, env = "TOCSIN_STEADY_REFRESH", default_value = "2s", value_parser = duration)]
     steady_refresh: i64,
     /// Longest suppression allowed.
