@@ -351,28 +351,23 @@ impl Outcome {
     /// its cursor and counts can go with the next commit. A crash in between replays its
     /// events onto state that never counted them.
     pub fn moves_only_cursor(&self) -> bool {
-        self.journal_to.is_some()
-            && self.journal_delete_to.is_none()
-            && self.alerts.is_empty()
+        self.journal_to.is_some() && self.journal_delete_to.is_none() && self.writes_no_rows()
+    }
+
+    /// Whether the batch changed nothing at all.
+    pub fn is_empty(&self) -> bool {
+        self.journal_to.is_none() && self.journal_delete_to.is_none() && self.writes_no_rows()
+    }
+
+    /// Whether no table but the journal's cursor (and drop counters) changes.
+    fn writes_no_rows(&self) -> bool {
+        self.alerts.is_empty()
             && self.refreshed.is_empty()
             && self.history.is_empty()
             && self.held_put.is_empty()
             && self.held_delete.is_empty()
             && self.incidents.is_empty()
             && self.members.is_empty()
-            && self.timeline.is_empty()
-            && self.notices.is_empty()
-    }
-
-    /// Whether the batch changed nothing at all.
-    pub fn is_empty(&self) -> bool {
-        self.journal_to.is_none()
-            && self.alerts.is_empty()
-            && self.refreshed.is_empty()
-            && self.history.is_empty()
-            && self.held_put.is_empty()
-            && self.held_delete.is_empty()
-            && self.incidents.is_empty()
             && self.timeline.is_empty()
             && self.notices.is_empty()
     }
