@@ -177,12 +177,12 @@ async fn write(
             ))
             .await;
         match &outcome {
-            Ok(first) => {
-                if let (Some(first), Some(mut rows)) = (*first, fed) {
+            Ok(appended) => {
+                if let (Some(first), Some(mut rows)) = (appended.first, fed) {
                     for (seq, row) in (first..).zip(rows.iter_mut()) {
                         row.seq = seq;
                     }
-                    signal.feed().push(rows);
+                    signal.feed().push(rows, appended.versions);
                 }
                 signal.wake();
                 debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit");

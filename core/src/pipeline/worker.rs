@@ -138,7 +138,19 @@ pub struct Signal {
 /// otherwise (rows appended by another process, or while it lags behind).
 #[derive(Debug, Default)]
 pub struct Feed {
-    rows: Mutex<VecDeque<Incoming>>,
+    rows: Mutex<VecDeque<FedRow>>,
+}
+
+/// A row with the counters its append read ([`crate::store::Appended::versions`]).
+type FedRow = (Incoming, Option<(i64, i64)>);
+
+/// Rows taken from the [`Feed`].
+#[derive(Debug)]
+struct Fed {
+    rows: Vec<Incoming>,
+    /// The pipeline's commit counter and the catalogue's change counter as the last row's
+    /// append read them, when it did.
+    versions: Option<(i64, i64)>,
 }
 
 impl Feed {
@@ -148,34 +160,40 @@ impl Feed {
         self.lock().len() + n <= MAX_FED
     }
 
-    /// Rows just committed, in seq order.
-    pub fn push(&self, rows: Vec<Incoming>) {
+    /// Rows just committed, in seq order, with the counters their append read.
+    pub fn push(&self, rows: Vec<Incoming>, versions: Option<(i64, i64)>) {
         let mut fed = self.lock();
         if fed.len() + rows.len() <= MAX_FED {
-            fed.extend(rows);
+            fed.extend(rows.into_iter().map(|row| (row, versions)));
         }
     }
 
     /// Up to `max` rows right after `cursor`, with no gap; `None` when the feed does not
     /// start right there.
-    fn take(&self, cursor: i64, max: usize) -> Option<Vec<Incoming>> {
+    fn take(&self, cursor: i64, max: usize) -> Option<Fed> {
         let mut fed = self.lock();
-        while fed.front().is_some_and(|row| row.seq <= cursor) {
+        while fed.front().is_some_and(|(row, _)| row.seq <= cursor) {
             fed.pop_front();
         }
-        if fed.front()?.seq != cursor + 1 {
+        if fed.front()?.0.seq != cursor + 1 {
             return None;
         }
-        let mut rows = Vec::with_capacity(fed.len().min(max));
+        let mut taken = Fed {
+            rows: Vec::with_capacity(fed.len().min(max)),
+            versions: None,
+        };
         let mut next = cursor + 1;
-        while rows.len() < max && fed.front().is_some_and(|row| row.seq == next) {
-            rows.extend(fed.pop_front());
+        while taken.rows.len() < max && fed.front().is_some_and(|(row, _)| row.seq == next) {
+            if let Some((row, versions)) = fed.pop_front() {
+                taken.rows.push(row);
+                taken.versions = versions;
+            }
             next += 1;
         }
-        Some(rows)
+        Some(taken)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Incoming>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<FedRow>> {
         self.rows.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -392,9 +410,9 @@ async fn advance(
     let started = Instant::now();
     let fed = signal.and_then(|s| s.feed.take(engine.cursor(), max));
     let from_memory = fed.is_some();
-    let mut rows = match fed {
-        Some(rows) => rows,
-        None => store.journal_after(engine.cursor(), max).await?,
+    let (mut rows, fed_versions) = match fed {
+        Some(fed) => (fed.rows, fed.versions),
+        None => (store.journal_after(engine.cursor(), max).await?, None),
     };
     let need = engine.needing_bodies(&rows);
     if from_memory {
@@ -416,12 +434,27 @@ async fn advance(
         }
     }
     // Read after the rows: a suppression or service saved before any of these events
-    // was appended is then always seen.
-    let (generation, rules) = store.versions().await?;
-    if generation != engine.generation() {
+    // was appended is then always seen. Rows taken from memory come with the counters
+    // their append read, after its inserts, which promises the same. Those may predate
+    // this engine's own last commit or rules: only a counter ahead of the engine's
+    // tells of another process's commit or of new rules.
+    let (conflict, new_rules) = match fed_versions {
+        Some((generation, rules)) => (
+            generation > engine.generation(),
+            rules > engine.rules_version(),
+        ),
+        None => {
+            let (generation, rules) = store.versions().await?;
+            (
+                generation != engine.generation(),
+                rules != engine.rules_version(),
+            )
+        }
+    };
+    if conflict {
         return Err(StoreError::Conflict);
     }
-    if rules != engine.rules_version() {
+    if new_rules {
         engine.set_rules(store.rules(now - engine.config().retention_ms).await?);
     }
     let n = rows.len();
@@ -682,15 +715,15 @@ mod tests {
         }
     }
 
-    fn seqs(rows: Option<Vec<Incoming>>) -> Option<Vec<i64>> {
-        rows.map(|rows| rows.iter().map(|r| r.seq).collect())
+    fn seqs(fed: Option<Fed>) -> Option<Vec<i64>> {
+        fed.map(|fed| fed.rows.iter().map(|r| r.seq).collect())
     }
 
     #[test]
     fn the_feed_gives_only_rows_right_after_the_cursor_and_stops_at_a_gap() {
         let feed = Feed::default();
-        feed.push((4..=6).map(row).collect());
-        feed.push((9..=10).map(row).collect());
+        feed.push((4..=6).map(row).collect(), None);
+        feed.push((9..=10).map(row).collect(), None);
         assert_eq!(seqs(feed.take(2, 100)), None, "row 3 is not in memory");
         assert_eq!(
             seqs(feed.take(4, 1)),
@@ -714,10 +747,10 @@ mod tests {
     #[test]
     fn a_full_feed_takes_no_more_rows() {
         let feed = Feed::default();
-        feed.push((1..=MAX_FED as i64).map(row).collect());
+        feed.push((1..=MAX_FED as i64).map(row).collect(), None);
         assert!(!feed.has_room(1));
-        feed.push(vec![row(MAX_FED as i64 + 1)]);
-        let taken = feed.take(0, usize::MAX).expect("rows");
+        feed.push(vec![row(MAX_FED as i64 + 1)], None);
+        let taken = feed.take(0, usize::MAX).expect("rows").rows;
         assert_eq!(
             taken.len(),
             MAX_FED,

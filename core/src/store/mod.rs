@@ -234,15 +234,26 @@ pub struct TokenRecord {
     pub revoked_at: Option<OffsetDateTime>,
 }
 
+/// What an append tells beyond its success.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// The seq of the first record, when the records got consecutive seqs in their order.
+    pub first: Option<i64>,
+    /// The pipeline's commit counter and the catalogue's change counter ([`Store::versions`])
+    /// as read in the append's transaction, after its inserts: a change committed before
+    /// the append is counted in them.
+    pub versions: Option<(i64, i64)>,
+}
+
 /// Where Tocsin keeps its state. Every method is one transaction: it happens entirely
 /// or not at all.
 #[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Appends events to the journal in one transaction; when it returns `Ok` the events
-    /// survive a crash. Returns the seq of the first record when the records got
-    /// consecutive seqs in their order (the pipeline then takes them without reading
-    /// them back).
-    async fn append(&self, records: Vec<Record>) -> Result<Option<i64>, StoreError>;
+    /// survive a crash. Says which seqs the records got and the pipeline's counters as
+    /// that transaction saw them, so the pipeline can take the records without reading
+    /// them or the counters back.
+    async fn append(&self, records: Vec<Record>) -> Result<Appended, StoreError>;
     /// Journal events the pipeline has not processed yet.
     async fn lag(&self) -> Result<u64, StoreError>;
     /// Journal rows after `after`, oldest first, at most `max`, without their bodies.

@@ -16,9 +16,9 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS,
-    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute, TokenRecord,
-    from_millis, millis,
+    AlertQuery, AlertState, Appended, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery,
+    EVENT_IDS, LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute,
+    TokenRecord, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -46,7 +46,7 @@ impl PostgresStore {
 
 #[async_trait::async_trait]
 impl Store for PostgresStore {
-    async fn append(&self, records: Vec<Record>) -> Result<Option<i64>, StoreError> {
+    async fn append(&self, records: Vec<Record>) -> Result<Appended, StoreError> {
         // One statement per batch: each column travels as one array and UNNEST zips them
         // back into rows (PostgreSQL's fast path for bulk inserts).
         let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
@@ -58,7 +58,8 @@ impl Store for PostgresStore {
         sqlx::query("SELECT pg_advisory_xact_lock(7406113)")
             .execute(&mut *tx)
             .await?;
-        let (first, last, count): (Option<i64>, Option<i64>, i64) = sqlx::query_as(
+        // The counters are read by the same statement, in a snapshot taken after the lock.
+        let (first, last, count, generation, config): (Option<i64>, Option<i64>, i64, Option<i64>, Option<i64>) = sqlx::query_as(
             "WITH stored AS (INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
                  reported_since, reported_count, event, trace_id) \
              SELECT id, team, fp, src, rcv, mon, st, lab::jsonb, rs, rc, ev::jsonb, tr \
@@ -66,7 +67,10 @@ impl Store for PostgresStore {
                          $8::text[], $9::int8[], $10::int8[], $11::text[], $12::text[]) \
                  WITH ORDINALITY AS t(id, team, fp, src, rcv, mon, st, lab, rs, rc, ev, tr, n) \
              ORDER BY n RETURNING seq) \
-             SELECT MIN(seq), MAX(seq), COUNT(*) FROM stored",
+             SELECT MIN(seq), MAX(seq), COUNT(*), \
+                 (SELECT seq FROM progress WHERE stage = 'generation'), \
+                 (SELECT seq FROM progress WHERE stage = 'config') \
+             FROM stored",
         )
         .bind(text(|r| &r.id))
         .bind(text(|r| &r.team))
@@ -89,9 +93,12 @@ impl Store for PostgresStore {
         .await?;
         tx.commit().await?;
         // A sequence skips numbers a failed append took, so the seqs are checked.
-        Ok(match (first, last) {
-            (Some(first), Some(last)) if last - first + 1 == count => Some(first),
-            _ => None,
+        Ok(Appended {
+            first: match (first, last) {
+                (Some(first), Some(last)) if last - first + 1 == count => Some(first),
+                _ => None,
+            },
+            versions: Some((generation.unwrap_or(0), config.unwrap_or(0))),
         })
     }
 

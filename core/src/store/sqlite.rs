@@ -21,9 +21,9 @@ use super::views::{
     SuppressionRecord,
 };
 use super::{
-    AlertQuery, AlertState, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery, EVENT_IDS,
-    LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute, TokenRecord,
-    chunk_sizes, from_millis, millis,
+    AlertQuery, AlertState, Appended, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery,
+    EVENT_IDS, LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute,
+    TokenRecord, chunk_sizes, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -77,6 +77,9 @@ impl SqliteStore {
                 options
                     .clone()
                     .pragma("cache_size", "-32768")
+                    // An append of each size up to ONE_TRIP_APPEND is a statement of its
+                    // own, next to the pipeline's.
+                    .statement_cache_capacity(2 * ONE_TRIP_APPEND)
                     .thread_name(|_| "sqlite-writer".into()),
             )
             .await?;
@@ -107,41 +110,101 @@ impl SqliteStore {
     }
 }
 
+/// Appends of up to this many events run as one call to the writer's thread.
+const ONE_TRIP_APPEND: usize = 256;
+
+impl SqliteStore {
+    /// An append as one call to the writer's thread: the transaction, its inserts, the
+    /// read of the seqs and counters and the commit in one multi-statement query. Each
+    /// call costs a round trip between threads, and a small append was six of them.
+    async fn append_in_one_trip(&self, mut records: Vec<Record>) -> Result<Appended, StoreError> {
+        let n = records.len() as i64;
+        let mut sql = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE;\n");
+        let mut start = 0;
+        for size in chunk_sizes(records.len()) {
+            push_journal_insert(&mut sql, &mut records[start..start + size]);
+            sql.push(";\n");
+            start += size;
+        }
+        sql.push(
+            "SELECT last_insert_rowid(), \
+             (SELECT seq FROM progress WHERE stage = 'generation'), \
+             (SELECT seq FROM progress WHERE stage = 'config');\n\
+             COMMIT",
+        );
+        let mut conn = self.writer.acquire().await?;
+        let rows = match sql.build().fetch_all(&mut *conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // A statement failed and the ones after it did not run: end the
+                // transaction. When that fails too (or there was none), the connection
+                // is not trusted again.
+                if sqlx::query("ROLLBACK").execute(&mut *conn).await.is_err() {
+                    conn.close_on_drop();
+                }
+                return Err(e.into());
+            }
+        };
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Corrupt("an append read back nothing".into()))?;
+        let last: i64 = row.try_get(0)?;
+        let generation: Option<i64> = row.try_get(1)?;
+        let config: Option<i64> = row.try_get(2)?;
+        Ok(Appended {
+            first: Some(last - n + 1),
+            versions: Some((generation.unwrap_or(0), config.unwrap_or(0))),
+        })
+    }
+}
+
+/// Adds one multi-row insert of `records` into the journal to `sql`, moving their values
+/// into the statement (this is the writer's hot path).
+fn push_journal_insert(sql: &mut QueryBuilder<'_, Sqlite>, records: &mut [Record]) {
+    sql.push(
+        "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
+         reported_since, reported_count, event, trace_id) ",
+    );
+    sql.push_values(records, |mut values, record| {
+        values
+            .push_bind(std::mem::take(&mut record.id))
+            .push_bind(std::mem::take(&mut record.team))
+            .push_bind(std::mem::take(&mut record.fingerprint))
+            .push_bind(record.source)
+            .push_bind(record.received)
+            .push_bind(std::mem::take(&mut record.monitor))
+            .push_bind(record.status.as_str())
+            .push_bind(std::mem::take(&mut record.labels))
+            .push_bind(record.reported_since)
+            .push_bind(record.reported_count)
+            .push_bind(std::mem::take(&mut record.event))
+            .push_bind(record.trace_id.take());
+    });
+}
+
 #[async_trait::async_trait]
 impl Store for SqliteStore {
-    async fn append(&self, mut records: Vec<Record>) -> Result<Option<i64>, StoreError> {
+    async fn append(&self, mut records: Vec<Record>) -> Result<Appended, StoreError> {
         let n = records.len() as i64;
+        if records.len() <= ONE_TRIP_APPEND {
+            return self.append_in_one_trip(records).await;
+        }
         let mut tx = self.writer.begin().await?;
         let mut start = 0;
         let mut last = None;
         for size in chunk_sizes(records.len()) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
-                 reported_since, reported_count, event, trace_id) ",
-            );
-            // Values are moved into the statement, not copied: this is the writer's hot path.
-            insert.push_values(&mut records[start..start + size], |mut values, record| {
-                values
-                    .push_bind(std::mem::take(&mut record.id))
-                    .push_bind(std::mem::take(&mut record.team))
-                    .push_bind(std::mem::take(&mut record.fingerprint))
-                    .push_bind(record.source)
-                    .push_bind(record.received)
-                    .push_bind(std::mem::take(&mut record.monitor))
-                    .push_bind(record.status.as_str())
-                    .push_bind(std::mem::take(&mut record.labels))
-                    .push_bind(record.reported_since)
-                    .push_bind(record.reported_count)
-                    .push_bind(std::mem::take(&mut record.event))
-                    .push_bind(record.trace_id.take());
-            });
+            let mut insert = QueryBuilder::<Sqlite>::new("");
+            push_journal_insert(&mut insert, &mut records[start..start + size]);
             last = Some(insert.build().execute(&mut *tx).await?.last_insert_rowid());
             start += size;
         }
         tx.commit().await?;
         // The transaction held the only writer, and AUTOINCREMENT numbers its rows one
         // after the other in insertion order.
-        Ok(last.map(|last| last - n + 1))
+        Ok(Appended {
+            first: last.map(|last| last - n + 1),
+            versions: None,
+        })
     }
 
     async fn lag(&self) -> Result<u64, StoreError> {
