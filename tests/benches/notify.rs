@@ -250,6 +250,15 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(settings: Settings) -> anyhow::Result<()> {
+    // Build the server first, and let the disk catch up before each system is measured:
+    // the build's writeback (a 200 MB binary) fell into Tocsin's phase and slowed its
+    // fsyncs, which Alertmanager's phase never met.
+    tocsin_tests::tocsin_bin();
+    let settle = || {
+        let _ = Command::new("sync").status();
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    settle();
     let (receiver_url, arrivals) = receiver().await?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(16)
@@ -325,6 +334,8 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
         .arg("stop")
         .arg(am_dir.path().join("am"))
         .status();
+
+    settle();
 
     // Tocsin: one signed webhook for every incident.
     let (_db_dir, db_url) = sqlite_url();
