@@ -95,18 +95,11 @@ async fn append_reports_the_seqs_the_journal_gave_so_the_pipeline_can_skip_readi
             let first = appended
                 .first
                 .unwrap_or_else(|| panic!("{backend}: consecutive seqs"));
-            if let Some(versions) = appended.versions {
-                assert_eq!(
-                    versions,
-                    store.versions().await.expect("versions"),
-                    "{backend} round {round}: the counters as the append saw them"
-                );
-            } else {
-                assert!(
-                    backend == "sqlite" && size > 256,
-                    "{backend} round {round}: only SQLite's large appends skip the counters"
-                );
-            }
+            assert_eq!(
+                appended.versions,
+                store.versions().await.expect("versions"),
+                "{backend} round {round}: the counters as the append saw them"
+            );
             let stored = store.journal_after(0, 1_000).await.expect("reads");
             let stored = &stored[before..];
             let bodies = store

@@ -142,15 +142,15 @@ pub struct Feed {
 }
 
 /// A row with the counters its append read ([`crate::store::Appended::versions`]).
-type FedRow = (Incoming, Option<(i64, i64)>);
+type FedRow = (Incoming, (i64, i64));
 
 /// Rows taken from the [`Feed`].
 #[derive(Debug)]
 struct Fed {
     rows: Vec<Incoming>,
     /// The pipeline's commit counter and the catalogue's change counter as the last row's
-    /// append read them, when it did.
-    versions: Option<(i64, i64)>,
+    /// append read them.
+    versions: (i64, i64),
 }
 
 impl Feed {
@@ -161,7 +161,7 @@ impl Feed {
     }
 
     /// Rows just committed, in seq order, with the counters their append read.
-    pub fn push(&self, rows: Vec<Incoming>, versions: Option<(i64, i64)>) {
+    pub fn push(&self, rows: Vec<Incoming>, versions: (i64, i64)) {
         let mut fed = self.lock();
         if fed.len() + rows.len() <= MAX_FED {
             fed.extend(rows.into_iter().map(|row| (row, versions)));
@@ -180,7 +180,7 @@ impl Feed {
         }
         let mut taken = Fed {
             rows: Vec::with_capacity(fed.len().min(max)),
-            versions: None,
+            versions: fed.front()?.1,
         };
         let mut next = cursor + 1;
         while taken.rows.len() < max && fed.front().is_some_and(|(row, _)| row.seq == next) {
@@ -411,7 +411,7 @@ async fn advance(
     let fed = signal.and_then(|s| s.feed.take(engine.cursor(), max));
     let from_memory = fed.is_some();
     let (mut rows, fed_versions) = match fed {
-        Some(fed) => (fed.rows, fed.versions),
+        Some(fed) => (fed.rows, Some(fed.versions)),
         None => (store.journal_after(engine.cursor(), max).await?, None),
     };
     let need = engine.needing_bodies(&rows);
@@ -722,8 +722,8 @@ mod tests {
     #[test]
     fn the_feed_gives_only_rows_right_after_the_cursor_and_stops_at_a_gap() {
         let feed = Feed::default();
-        feed.push((4..=6).map(row).collect(), None);
-        feed.push((9..=10).map(row).collect(), None);
+        feed.push((4..=6).map(row).collect(), (0, 0));
+        feed.push((9..=10).map(row).collect(), (0, 0));
         assert_eq!(seqs(feed.take(2, 100)), None, "row 3 is not in memory");
         assert_eq!(
             seqs(feed.take(4, 1)),
@@ -747,9 +747,9 @@ mod tests {
     #[test]
     fn a_full_feed_takes_no_more_rows() {
         let feed = Feed::default();
-        feed.push((1..=MAX_FED as i64).map(row).collect(), None);
+        feed.push((1..=MAX_FED as i64).map(row).collect(), (0, 0));
         assert!(!feed.has_room(1));
-        feed.push(vec![row(MAX_FED as i64 + 1)], None);
+        feed.push(vec![row(MAX_FED as i64 + 1)], (0, 0));
         let taken = feed.take(0, usize::MAX).expect("rows").rows;
         assert_eq!(
             taken.len(),

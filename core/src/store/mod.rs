@@ -242,7 +242,7 @@ pub struct Appended {
     /// The pipeline's commit counter and the catalogue's change counter ([`Store::versions`])
     /// as read in the append's transaction, after its inserts: a change committed before
     /// the append is counted in them.
-    pub versions: Option<(i64, i64)>,
+    pub versions: (i64, i64),
 }
 
 /// Where Tocsin keeps its state. Every method is one transaction: it happens entirely

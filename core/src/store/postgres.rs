@@ -98,7 +98,7 @@ impl Store for PostgresStore {
                 (Some(first), Some(last)) if last - first + 1 == count => Some(first),
                 _ => None,
             },
-            versions: Some((generation.unwrap_or(0), config.unwrap_or(0))),
+            versions: (generation.unwrap_or(0), config.unwrap_or(0)),
         })
     }
 

@@ -112,6 +112,9 @@ impl SqliteStore {
 
 /// Appends of up to this many events run as one call to the writer's thread.
 const ONE_TRIP_APPEND: usize = 256;
+/// The pipeline's counters, as an append reads them after its inserts.
+const APPEND_COUNTERS: &str = "(SELECT seq FROM progress WHERE stage = 'generation'), \
+     (SELECT seq FROM progress WHERE stage = 'config')";
 
 impl SqliteStore {
     /// An append as one call to the writer's thread: the transaction, its inserts, the
@@ -126,12 +129,9 @@ impl SqliteStore {
             sql.push(";\n");
             start += size;
         }
-        sql.push(
-            "SELECT last_insert_rowid(), \
-             (SELECT seq FROM progress WHERE stage = 'generation'), \
-             (SELECT seq FROM progress WHERE stage = 'config');\n\
-             COMMIT",
-        );
+        sql.push(format_args!(
+            "SELECT last_insert_rowid(), {APPEND_COUNTERS};\nCOMMIT"
+        ));
         let mut conn = self.writer.acquire().await?;
         let rows = match sql.build().fetch_all(&mut *conn).await {
             Ok(rows) => rows,
@@ -153,7 +153,7 @@ impl SqliteStore {
         let config: Option<i64> = row.try_get(2)?;
         Ok(Appended {
             first: Some(last - n + 1),
-            versions: Some((generation.unwrap_or(0), config.unwrap_or(0))),
+            versions: (generation.unwrap_or(0), config.unwrap_or(0)),
         })
     }
 }
@@ -198,12 +198,16 @@ impl Store for SqliteStore {
             last = Some(insert.build().execute(&mut *tx).await?.last_insert_rowid());
             start += size;
         }
+        let (generation, config): (Option<i64>, Option<i64>) =
+            sqlx::query_as(&format!("SELECT {APPEND_COUNTERS}"))
+                .fetch_one(&mut *tx)
+                .await?;
         tx.commit().await?;
         // The transaction held the only writer, and AUTOINCREMENT numbers its rows one
         // after the other in insertion order.
         Ok(Appended {
             first: last.map(|last| last - n + 1),
-            versions: None,
+            versions: (generation.unwrap_or(0), config.unwrap_or(0)),
         })
     }
 
@@ -643,7 +647,7 @@ impl Store for SqliteStore {
 
 /// WAL size (in pages, 64 MiB at SQLite's 4 KiB) past which a checkpoint makes the WAL
 /// start over, at the cost of holding the writer for the few pages left (and their
-/// fsyncs: 3-6 ms here). Doing that every second held every 100th commit up by as much.
+/// fsyncs: 3-8 ms here). Doing that every second held every 100th commit up by as much.
 const WAL_RESTART_PAGES: i64 = 16_384;
 /// How often committed pages are copied from the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
