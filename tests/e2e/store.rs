@@ -481,3 +481,162 @@ async fn an_unknown_database_url_is_refused_clearly() {
         "unsupported database URL \"mysql://u:***@h/db\": use sqlite://PATH or postgres://…"
     );
 }
+
+/// Raw rows of the SQLite file `url`'s own schema, without the journal's file attached.
+async fn sqlite_tables(url: &str) -> Vec<String> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("opens");
+    sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .fetch_all(&mut conn)
+        .await
+        .expect("lists tables")
+}
+
+#[tokio::test]
+async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_seq() {
+    use sqlx::Connection as _;
+    let (dir, url) = tocsin_tests::sqlite_url();
+    // The database as the builds before the journal's own file left it (migrations up
+    // to 0007): seq 41 processed, 42 waiting, the counter at 42.
+    let old = dir.path().join("migrations-0007");
+    std::fs::create_dir(&old).expect("mkdir");
+    let all = tocsin_tests::workspace().join("core/migrations/sqlite");
+    for entry in std::fs::read_dir(&all).expect("migrations") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        if name.as_str() < "0008" {
+            std::fs::copy(&path, old.join(&name)).expect("copy");
+        }
+    }
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .expect("opens");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("reads migrations")
+        .run(&mut conn)
+        .await
+        .expect("old schema");
+    let rows: Vec<_> = [
+        (41, event("processed", "unhealthy", "")),
+        (42, event("waiting", "unhealthy", "")),
+    ]
+    .into_iter()
+    .map(|(seq, json)| accept(&json).remove(0).incoming(seq))
+    .collect();
+    for row in &rows {
+        sqlx::query(
+            "INSERT INTO journal (seq, id, team, fingerprint, source, received_at, monitor, status, \
+             labels, reported_since, reported_count, event, trace_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)",
+        )
+        .bind(row.seq)
+        .bind(&row.id)
+        .bind(&row.team)
+        .bind(&row.fingerprint)
+        .bind(&row.source)
+        .bind(row.received_at)
+        .bind(&row.monitor)
+        .bind(row.status.as_str())
+        .bind(&row.labels)
+        .bind(&row.event)
+        .execute(&mut conn)
+        .await
+        .expect("old journal row");
+    }
+    sqlx::query("UPDATE progress SET seq = 41 WHERE stage = 'pipeline'")
+        .execute(&mut conn)
+        .await
+        .expect("cursor");
+    conn.close().await.expect("closes");
+
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens and migrates");
+    assert!(
+        dir.path().join("tocsin.journal.db").exists(),
+        "the journal has a file of its own"
+    );
+    assert!(
+        !sqlite_tables(&url).await.contains(&"journal".to_owned()),
+        "and left the main file"
+    );
+    let waiting = store.journal_after(41, 100).await.expect("reads");
+    assert_eq!(
+        waiting
+            .iter()
+            .map(|r| (r.seq, r.id.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(42, rows[1].id.as_str())],
+        "the waiting event kept its seq"
+    );
+    assert_eq!(store.lag().await.expect("lag"), 1);
+    let appended = store
+        .append(accept(&event("new", "unhealthy", "")))
+        .await
+        .expect("appends");
+    assert_eq!(appended.first, Some(43), "no seq is reused");
+    tocsin_tests::process(store.as_ref(), 100).await;
+    let alerts = store
+        .alerts(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .await
+        .expect("lists");
+    let mut monitors: Vec<&str> = alerts.iter().map(|a| a.monitor.as_str()).collect();
+    monitors.sort_unstable();
+    assert_eq!(
+        monitors,
+        vec!["new", "waiting"],
+        "the waiting and the new event are processed, the processed one not again"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_a_lost_journal_file_never_numbers_new_events_below_the_cursor() {
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens");
+    for n in 0..3 {
+        store
+            .append(accept(&event(&format!("m{n}"), "unhealthy", "")))
+            .await
+            .expect("appends");
+    }
+    assert_eq!(tocsin_tests::process(store.as_ref(), 100).await, 3);
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(format!("tocsin.journal.db{suffix}")));
+    }
+
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("reopens with a new journal file");
+    let appended = store
+        .append(accept(&event("after", "unhealthy", "")))
+        .await
+        .expect("appends");
+    assert_eq!(
+        appended.first,
+        Some(4),
+        "numbered after the pipeline's cursor (3), where it reads"
+    );
+    assert_eq!(tocsin_tests::process(store.as_ref(), 100).await, 1);
+    let alerts = store
+        .alerts(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .await
+        .expect("lists");
+    assert!(
+        alerts.iter().any(|a| a.monitor == "after"),
+        "the new event is processed: {alerts:?}"
+    );
+}

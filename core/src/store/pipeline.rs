@@ -413,7 +413,9 @@ macro_rules! backend {
 
         /// Writes one batch's outcome in one transaction, if the pipeline's commit counter
         /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
-        pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+        /// Processed journal rows go with it when the journal is in `pool`'s database
+        /// (`with_journal`); else the caller deletes them.
+        pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64, with_journal: bool) -> Result<(), StoreError> {
             let rows = outcome.alerts.len() + outcome.refreshed.len() + outcome.history.len()
                 + outcome.held_put.len() + outcome.held_delete.len() + outcome.incidents.len()
                 + outcome.members.len() + outcome.timeline.len() + outcome.notices.len();
@@ -425,7 +427,7 @@ macro_rules! backend {
                 return Err(StoreError::Conflict);
             }
             let mut sql = QueryBuilder::<$db>::new("");
-            if let Some(to) = outcome.journal_delete_to {
+            if let Some(to) = outcome.journal_delete_to.filter(|_| with_journal) {
                 sql.push("DELETE FROM journal WHERE seq <= ");
                 sql.push_bind(to);
                 end(&mut tx, &mut sql, batched).await?;

@@ -142,7 +142,7 @@ impl Store for PostgresStore {
     }
 
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
-        shared::commit(&self.pool, outcome, generation).await
+        shared::commit(&self.pool, outcome, generation, true).await
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {

@@ -42,15 +42,97 @@ pub enum Synchronous {
 }
 
 /// The SQLite store.
+///
+/// The journal is a database file of its own (`tocsin.journal.db` beside `tocsin.db`),
+/// attached to every connection as `journal`'s schema, with a writer of its own: appends
+/// never wait for the pipeline's commits, nor those for appends. SQLite admits one
+/// writer per file, and with one file for both, the way of each event to its page was
+/// mostly waiting for the other's commits.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     _checkpointer: Arc<AbortOnDrop>,
+    /// Writes everything but the journal.
     writer: SqlitePool,
+    /// Writes the journal: appends and the deletes of processed rows.
+    journal: SqlitePool,
     readers: SqlitePool,
 }
 
+/// The schema name of the journal's file on every connection.
+const JOURNAL_SCHEMA: &str = "j";
+
+/// The journal's table, in its own file. The seq is never reused below the pipeline's
+/// cursor (AUTOINCREMENT, and [`JOURNAL_SEQ_FLOOR`] when the file is new).
+const JOURNAL_TABLE: &str = "CREATE TABLE IF NOT EXISTS j.journal (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT NOT NULL,
+    team           TEXT NOT NULL,
+    fingerprint    TEXT NOT NULL,
+    source         TEXT NOT NULL,
+    received_at    INTEGER NOT NULL,
+    monitor        TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    labels         TEXT NOT NULL,
+    reported_since INTEGER,
+    reported_count INTEGER,
+    event          TEXT NOT NULL,
+    trace_id       TEXT
+)";
+
+/// A journal file that is new (first start, or lost) numbers its rows after the
+/// pipeline's cursor, never at or below it, where the pipeline would skip them.
+const JOURNAL_SEQ_FLOOR: &str = "INSERT INTO j.sqlite_sequence (name, seq)
+    SELECT 'journal', COALESCE((SELECT seq FROM main.progress WHERE stage = 'pipeline'), 0)
+    WHERE NOT EXISTS (SELECT 1 FROM j.sqlite_sequence WHERE name = 'journal');
+UPDATE j.sqlite_sequence SET seq = (SELECT seq FROM main.progress WHERE stage = 'pipeline')
+    WHERE name = 'journal' AND seq < (SELECT seq FROM main.progress WHERE stage = 'pipeline')";
+
+/// Where the journal of the database file `main` lives: `tocsin.db` → `tocsin.journal.db`.
+pub fn journal_path(main: &std::path::Path) -> std::path::PathBuf {
+    let stem = main.file_stem().unwrap_or_default().to_string_lossy();
+    let name = match main.extension() {
+        Some(ext) => format!("{stem}.journal.{}", ext.to_string_lossy()),
+        None => format!("{stem}.journal"),
+    };
+    main.with_file_name(name)
+}
+
+/// The statements that attach the journal's `file` to a new connection as
+/// [`JOURNAL_SCHEMA`], with the main file's settings and a page cache of `cache_kib`.
+fn attach_journal(file: &std::path::Path, synchronous: &str, cache_kib: i64) -> Arc<str> {
+    format!(
+        "ATTACH DATABASE '{}' AS {JOURNAL_SCHEMA};
+         PRAGMA {JOURNAL_SCHEMA}.journal_mode = WAL;
+         PRAGMA {JOURNAL_SCHEMA}.synchronous = {synchronous};
+         PRAGMA {JOURNAL_SCHEMA}.journal_size_limit = 67108864;
+         PRAGMA {JOURNAL_SCHEMA}.cache_size = -{cache_kib};",
+        file.to_string_lossy().replace('\'', "''")
+    )
+    .into()
+}
+
+/// A pool's `after_connect` hook that runs `sql` on each new connection.
+fn on_connect(
+    sql: Arc<str>,
+) -> impl for<'c> Fn(
+    &'c mut sqlx::SqliteConnection,
+    sqlx::pool::PoolConnectionMetadata,
+) -> futures::future::BoxFuture<'c, Result<(), sqlx::Error>>
++ Send
++ Sync
++ 'static {
+    move |conn, _| {
+        let sql = sql.clone();
+        Box::pin(async move {
+            sqlx::Executor::execute(conn, &*sql).await?;
+            Ok(())
+        })
+    }
+}
+
 impl SqliteStore {
-    /// Opens (creating if needed) the database file of `url` and migrates it.
+    /// Opens (creating if needed) the database file of `url`, and the journal's file
+    /// beside it, and migrates them.
     pub async fn open(url: &str, synchronous: Synchronous) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -68,24 +150,46 @@ impl SqliteStore {
             // When a checkpoint lets the WAL start over, cut the file back to 64 MiB
             // rather than keeping its high-water mark on disk.
             .pragma("journal_size_limit", "67108864");
-        // Page caches: the writer's holds the pages every commit touches (journal tail,
+        let journal_file = journal_path(options.get_filename());
+        let synchronous = match synchronous {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        };
+        let attach = |cache_kib| attach_journal(&journal_file, synchronous, cache_kib);
+        // Page caches: the writers' hold the pages every commit touches (journal tail,
         // alert rows); readers and the checkpointer need little. Their sum bounds what
         // SQLite adds to the process's memory.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(on_connect(attach(1024)))
             .connect_with(
                 options
                     .clone()
                     .pragma("cache_size", "-32768")
-                    // An append of each size up to ONE_TRIP_APPEND is a statement of its
-                    // own, next to the pipeline's.
-                    .statement_cache_capacity(2 * ONE_TRIP_APPEND)
                     .thread_name(|_| "sqlite-writer".into()),
             )
             .await?;
+        // Before the migrations: the one that moves the journal out of the main file
+        // (0008) copies its rows into this table.
+        sqlx::query(JOURNAL_TABLE).execute(&writer).await?;
         MIGRATOR.run(&writer).await?;
+        sqlx::raw_sql(JOURNAL_SEQ_FLOOR).execute(&writer).await?;
+        let journal = SqlitePoolOptions::new()
+            .max_connections(1)
+            .after_connect(on_connect(attach(8192)))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-1024")
+                    // An append of each size up to ONE_TRIP_APPEND is a statement of its
+                    // own.
+                    .statement_cache_capacity(2 * ONE_TRIP_APPEND)
+                    .thread_name(|_| "sqlite-journal".into()),
+            )
+            .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
+            .after_connect(on_connect(attach(1024)))
             .connect_with(
                 options
                     .clone()
@@ -95,15 +199,21 @@ impl SqliteStore {
             .await?;
         let checkpoints = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_connect(on_connect(attach(1024)))
             .connect_with(
                 options
                     .pragma("cache_size", "-1024")
                     .thread_name(|_| "sqlite-checkpt".into()),
             )
             .await?;
-        let checkpointer = tokio::spawn(checkpoint(checkpoints, writer.clone())).abort_handle();
+        let checkpointer = tokio::spawn(checkpoint(
+            checkpoints,
+            [("main", writer.clone()), (JOURNAL_SCHEMA, journal.clone())],
+        ))
+        .abort_handle();
         Ok(Self {
             writer,
+            journal,
             readers,
             _checkpointer: Arc::new(AbortOnDrop(checkpointer)),
         })
@@ -122,7 +232,10 @@ impl SqliteStore {
     /// call costs a round trip between threads, and a small append was six of them.
     async fn append_in_one_trip(&self, mut records: Vec<Record>) -> Result<Appended, StoreError> {
         let n = records.len() as i64;
-        let mut sql = QueryBuilder::<Sqlite>::new("BEGIN IMMEDIATE;\n");
+        // Deferred: the first insert takes the journal file's write lock, and the read
+        // of the counters a snapshot of the main file. IMMEDIATE would lock both files'
+        // writers.
+        let mut sql = QueryBuilder::<Sqlite>::new("BEGIN;\n");
         let mut start = 0;
         for size in chunk_sizes(records.len()) {
             push_journal_insert(&mut sql, &mut records[start..start + size]);
@@ -132,7 +245,7 @@ impl SqliteStore {
         sql.push(format_args!(
             "SELECT last_insert_rowid(), {APPEND_COUNTERS};\nCOMMIT"
         ));
-        let mut conn = self.writer.acquire().await?;
+        let mut conn = self.journal.acquire().await?;
         let rows = match sql.build().fetch_all(&mut *conn).await {
             Ok(rows) => rows,
             Err(e) => {
@@ -189,7 +302,7 @@ impl Store for SqliteStore {
         if records.len() <= ONE_TRIP_APPEND {
             return self.append_in_one_trip(records).await;
         }
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.journal.begin().await?;
         let mut start = 0;
         let mut last = None;
         for size in chunk_sizes(records.len()) {
@@ -251,7 +364,24 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
-        shared::commit(&self.writer, outcome, generation).await
+        shared::commit(&self.writer, outcome, generation, false).await?;
+        if let Some(to) = outcome.journal_delete_to {
+            // The processed rows leave the journal's file on its own writer, after the
+            // commit that moved the cursor past them and without the pipeline waiting:
+            // until then they are only rows behind the cursor, and a delete that fails
+            // (or never runs: a crash) is covered by the next.
+            let journal = self.journal.clone();
+            tokio::spawn(async move {
+                let deleted = sqlx::query("DELETE FROM journal WHERE seq <= ?")
+                    .bind(to)
+                    .execute(&journal)
+                    .await;
+                if let Err(e) = deleted {
+                    warn!(error = %e, "deleting processed journal rows failed; the next delete covers them");
+                }
+            });
+        }
+        Ok(())
     }
 
     async fn prune(&self, before: i64) -> Result<u64, StoreError> {
@@ -664,39 +794,46 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// connection, between two of its transactions: no commit can slip in, nobody waits on a
 /// lock, and the writer's next commit starts the WAL over. A quiet system needs no such
 /// pass: the bulk copies everything and the next commit starts the WAL over.
-async fn checkpoint(bulk: SqlitePool, writer: SqlitePool) {
+///
+/// The main file and the journal's are checkpointed in turn, each with its own writer.
+async fn checkpoint(bulk: SqlitePool, files: [(&'static str, SqlitePool); 2]) {
     let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-    let run = async |pool: &SqlitePool| {
-        sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(pool)
-            .await
-    };
     loop {
         every.tick().await;
-        let started = std::time::Instant::now();
-        let (wal, copied) = match run(&bulk).await {
-            Ok((_, wal, copied)) => (wal, copied),
-            Err(e) => {
-                warn!(error = %e, "WAL checkpoint failed; retrying");
+        for (schema, writer) in &files {
+            let run = async |pool: &SqlitePool| {
+                sqlx::query_as::<_, (i64, i64, i64)>(&format!(
+                    "PRAGMA {schema}.wal_checkpoint(PASSIVE)"
+                ))
+                .fetch_one(pool)
+                .await
+            };
+            let started = std::time::Instant::now();
+            let (wal, copied) = match run(&bulk).await {
+                Ok((_, wal, copied)) => (wal, copied),
+                Err(e) => {
+                    warn!(error = %e, schema, "WAL checkpoint failed; retrying");
+                    continue;
+                }
+            };
+            let bulk_took = started.elapsed();
+            if wal <= WAL_RESTART_PAGES {
+                debug!(schema, wal, copied, ?bulk_took, "WAL checkpoint");
                 continue;
             }
-        };
-        let bulk_took = started.elapsed();
-        if wal <= WAL_RESTART_PAGES {
-            debug!(wal, copied, ?bulk_took, "WAL checkpoint");
-            continue;
-        }
-        match run(&writer).await {
-            Ok((_, wal, rest)) => debug!(
-                wal,
-                copied,
-                rest,
-                restarts = rest == wal,
-                ?bulk_took,
-                rest_took = ?(started.elapsed() - bulk_took),
-                "WAL checkpoint"
-            ),
-            Err(e) => warn!(error = %e, "WAL checkpoint failed; retrying"),
+            match run(writer).await {
+                Ok((_, wal, rest)) => debug!(
+                    schema,
+                    wal,
+                    copied,
+                    rest,
+                    restarts = rest == wal,
+                    ?bulk_took,
+                    rest_took = ?(started.elapsed() - bulk_took),
+                    "WAL checkpoint"
+                ),
+                Err(e) => warn!(error = %e, schema, "WAL checkpoint failed; retrying"),
+            }
         }
     }
 }
