@@ -640,3 +640,64 @@ async fn sqlite_a_lost_journal_file_never_numbers_new_events_below_the_cursor() 
         "the new event is processed: {alerts:?}"
     );
 }
+
+#[tokio::test]
+async fn sqlite_an_append_the_database_refuses_stores_nothing_and_the_next_one_goes_through() {
+    use sqlx::Connection as _;
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens");
+    // No valid event makes SQLite refuse an insert: a trigger on the journal's file
+    // stands in for a failing disk.
+    let mut conn = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("tocsin.journal.db").display()
+    ))
+    .await
+    .expect("opens the journal's file");
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON journal WHEN NEW.monitor = 'refused' \
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("trigger");
+    conn.close().await.expect("closes");
+
+    for size in [2, 300] {
+        // A small append (one trip to the writer) and a large one (statement by statement).
+        let mut refused = accept(&format!(
+            "[{}]",
+            (0..size - 1)
+                .map(|n| event(&format!("ok-{n}"), "unhealthy", ""))
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        refused.extend(accept(&event("refused", "unhealthy", "")));
+        assert!(
+            store.append(refused).await.is_err(),
+            "{size}: the append fails"
+        );
+        assert!(
+            store
+                .journal_after(0, 1_000)
+                .await
+                .expect("reads")
+                .is_empty(),
+            "{size}: none of its events is stored"
+        );
+    }
+    let appended = store
+        .append(accept(&event("after", "unhealthy", "")))
+        .await
+        .expect("the writer is usable again");
+    let stored = store.journal_after(0, 1_000).await.expect("reads");
+    assert_eq!(
+        stored
+            .iter()
+            .map(|r| (r.seq, r.monitor.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(appended.first.expect("seq"), "after")]
+    );
+}
