@@ -63,7 +63,8 @@ impl Journal {
         let signal = Arc::new(worker::Signal::default());
         let (handle, inbox) = worker::channel(signal.clone());
         // The pipeline runs on a thread of its own: its CPU work (parsing, the engine)
-        // never delays an append; the two meet only at the database's writer.
+        // never delays an append; the two meet only at the database (on SQLite not even
+        // at a writer: the journal has a file and a writer of its own).
         let pipeline_store = store.clone();
         let pipeline_signal = signal.clone();
         let pipeline = std::thread::Builder::new()

@@ -1,5 +1,6 @@
-//! The embedded backend: one SQLite file in WAL mode, one writer connection (SQLite
-//! admits one writer at a time anyway) and a few readers that never wait for it.
+//! The embedded backend: two SQLite files in WAL mode, the database and the journal's,
+//! each with one writer connection (SQLite admits one writer per file anyway), and a
+//! few readers that never wait for either.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ pub enum Synchronous {
 /// The SQLite store.
 ///
 /// The journal is a database file of its own (`tocsin.journal.db` beside `tocsin.db`),
-/// attached to every connection as `journal`'s schema, with a writer of its own: appends
+/// attached to every connection as schema `j`, with a writer of its own: appends
 /// never wait for the pipeline's commits, nor those for appends. SQLite admits one
 /// writer per file, and with one file for both, the way of each event to its page was
 /// mostly waiting for the other's commits.
@@ -58,7 +59,8 @@ pub struct SqliteStore {
     readers: SqlitePool,
 }
 
-/// The schema name of the journal's file on every connection.
+/// The schema name of the journal's file on every connection (spelled out in the SQL
+/// texts below and in migration 0008).
 const JOURNAL_SCHEMA: &str = "j";
 
 /// The journal's table, in its own file. The seq is never reused below the pipeline's
@@ -88,7 +90,7 @@ UPDATE j.sqlite_sequence SET seq = (SELECT seq FROM main.progress WHERE stage = 
     WHERE name = 'journal' AND seq < (SELECT seq FROM main.progress WHERE stage = 'pipeline')";
 
 /// Where the journal of the database file `main` lives: `tocsin.db` → `tocsin.journal.db`.
-pub fn journal_path(main: &std::path::Path) -> std::path::PathBuf {
+fn journal_path(main: &std::path::Path) -> std::path::PathBuf {
     let stem = main.file_stem().unwrap_or_default().to_string_lossy();
     let name = match main.extension() {
         Some(ext) => format!("{stem}.journal.{}", ext.to_string_lossy()),
@@ -220,14 +222,14 @@ impl SqliteStore {
     }
 }
 
-/// Appends of up to this many events run as one call to the writer's thread.
+/// Appends of up to this many events run as one call to the journal writer's thread.
 const ONE_TRIP_APPEND: usize = 256;
 /// The pipeline's counters, as an append reads them after its inserts.
 const APPEND_COUNTERS: &str = "(SELECT seq FROM progress WHERE stage = 'generation'), \
      (SELECT seq FROM progress WHERE stage = 'config')";
 
 impl SqliteStore {
-    /// An append as one call to the writer's thread: the transaction, its inserts, the
+    /// An append as one call to the journal writer's thread: the transaction, its inserts, the
     /// read of the seqs and counters and the commit in one multi-statement query. Each
     /// call costs a round trip between threads, and a small append was six of them.
     async fn append_in_one_trip(&self, mut records: Vec<Record>) -> Result<Appended, StoreError> {
@@ -272,7 +274,7 @@ impl SqliteStore {
 }
 
 /// Adds one multi-row insert of `records` into the journal to `sql`, moving their values
-/// into the statement (this is the writer's hot path).
+/// into the statement (this is the journal writer's hot path).
 fn push_journal_insert(sql: &mut QueryBuilder<'_, Sqlite>, records: &mut [Record]) {
     sql.push(
         "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, \
