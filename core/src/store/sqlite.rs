@@ -81,6 +81,11 @@ const JOURNAL_TABLE: &str = "CREATE TABLE IF NOT EXISTS j.journal (
     trace_id       TEXT
 )";
 
+/// Whether the journal's seq counter is missing or below the pipeline's cursor.
+const JOURNAL_BELOW_FLOOR: &str =
+    "SELECT COALESCE((SELECT seq FROM j.sqlite_sequence WHERE name = 'journal'), -1)
+    < COALESCE((SELECT seq FROM main.progress WHERE stage = 'pipeline'), 0)";
+
 /// A journal file that is new (first start, or lost) numbers its rows after the
 /// pipeline's cursor, never at or below it, where the pipeline would skip them.
 const JOURNAL_SEQ_FLOOR: &str = "INSERT INTO j.sqlite_sequence (name, seq)
@@ -175,7 +180,14 @@ impl SqliteStore {
         // (0008) copies its rows into this table.
         sqlx::query(JOURNAL_TABLE).execute(&writer).await?;
         MIGRATOR.run(&writer).await?;
-        sqlx::raw_sql(JOURNAL_SEQ_FLOOR).execute(&writer).await?;
+        // Read first: a CLI opening the store beside a busy server then takes no write
+        // lock on the journal's file.
+        let below_floor: bool = sqlx::query_scalar(JOURNAL_BELOW_FLOOR)
+            .fetch_one(&writer)
+            .await?;
+        if below_floor {
+            sqlx::raw_sql(JOURNAL_SEQ_FLOOR).execute(&writer).await?;
+        }
         let journal = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(on_connect(attach(8192)))
