@@ -482,7 +482,21 @@ async fn an_unknown_database_url_is_refused_clearly() {
     );
 }
 
-/// Raw rows of the SQLite file `url`'s own schema, without the journal's file attached.
+/// The monitors of the first alerts, sorted.
+async fn monitors(store: &dyn Store) -> Vec<String> {
+    let alerts = store
+        .alerts(&AlertQuery {
+            limit: 10,
+            ..AlertQuery::default()
+        })
+        .await
+        .expect("lists");
+    let mut monitors: Vec<String> = alerts.into_iter().map(|a| a.monitor).collect();
+    monitors.sort_unstable();
+    monitors
+}
+
+/// The tables of the SQLite file `url`'s own schema, without the journal's file attached.
 async fn sqlite_tables(url: &str) -> Vec<String> {
     use sqlx::Connection as _;
     let mut conn = sqlx::SqliteConnection::connect(url).await.expect("opens");
@@ -581,17 +595,8 @@ async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_s
         .expect("appends");
     assert_eq!(appended.first, Some(43), "no seq is reused");
     tocsin_tests::process(store.as_ref(), 100).await;
-    let alerts = store
-        .alerts(&AlertQuery {
-            limit: 10,
-            ..AlertQuery::default()
-        })
-        .await
-        .expect("lists");
-    let mut monitors: Vec<&str> = alerts.iter().map(|a| a.monitor.as_str()).collect();
-    monitors.sort_unstable();
     assert_eq!(
-        monitors,
+        monitors(store.as_ref()).await,
         vec!["new", "waiting"],
         "the waiting and the new event are processed, the processed one not again"
     );
@@ -628,16 +633,10 @@ async fn sqlite_a_lost_journal_file_never_numbers_new_events_below_the_cursor() 
         "numbered after the pipeline's cursor (3), where it reads"
     );
     assert_eq!(tocsin_tests::process(store.as_ref(), 100).await, 1);
-    let alerts = store
-        .alerts(&AlertQuery {
-            limit: 10,
-            ..AlertQuery::default()
-        })
-        .await
-        .expect("lists");
-    assert!(
-        alerts.iter().any(|a| a.monitor == "after"),
-        "the new event is processed: {alerts:?}"
+    assert_eq!(
+        monitors(store.as_ref()).await,
+        vec!["after", "m0", "m1", "m2"],
+        "the new event is processed"
     );
 }
 
