@@ -482,6 +482,15 @@ async fn an_unknown_database_url_is_refused_clearly() {
     );
 }
 
+/// A SQLite store in a fresh directory (kept alive by the guard), with its URL.
+async fn fresh_sqlite() -> (tempfile::TempDir, String, Arc<dyn Store>) {
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens");
+    (dir, url, store)
+}
+
 /// The monitors of the first alerts, sorted.
 async fn monitors(store: &dyn Store) -> Vec<String> {
     let alerts = store
@@ -604,10 +613,7 @@ async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_s
 
 #[tokio::test]
 async fn sqlite_a_lost_journal_file_never_numbers_new_events_below_the_cursor() {
-    let (dir, url) = tocsin_tests::sqlite_url();
-    let store = store::open(&url, StoreOptions::default())
-        .await
-        .expect("opens");
+    let (dir, url, store) = fresh_sqlite().await;
     for n in 0..3 {
         store
             .append(accept(&event(&format!("m{n}"), "unhealthy", "")))
@@ -643,10 +649,7 @@ async fn sqlite_a_lost_journal_file_never_numbers_new_events_below_the_cursor() 
 #[tokio::test]
 async fn sqlite_an_append_the_database_refuses_stores_nothing_and_the_next_one_goes_through() {
     use sqlx::Connection as _;
-    let (dir, url) = tocsin_tests::sqlite_url();
-    let store = store::open(&url, StoreOptions::default())
-        .await
-        .expect("opens");
+    let (dir, _url, store) = fresh_sqlite().await;
     // No valid event makes SQLite refuse an insert: a trigger on the journal's file
     // stands in for a failing disk.
     let mut conn = sqlx::SqliteConnection::connect(&format!(
