@@ -249,6 +249,16 @@ impl Event {
                 "contains a NUL character, which cannot be stored",
             ));
         }
+        if let Some(count) = self.alert.count
+            && i64::try_from(count).is_err()
+        {
+            // Stored as a signed 64-bit integer: a larger count would be stored as some
+            // other number, so it is refused rather than changed.
+            errors.push(FieldError::new(
+                "alert.count",
+                format!("count {count} is too large: at most {}", i64::MAX),
+            ));
+        }
         check_context(&self.context, &mut errors);
         self.check_filters(&mut errors);
         self.check_grouping(&mut errors);

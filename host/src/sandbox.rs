@@ -217,15 +217,27 @@ impl Ctx {
     }
 }
 
+/// A plugin's log line as Tocsin logs and shows it: cut at [`MAX_LINE`] bytes, with
+/// every control character escaped (`\n`, `\u{1b}`), so that a plugin can neither end
+/// its line and forge one of Tocsin's nor colour or retitle an operator's terminal.
+/// Unicode's bidirectional overrides are escaped too: they reorder what a reader sees.
 fn cut(line: &str) -> String {
-    if line.len() <= MAX_LINE {
-        return line.to_owned();
-    }
-    let mut end = MAX_LINE;
+    let mut end = line.len().min(MAX_LINE);
     while !line.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}…", &line[..end])
+    let mut out = String::with_capacity(end + 8);
+    for c in line[..end].chars() {
+        if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if end < line.len() {
+        out.push('…');
+    }
+    out
 }
 
 impl WasiView for Ctx {
@@ -327,5 +339,22 @@ impl host::Host for Ctx {
             self.keys -= 1;
         }
         self.writes.insert(key, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_cannot_end_itself_or_drive_the_terminal() {
+        assert_eq!(
+            cut("ok\n{\"level\":\"ERROR\"}\r\u{1b}[31m\u{202e}x"),
+            "ok\\n{\"level\":\"ERROR\"}\\r\\u{1b}[31m\\u{202e}x"
+        );
+        assert_eq!(cut("héllo wörld"), "héllo wörld", "printable text is kept");
+        let long = "é".repeat(MAX_LINE);
+        let cut_line = cut(&long);
+        assert!(cut_line.ends_with('…') && cut_line.len() <= MAX_LINE + '…'.len_utf8());
     }
 }

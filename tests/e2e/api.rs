@@ -262,6 +262,13 @@ async fn bad_input_gets_its_status_and_an_actionable_message_and_writes_nothing(
             "invalid type: string \"twelve\", expected u64",
         ),
         (
+            "a count no database column holds",
+            with(valid("m"), "/alert/count", json!(u64::MAX)).to_string(),
+            StatusCode::BAD_REQUEST,
+            "alert.count",
+            "count 18446744073709551615 is too large: at most 9223372036854775807",
+        ),
+        (
             "status warning",
             with(valid("m"), "/alert/status", json!("warning")).to_string(),
             StatusCode::BAD_REQUEST,

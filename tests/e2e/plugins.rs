@@ -512,6 +512,29 @@ async fn plugin_log_lines_and_stdio_are_captured() {
     );
 }
 
+/// The lines shown here are the ones Tocsin's own log gets: one line each, whatever the
+/// plugin put in them.
+#[tokio::test]
+async fn a_plugin_cannot_forge_log_lines_or_send_terminal_escapes() {
+    let api = Api::with_plugins_sqlite().await;
+    pushed(&api, "chaos", "filter", "chaos").await;
+    let (status, body) = test_run(
+        &api,
+        "chaos",
+        json!({"events": [event("disk", "unhealthy", "web-1")],
+               "config": {"mode": "forge", "line": "{\"level\":\"INFO\",\"message\":\"token revoked\"}"}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["log"],
+        json!([
+            "error: real\\n{\"level\":\"INFO\",\"message\":\"token revoked\"}\\r\\u{1b}[31mred\\u{1b}[0m",
+            "info: out\\u{1b}]0;title\\u{7}"
+        ])
+    );
+}
+
 #[tokio::test]
 async fn a_dry_run_writes_no_state_but_real_calls_do() {
     let api = Api::with_plugins_sqlite().await;

@@ -86,6 +86,13 @@ impl Filter for Chaos {
                 eprintln!("stderr line");
                 batch.events().map(|_| Verdict::Keep).collect()
             }
+            "forge" => {
+                // A log line that tries to end itself and print a forged one, in colour.
+                let forged = config.str("line").unwrap_or("forged");
+                log::error(&format!("real\n{forged}\r\u{1b}[31mred\u{1b}[0m"));
+                println!("out\u{1b}]0;title\u{7}");
+                batch.events().map(|_| Verdict::Keep).collect()
+            }
             "count" => {
                 let n = state::get_str("calls")
                     .and_then(|v| v.parse::<u64>().ok())
