@@ -238,7 +238,7 @@ pub struct DeadLetterList {
 
 /// Inputs a transformer failed on, newest first (`?limit=`, default 100).
 #[utoipa::path(get, path = "/v1/plugins/{name}/dead-letters", params(("name" = String, Path, description = "plugin name")),
-    responses((status = 200, body = DeadLetterList)))]
+    responses((status = 200, body = DeadLetterList), (status = 404, body = ErrorBody)))]
 pub(super) async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
@@ -250,6 +250,9 @@ pub(super) async fn dead_letters(
         Some(value) => body::limit(value, 1000)?,
         None => 100,
     };
+    // A plugin the team does not have is a 404 here too, as on every plugin route,
+    // rather than an empty list that reads as "no failures".
+    state.plugins.get(&team, &name).await?;
     Ok(Json(DeadLetterList {
         dead_letters: state
             .store
