@@ -337,16 +337,14 @@ async fn history_drop_counters_are_each_teams_own() {
     assert_eq!(page["drops"], Value::Null, "{page}");
 }
 
-/// A database whose runbook ids were global and whose drop counters had no team, as the
-/// builds before migration 0011 left it (migrated here up to 0007: the store moves the
-/// journal to its own file before 0008 runs).
-#[tokio::test]
-async fn sqlite_upgrade_keeps_runbooks_changes_and_drop_totals() {
-    use sqlx::Connection as _;
-    let (dir, url) = tocsin_tests::sqlite_url();
-    let old = dir.path().join("migrations-0007");
+/// The migrations of `dialect` numbered below `below`, copied into `dir`: the schema
+/// of an older build.
+fn migrations_before(dir: &std::path::Path, dialect: &str, below: &str) -> std::path::PathBuf {
+    let old = dir.join(format!("migrations-{dialect}-before-{below}"));
     std::fs::create_dir(&old).expect("mkdir");
-    let all = tocsin_tests::workspace().join("core/migrations/sqlite");
+    let all = tocsin_tests::workspace()
+        .join("core/migrations")
+        .join(dialect);
     for entry in std::fs::read_dir(&all).expect("migrations") {
         let path = entry.expect("entry").path();
         let name = path
@@ -354,10 +352,65 @@ async fn sqlite_upgrade_keeps_runbooks_changes_and_drop_totals() {
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        if name.as_str() < "0008" {
+        if name.as_str() < below {
             std::fs::copy(&path, old.join(&name)).expect("copy");
         }
     }
+    old
+}
+
+/// Rows as the builds before migration 0011 wrote them: runbook ids were global and
+/// drop counters had no team.
+const OLD_ROWS: [&str; 3] = [
+    "INSERT INTO runbooks (id, team, markdown, updated_at, updated_by) VALUES ('TSG-1', 'bender', '# Old steps', 1, 't')",
+    "INSERT INTO changes (id, team, service, kind, description, link, at, recorded_by) VALUES ('c1', 'bender', 'checkout', 'deploy', 'old deploy', '', 4102444800000, 't')",
+    "INSERT INTO drops (reason, count) VALUES ('state-unchanged', 7)",
+];
+
+/// An upgraded database: bender keeps its runbook and change, flexo may now write the
+/// same runbook id, and the old drop totals are an admin's only.
+async fn upgraded_keeps_old_rows(api: &Api, flexo: &str) {
+    let (_, runbook) = api.get(&api.bender, "/v1/runbooks/TSG-1").await;
+    assert_eq!(runbook["markdown"], "# Old steps", "{runbook}");
+    let (status, _) = put_runbook(api, flexo, "TSG-1", "# Flexo's own").await;
+    assert_eq!(status, StatusCode::OK, "the old id is bender's only");
+    assert_eq!(
+        descriptions(
+            api,
+            &api.bender,
+            "/v1/changes?service=checkout&since=2099-01-01T00:00:00Z"
+        )
+        .await,
+        ["old deploy"]
+    );
+    assert_eq!(
+        descriptions(
+            api,
+            flexo,
+            "/v1/changes?service=checkout&since=2099-01-01T00:00:00Z"
+        )
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        unchanged(api, &api.admin, "").await,
+        (StatusCode::OK, json!(7)),
+        "an admin still reads the old totals"
+    );
+    assert_eq!(
+        unchanged(api, &api.bender, "").await,
+        (StatusCode::OK, Value::Null),
+        "which are no team's"
+    );
+}
+
+/// On SQLite the older schema stops at 0007: the store moves the journal to its own
+/// file before 0008 runs.
+#[tokio::test]
+async fn sqlite_upgrade_keeps_runbooks_changes_and_drop_totals() {
+    use sqlx::Connection as _;
+    let (dir, url) = tocsin_tests::sqlite_url();
+    let old = migrations_before(dir.path(), "sqlite", "0008");
     let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
         .await
         .expect("opens");
@@ -367,37 +420,31 @@ async fn sqlite_upgrade_keeps_runbooks_changes_and_drop_totals() {
         .run(&mut conn)
         .await
         .expect("old schema");
-    for sql in [
-        "INSERT INTO runbooks (id, team, markdown, updated_at, updated_by) VALUES ('TSG-1', 'bender', '# Old steps', 1, 't')",
-        "INSERT INTO changes (id, team, service, kind, description, link, at, recorded_by) VALUES ('c1', 'bender', 'checkout', 'deploy', 'old deploy', '', 4102444800000, 't')",
-        "INSERT INTO drops (reason, count) VALUES ('state-unchanged', 7)",
-    ] {
+    for sql in OLD_ROWS {
         sqlx::query(sql).execute(&mut conn).await.expect("old row");
     }
     conn.close().await.expect("closes");
-
     let (api, flexo) = with_flexo(Api::on(&url, Some(dir)).await).await;
-    let (_, runbook) = api.get(&api.bender, "/v1/runbooks/TSG-1").await;
-    assert_eq!(runbook["markdown"], "# Old steps", "{runbook}");
-    let (status, _) = put_runbook(&api, &flexo, "TSG-1", "# Flexo's own").await;
-    assert_eq!(status, StatusCode::OK, "the old id is bender's only");
-    assert_eq!(
-        descriptions(
-            &api,
-            &api.bender,
-            "/v1/changes?service=checkout&since=2099-01-01T00:00:00Z"
-        )
-        .await,
-        ["old deploy"]
-    );
-    assert_eq!(
-        unchanged(&api, &api.admin, "").await,
-        (StatusCode::OK, json!(7)),
-        "an admin still reads the old totals"
-    );
-    assert_eq!(
-        unchanged(&api, &api.bender, "").await,
-        (StatusCode::OK, Value::Null),
-        "which are no team's"
-    );
+    upgraded_keeps_old_rows(&api, &flexo).await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_keeps_runbooks_changes_and_drop_totals() {
+    use sqlx::Connection as _;
+    let url = tocsin_tests::postgres_url().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let old = migrations_before(dir.path(), "postgres", "0011");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("reads migrations")
+        .run(&mut conn)
+        .await
+        .expect("old schema");
+    for sql in OLD_ROWS {
+        sqlx::query(sql).execute(&mut conn).await.expect("old row");
+    }
+    conn.close().await.expect("closes");
+    let (api, flexo) = with_flexo(Api::on(&url, None).await).await;
+    upgraded_keeps_old_rows(&api, &flexo).await;
 }
