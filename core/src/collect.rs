@@ -7,6 +7,10 @@
 //! that fails or runs out of time leaves a section saying so, and the others go on:
 //! collection never stops a notification.
 //!
+//! An incident's context comes from its own team's data only: runbooks, changes, alert
+//! states and previous incidents are all read for the incident's team, so a team cannot
+//! put words into, or read through, another team's incident.
+//!
 //! The `logs` collector runs a templated SQL query against a read-only database the
 //! operator configured. Template values are always bound as parameters, never spliced
 //! into the SQL text, so a label such as `x' OR '1'='1` is only ever a value.
@@ -286,7 +290,7 @@ impl Collectors {
                 let id = param("id").ok_or("runbook needs params.id")?;
                 let runbook = self
                     .store
-                    .runbook(&id)
+                    .runbook(&incident.incident.team, &id)
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| {
@@ -311,7 +315,12 @@ impl Collectors {
                 )])
             }
             "cluster-health" => self
-                .cluster_health(event, param("service"), param("region"))
+                .cluster_health(
+                    &incident.incident.team,
+                    event,
+                    param("service"),
+                    param("region"),
+                )
                 .await
                 .map(|s| vec![s]),
             "recent-changes" => {
@@ -325,7 +334,7 @@ impl Collectors {
                 let since = now - window.as_millis() as i64;
                 let changes = self
                     .store
-                    .changes(&service, since, 20)
+                    .changes(Some(&incident.incident.team), &service, since, 20)
                     .await
                     .map_err(|e| e.to_string())?;
                 let mut text = String::new();
@@ -432,9 +441,11 @@ impl Collectors {
         }
     }
 
-    /// How many alerts of the service (and region) are unhealthy now, of how many known.
+    /// How many of the team's alerts of the service (and region) are unhealthy now, of
+    /// how many known.
     async fn cluster_health(
         &self,
+        team: &str,
         event: &Event,
         service: Option<String>,
         region: Option<String>,
@@ -448,6 +459,7 @@ impl Collectors {
             labels.push(("region".to_owned(), region.clone()));
         }
         let query = AlertQuery {
+            team: Some(team.to_owned()),
             labels,
             limit: HEALTH_SCAN,
             ..AlertQuery::default()

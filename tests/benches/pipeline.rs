@@ -116,7 +116,7 @@ fn storm_part() -> anyhow::Result<()> {
         let now = batch.last().map_or(0, |r| r.received_at);
         let outcome = engine.process(batch, now);
         history += outcome.history.len();
-        for (reason, n) in outcome.drops {
+        for (_, reason, n) in outcome.drops {
             *drops.entry(reason).or_default() += n;
         }
         for row in outcome.incidents {

@@ -1031,17 +1031,7 @@ async fn runbooks_and_changes_refuse_bad_input_clearly() {
         .call(put(&api.bender, "TSG-1", b"# Steps".to_vec()))
         .await;
     assert_eq!(status, axum::http::StatusCode::OK);
-    let (flexo, _) = auth::create(api.store.as_ref(), Grant::Team("flexo".into()), "")
-        .await
-        .expect("token");
     for (token, id, body, expected, message) in [
-        (
-            flexo.as_str(),
-            "TSG-1",
-            b"# Mine now".to_vec(),
-            403,
-            "belongs to another team",
-        ),
         (
             api.bender.as_str(),
             "bad%20id!",
@@ -1076,10 +1066,10 @@ async fn runbooks_and_changes_refuse_bad_input_clearly() {
             "{message}: {answer}"
         );
     }
-    let (_, runbook) = api.get(&flexo, "/v1/runbooks/TSG-1").await;
+    let (_, runbook) = api.get(&api.bender, "/v1/runbooks/TSG-1").await;
     assert_eq!(
         runbook["markdown"], "# Steps",
-        "every team reads; only the owner writes"
+        "refused writes change nothing"
     );
 
     for (change, message) in [

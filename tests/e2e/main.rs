@@ -5,6 +5,7 @@ mod adapters;
 mod alerting;
 mod api;
 mod cli;
+mod context;
 mod crash;
 mod isolation;
 mod pipeline;

@@ -1,5 +1,7 @@
 //! `/v1/runbooks` and `/v1/changes`: what teams record so that incidents carry it as
-//! context (the `runbook` and `recent-changes` collectors).
+//! context (the `runbook` and `recent-changes` collectors). Both belong to the team that
+//! wrote them: a team reads and writes only its own, and runbook ids are per team, so
+//! no team can take an id, read a text or plant a change in another team's incidents.
 
 use axum::Json;
 use axum::body::Body;
@@ -16,7 +18,7 @@ use crate::store::{Change, Runbook, millis};
 /// Largest runbook, in bytes.
 pub const MAX_RUNBOOK_BYTES: usize = 256 * 1024;
 
-/// The team a write acts for (`?team=` for an admin).
+/// The team a request acts for (`?team=` for an admin).
 fn acting_team(caller: &Caller, query: &[(String, String)]) -> Result<String, ApiError> {
     let named = query
         .iter()
@@ -40,9 +42,11 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Creates or replaces a runbook: the body is its Markdown (at most 256 KiB of UTF-8).
-/// Only the owning team may change it; every team may read it.
+/// Creates or replaces one of the team's runbooks: the body is its Markdown (at most
+/// 256 KiB of UTF-8). Ids are per team: another team's runbook of the same id is
+/// another runbook.
 #[utoipa::path(put, path = "/v1/runbooks/{id}",
+    params(("team" = Option<String>, Query, description = "admins: the owning team (required)")),
     request_body(content = String, content_type = "text/markdown"),
     responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub(super) async fn put_runbook(
@@ -77,25 +81,25 @@ pub(super) async fn put_runbook(
         updated_at: now_ms(),
         updated_by: caller.token_id.clone(),
     };
-    if !state.store.put_runbook(&runbook).await? {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("runbook \"{id}\" belongs to another team"),
-        ));
-    }
+    state.store.put_runbook(&runbook).await?;
     Ok(Json(runbook))
 }
 
-/// One runbook.
-#[utoipa::path(get, path = "/v1/runbooks/{id}", responses((status = 200, body = Runbook), (status = 404, body = ErrorBody)))]
+/// One of the team's runbooks. Another team's is not found, exactly like a missing one.
+#[utoipa::path(get, path = "/v1/runbooks/{id}",
+    params(("team" = Option<String>, Query, description = "admins: the owning team (required)")),
+    responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(super) async fn get_runbook(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<Runbook>, ApiError> {
+    check_id(&id)?;
+    let team = acting_team(&caller, &query)?;
     state
         .store
-        .runbook(&id)
+        .runbook(&team, &id)
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no runbook \"{id}\"")))
@@ -120,9 +124,11 @@ pub struct NewChange {
     pub at: Option<time::OffsetDateTime>,
 }
 
-/// Records a deploy or configuration change, shown by the `recent-changes` collector.
+/// Records a deploy or configuration change as the team's own: the `recent-changes`
+/// collector shows it in that team's incidents only.
 #[utoipa::path(post, path = "/v1/changes", request_body = NewChange,
-    responses((status = 201, body = Change), (status = 400, body = ErrorBody)))]
+    params(("team" = Option<String>, Query, description = "admins: the team that records it (required)")),
+    responses((status = 201, body = Change), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn post_change(
     State(state): State<AppState>,
     caller: Caller,
@@ -171,14 +177,19 @@ pub(super) async fn post_change(
     Ok((StatusCode::CREATED, Json(change)))
 }
 
-/// Changes of one service (`service`, required) since `since` (RFC 3339, default the
-/// last 7 days), newest first.
+/// The team's changes of one service (`service`, required) since `since` (RFC 3339,
+/// default the last 7 days), newest first; an admin sees every team's, or one team's
+/// with `team`.
 #[utoipa::path(get, path = "/v1/changes",
-    params(("service" = String, Query, description = "the service"), ("since" = Option<String>, Query, description = "RFC 3339")),
-    responses((status = 200, body = Vec<Change>), (status = 400, body = ErrorBody)))]
+    params(
+        ("service" = String, Query, description = "the service"),
+        ("since" = Option<String>, Query, description = "RFC 3339"),
+        ("team" = Option<String>, Query, description = "admins: only this team's"),
+    ),
+    responses((status = 200, body = Vec<Change>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list_changes(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<Vec<Change>>, ApiError> {
     let value = |name: &str| {
@@ -186,6 +197,20 @@ pub(super) async fn list_changes(
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
+    };
+    if let Some((other, _)) = query
+        .iter()
+        .find(|(k, _)| !["service", "since", "team"].contains(&k.as_str()))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown query parameter \"{other}\": use service, since or team"),
+        ));
+    }
+    // An admin without `team` reads every team's; anyone else only the one they act for.
+    let team = match value("team") {
+        None if caller.admin => None,
+        named => Some(super::acting_team(&caller, named.as_deref())?),
     };
     let service = value("service").ok_or_else(|| {
         ApiError::new(
@@ -205,5 +230,10 @@ pub(super) async fn list_changes(
         ),
         None => now_ms() - 7 * 86_400_000,
     };
-    Ok(Json(state.store.changes(&service, since, 1_000).await?))
+    Ok(Json(
+        state
+            .store
+            .changes(team.as_deref(), &service, since, 1_000)
+            .await?,
+    ))
 }

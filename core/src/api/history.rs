@@ -19,7 +19,8 @@ pub struct HistoryPage {
     /// Pass as `after` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
-    /// Events stopped since the database was created, by reason.
+    /// Events stopped since the database was created, by reason: the team's own, or for
+    /// an admin every team's (or, with `team`, one team's).
     pub drops: std::collections::BTreeMap<String, i64>,
 }
 
@@ -44,16 +45,18 @@ pub(super) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
         .map(|e| format!("{}/{}", crate::store::millis(e.processed_at), e.id))
 }
 
-/// Lists the event history: a team's own, or everyone's for an admin.
+/// Lists the event history and drop counters: a team's own, or everyone's (or one
+/// team's) for an admin.
 #[utoipa::path(get, path = "/v1/history",
     params(
+        ("team" = Option<String>, Query, description = "admins: only this team"),
         ("outcome" = Option<String>, Query, description = "passed, dropped, held or suppressed"),
         ("fingerprint" = Option<String>, Query, description = "one alert"),
         ("suppression" = Option<String>, Query, description = "events this suppression stopped"),
         ("after" = Option<String>, Query, description = "the `next` cursor"),
         ("limit" = Option<u32>, Query, description = "1-10000, default 1000"),
     ),
-    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -79,20 +82,34 @@ pub(super) async fn list(
                 }
                 query.outcome = Some(value);
             }
+            "team" => {
+                if !caller.may_act_for(&value) {
+                    return Err(ApiError::new(
+                        StatusCode::FORBIDDEN,
+                        format!("this token cannot read team \"{value}\"'s history"),
+                    ));
+                }
+                query.team = Some(value);
+            }
             "fingerprint" => query.fingerprint = Some(value),
             "suppression" => query.suppression_id = Some(value),
             "after" => query.after = Some(cursor(&value)?),
             "limit" => query.limit = body::limit(&value, 10_000)?,
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter \"{other}\": use outcome, fingerprint, suppression, after or limit"
+                    "unknown query parameter \"{other}\": use outcome, team, fingerprint, suppression, after or limit"
                 )));
             }
         }
     }
     let events = state.store.history(&query).await?;
     let next = next(&events, query.limit);
-    let drops = state.store.drops().await?.into_iter().collect();
+    let drops = state
+        .store
+        .drops(query.team.as_deref())
+        .await?
+        .into_iter()
+        .collect();
     Ok(Json(HistoryPage {
         events,
         next,

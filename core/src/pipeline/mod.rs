@@ -339,8 +339,8 @@ pub struct Outcome {
     pub incidents: Vec<IncidentRow>,
     pub members: Vec<MemberRow>,
     pub timeline: Vec<TimelineRow>,
-    /// Events stopped, by reason.
-    pub drops: Vec<(String, i64)>,
+    /// Events stopped, by (team, reason).
+    pub drops: Vec<(String, String, i64)>,
     /// Incidents to tell people about (the outbox delivers them).
     pub notices: Vec<NoticeRow>,
 }
@@ -588,7 +588,7 @@ struct Pending {
     /// Member rows of an incident whose slot was reused within the batch.
     extra_members: Vec<MemberRow>,
     timeline: Vec<TimelineRow>,
-    drops: BTreeMap<String, i64>,
+    drops: BTreeMap<(u32, String), i64>,
     journal_to: Option<i64>,
 }
 
@@ -665,8 +665,13 @@ impl Engine {
         if self.pending.journal_to.is_none() {
             self.pending.journal_to = outcome.journal_to;
         }
-        for (reason, n) in &outcome.drops {
-            *self.pending.drops.entry(reason.clone()).or_default() += n;
+        for (team, reason, n) in &outcome.drops {
+            let team = self.team_id(team);
+            *self
+                .pending
+                .drops
+                .entry((team, reason.clone()))
+                .or_default() += n;
         }
         self.deferred_since.get_or_insert(now);
     }
@@ -896,8 +901,12 @@ impl Engine {
         }
     }
 
-    fn drop_count(&mut self, reason: &str) {
-        *self.pending.drops.entry(reason.to_owned()).or_default() += 1;
+    fn drop_count(&mut self, team: u32, reason: &str) {
+        *self
+            .pending
+            .drops
+            .entry((team, reason.to_owned()))
+            .or_default() += 1;
     }
 
     /// Records a history row for `event`.
@@ -916,6 +925,7 @@ impl Engine {
     ) {
         if outcome == "dropped" {
             self.drop_count(
+                key.0,
                 reason
                     .split(':')
                     .next()
@@ -1111,7 +1121,11 @@ impl Engine {
                 .collect(),
             notices,
             timeline: pending.timeline,
-            drops: pending.drops.into_iter().collect(),
+            drops: pending
+                .drops
+                .into_iter()
+                .map(|((team, reason), n)| (self.team_name(team).to_owned(), reason, n))
+                .collect(),
         }
     }
 }

@@ -14,12 +14,13 @@ pub const FLAPPING_LABEL: &str = "flapping";
 impl Engine {
     /// One journal row through the static pre-filter and on.
     pub(super) fn on_event(&mut self, row: Incoming) {
+        let team = self.team_id(&row.team);
         let Ok(fingerprint) = row.fingerprint.parse() else {
             tracing::error!(id = %row.id, "journal row with an unreadable fingerprint; dropped");
-            self.drop_count("unreadable");
+            self.drop_count(team, "unreadable");
             return;
         };
-        let key: AlertKey = (self.team_id(&row.team), fingerprint);
+        let key: AlertKey = (team, fingerprint);
         let now = row.received_at;
         let status = row.status;
         let previous = self.alerts.get(&key).copied();
@@ -73,7 +74,7 @@ impl Engine {
                     return;
                 }
             }
-            self.drop_count("state-unchanged");
+            self.drop_count(key.0, "state-unchanged");
             return;
         }
 
@@ -91,14 +92,14 @@ impl Engine {
                     hold: None,
                 },
             );
-            self.drop_count("state-unchanged");
+            self.drop_count(key.0, "state-unchanged");
             return;
         }
         let event: Event = match serde_json::from_str(&row.event) {
             Ok(event) => event,
             Err(e) => {
                 tracing::error!(id = %row.id, error = %e, "journal row with an unreadable event; dropped");
-                self.drop_count("unreadable");
+                self.drop_count(key.0, "unreadable");
                 return;
             }
         };
@@ -256,7 +257,7 @@ impl Engine {
             }
             self.set_hold(key, (status == Status::Unhealthy).then_some(Hold::Plugin));
             self.unhold(key);
-            self.drop_count("plugin");
+            self.drop_count(key.0, "plugin");
             let reason = format!("plugin:{plugin}: {reason}");
             self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
             return;
@@ -421,7 +422,7 @@ impl Engine {
                 self.set_hold(key, None);
                 self.unhold(key);
             }
-            self.drop_count("suppressed");
+            self.drop_count(key.0, "suppressed");
             self.record(
                 key,
                 &meta,

@@ -541,8 +541,8 @@ fn batches_of_steady_repeats_defer_their_cursor_and_journal_rows_leave_in_bulk()
     assert_eq!(due.journal_to, Some(3), "the deferred cursor comes back");
     assert_eq!(
         due.drops,
-        vec![("state-unchanged".to_owned(), 2)],
-        "with the deferred drop counts"
+        vec![("ops".to_owned(), "state-unchanged".to_owned(), 2)],
+        "with the deferred drop counts, of the events' team"
     );
     assert!(
         !b.engine.may_defer(&due, 100 + CURSOR_DEFER_MS),

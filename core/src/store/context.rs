@@ -1,5 +1,6 @@
-//! The context tables (migration 0005), written once for both backends like
+//! The context tables (migrations 0005 and 0011), written once for both backends like
 //! `pipeline.rs`: runbooks, recent changes, and the sections collected per incident.
+//! Runbooks and changes belong to a team: every read names the team it reads for.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,9 +11,9 @@ use super::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Runbook {
-    /// Its id, such as `TSG-BENDER-12`.
+    /// Its id, such as `TSG-BENDER-12`, unique within its team.
     pub id: String,
-    /// The team that owns it (only it may change it; everyone may read it).
+    /// The team that owns it: only it (or an admin acting for it) reads and changes it.
     pub team: String,
     /// The text.
     pub markdown: String,
@@ -67,22 +68,23 @@ macro_rules! backend {
 
         type Pool = sqlx::Pool<$db>;
 
-        /// Creates or replaces a runbook; `false` when another team owns that id.
-        pub async fn put_runbook(pool: &Pool, runbook: &Runbook) -> Result<bool, StoreError> {
+        /// Creates or replaces a team's runbook.
+        pub async fn put_runbook(pool: &Pool, runbook: &Runbook) -> Result<(), StoreError> {
             let mut sql = QueryBuilder::<$db>::new("INSERT INTO runbooks (id, team, markdown, updated_at, updated_by) ");
             sql.push_values(std::iter::once(runbook), |mut v, r| {
                 v.push_bind(r.id.clone()).push_bind(r.team.clone()).push_bind(r.markdown.clone())
                     .push_bind(r.updated_at).push_bind(r.updated_by.clone());
             });
-            sql.push(" ON CONFLICT (id) DO UPDATE SET markdown = excluded.markdown, updated_at = excluded.updated_at, \
-                      updated_by = excluded.updated_by WHERE runbooks.team = excluded.team");
-            Ok(sql.build().execute(pool).await?.rows_affected() == 1)
+            sql.push(" ON CONFLICT (team, id) DO UPDATE SET markdown = excluded.markdown, updated_at = excluded.updated_at, \
+                      updated_by = excluded.updated_by");
+            sql.build().execute(pool).await?;
+            Ok(())
         }
 
-        /// One runbook.
-        pub async fn runbook(pool: &Pool, id: &str) -> Result<Option<Runbook>, StoreError> {
-            let mut sql = QueryBuilder::<$db>::new("SELECT id, team, markdown, updated_at, updated_by FROM runbooks WHERE id = ");
-            sql.push_bind(id.to_owned());
+        /// One runbook of a team.
+        pub async fn runbook(pool: &Pool, team: &str, id: &str) -> Result<Option<Runbook>, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("SELECT id, team, markdown, updated_at, updated_by FROM runbooks WHERE team = ");
+            sql.push_bind(team.to_owned()).push(" AND id = ").push_bind(id.to_owned());
             let Some(row) = sql.build().fetch_optional(pool).await? else { return Ok(None) };
             Ok(Some(Runbook {
                 id: row.try_get("id")?,
@@ -107,12 +109,22 @@ macro_rules! backend {
             Ok(())
         }
 
-        /// A service's changes since `since`, newest first.
-        pub async fn changes(pool: &Pool, service: &str, since: i64, limit: i64) -> Result<Vec<Change>, StoreError> {
+        /// A service's changes since `since` recorded by one team (or, `None`, by any),
+        /// newest first.
+        pub async fn changes(
+            pool: &Pool,
+            team: Option<&str>,
+            service: &str,
+            since: i64,
+            limit: i64,
+        ) -> Result<Vec<Change>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT id, team, service, kind, description, link, at, recorded_by FROM changes WHERE service = ",
             );
             sql.push_bind(service.to_owned()).push(" AND at >= ").push_bind(since);
+            if let Some(team) = team {
+                sql.push(" AND team = ").push_bind(team.to_owned());
+            }
             sql.push(" ORDER BY at DESC, id DESC LIMIT ").push_bind(limit);
             sql.build()
                 .fetch_all(pool)

@@ -334,8 +334,11 @@ pub trait Store: Send + Sync + 'static {
         who: &str,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Events stopped so far, by reason.
-    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError>;
+    /// Events stopped so far, by reason: one team's, or (`None`) every team's summed.
+    async fn drops(
+        &self,
+        team: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError>;
     /// Lists alert states in (team, fingerprint) order.
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError>;
     /// Number of accepted events still traceable by id: waiting in the journal, kept in
@@ -457,15 +460,17 @@ pub trait Store: Send + Sync + 'static {
         team: Option<&str>,
         now: i64,
     ) -> Result<bool, StoreError>;
-    /// Creates or replaces a runbook; `false` when another team owns its id.
-    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError>;
-    /// One runbook.
-    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError>;
+    /// Creates or replaces a runbook of its team (ids are per team).
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<(), StoreError>;
+    /// One runbook of a team.
+    async fn runbook(&self, team: &str, id: &str) -> Result<Option<Runbook>, StoreError>;
     /// Records a change of a service.
     async fn put_change(&self, change: &Change) -> Result<(), StoreError>;
-    /// A service's changes since `since` (Unix ms), newest first.
+    /// A service's changes since `since` (Unix ms) recorded by one team (`None`: by
+    /// any), newest first.
     async fn changes(
         &self,
+        team: Option<&str>,
         service: &str,
         since: i64,
         limit: i64,

@@ -627,11 +627,11 @@ macro_rules! backend {
                 end(&mut tx, &mut sql, batched).await?;
             }
             if !outcome.drops.is_empty() {
-                sql.push("INSERT INTO drops (reason, count) ");
-                sql.push_values(&outcome.drops, |mut v, (reason, n)| {
-                    v.push_bind(reason.clone()).push_bind(*n);
+                sql.push("INSERT INTO drops (team, reason, count) ");
+                sql.push_values(&outcome.drops, |mut v, (team, reason, n)| {
+                    v.push_bind(team.clone()).push_bind(reason.clone()).push_bind(*n);
                 });
-                sql.push(" ON CONFLICT (reason) DO UPDATE SET count = drops.count + excluded.count");
+                sql.push(" ON CONFLICT (team, reason) DO UPDATE SET count = drops.count + excluded.count");
                 end(&mut tx, &mut sql, batched).await?;
             }
             finish(&mut tx, &mut sql).await?;
@@ -1004,9 +1004,14 @@ macro_rules! backend {
             Ok(changed)
         }
 
-        /// Events stopped so far, by reason.
-        pub async fn drops(pool: &Pool) -> Result<HashMap<String, i64>, StoreError> {
-            let rows = sqlx::query("SELECT reason, count FROM drops").fetch_all(pool).await?;
+        /// Events stopped so far, by reason: one team's, or every team's summed.
+        pub async fn drops(pool: &Pool, team: Option<&str>) -> Result<HashMap<String, i64>, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("SELECT reason, CAST(SUM(count) AS BIGINT) AS count FROM drops");
+            if let Some(team) = team {
+                sql.push(" WHERE team = ").push_bind(team.to_owned());
+            }
+            sql.push(" GROUP BY reason");
+            let rows = sql.build().fetch_all(pool).await?;
             rows.iter()
                 .map(|row| Ok((row.try_get("reason")?, row.try_get("count")?)))
                 .collect()

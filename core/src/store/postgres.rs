@@ -232,8 +232,11 @@ impl Store for PostgresStore {
         shared::finished_incident(&self.pool, id, team, close, who, now).await
     }
 
-    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        shared::drops(&self.pool).await
+    async fn drops(
+        &self,
+        team: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        shared::drops(&self.pool, team).await
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {
@@ -500,12 +503,12 @@ impl Store for PostgresStore {
         outbox::retry(&self.pool, id, team, now).await
     }
 
-    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError> {
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<(), StoreError> {
         context::put_runbook(&self.pool, runbook).await
     }
 
-    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError> {
-        context::runbook(&self.pool, id).await
+    async fn runbook(&self, team: &str, id: &str) -> Result<Option<Runbook>, StoreError> {
+        context::runbook(&self.pool, team, id).await
     }
 
     async fn put_change(&self, change: &Change) -> Result<(), StoreError> {
@@ -514,11 +517,12 @@ impl Store for PostgresStore {
 
     async fn changes(
         &self,
+        team: Option<&str>,
         service: &str,
         since: i64,
         limit: i64,
     ) -> Result<Vec<Change>, StoreError> {
-        context::changes(&self.pool, service, since, limit).await
+        context::changes(&self.pool, team, service, since, limit).await
     }
 
     async fn put_context(

@@ -485,8 +485,11 @@ impl Store for SqliteStore {
         shared::finished_incident(&self.writer, id, team, close, who, now).await
     }
 
-    async fn drops(&self) -> Result<std::collections::HashMap<String, i64>, StoreError> {
-        shared::drops(&self.readers).await
+    async fn drops(
+        &self,
+        team: Option<&str>,
+    ) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+        shared::drops(&self.readers, team).await
     }
 
     async fn alerts(&self, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {
@@ -747,12 +750,12 @@ impl Store for SqliteStore {
         outbox::retry(&self.writer, id, team, now).await
     }
 
-    async fn put_runbook(&self, runbook: &Runbook) -> Result<bool, StoreError> {
+    async fn put_runbook(&self, runbook: &Runbook) -> Result<(), StoreError> {
         context::put_runbook(&self.writer, runbook).await
     }
 
-    async fn runbook(&self, id: &str) -> Result<Option<Runbook>, StoreError> {
-        context::runbook(&self.readers, id).await
+    async fn runbook(&self, team: &str, id: &str) -> Result<Option<Runbook>, StoreError> {
+        context::runbook(&self.readers, team, id).await
     }
 
     async fn put_change(&self, change: &Change) -> Result<(), StoreError> {
@@ -761,11 +764,12 @@ impl Store for SqliteStore {
 
     async fn changes(
         &self,
+        team: Option<&str>,
         service: &str,
         since: i64,
         limit: i64,
     ) -> Result<Vec<Change>, StoreError> {
-        context::changes(&self.readers, service, since, limit).await
+        context::changes(&self.readers, team, service, since, limit).await
     }
 
     async fn put_context(
