@@ -6,6 +6,7 @@ mod alerting;
 mod api;
 mod cli;
 mod crash;
+mod notifiers;
 mod pipeline;
 mod plugins;
 mod prometheus;
