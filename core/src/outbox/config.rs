@@ -925,4 +925,61 @@ routes:
             "{err}"
         );
     }
+
+    #[test]
+    fn queues_follow_each_services_syntax() {
+        for ok in ["#bender-on-call", "ops", "C0123ABCD"] {
+            assert_eq!(QueueKind::Channel.check(ok), Ok(()), "{ok}");
+        }
+        for ok in ["OPS", "CHK_2"] {
+            assert_eq!(QueueKind::Project.check(ok), Ok(()), "{ok}");
+        }
+        for ok in ["example/ops", "a-b/c.d_e"] {
+            assert_eq!(QueueKind::Repository.check(ok), Ok(()), "{ok}");
+        }
+        for (kind, bad) in [
+            (QueueKind::Repository, "../../orgs/flexo/teams?x=#"),
+            (QueueKind::Repository, "flexo/.."),
+            (QueueKind::Repository, "flexo/repo/issues"),
+            (QueueKind::Repository, "-x/repo"),
+            (QueueKind::Project, "ops"),
+            (QueueKind::Project, "OPS/../X"),
+            (QueueKind::Channel, "#a b"),
+            (QueueKind::Channel, "#x?y"),
+        ] {
+            let err = kind.check(bad).expect_err(bad);
+            assert!(err.contains(&format!("\"{bad}\"")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_file_route_must_name_notifiers_open_to_its_team() {
+        let closed = FILE.replace(
+            "pd: { kind: pagerduty, routing-key: \"${env:PD_KEY}\" }",
+            "pd: { kind: pagerduty, routing-key: \"${env:PD_KEY}\", teams: [flexo] }",
+        );
+        let err = Notifiers::parse_with(&closed, &env).expect_err("closed to bender");
+        assert!(
+            err.to_string()
+                .contains("routes[0].page: \"pd\" is open to some teams only"),
+            "{err}"
+        );
+        let other_kind = FILE.replace("project: OPS,", "project: OPS, channels: { a: [\"#a\"] },");
+        let err = Notifiers::parse_with(&other_kind, &env).expect_err("a Slack list on Jira");
+        assert!(
+            err.to_string()
+                .contains("notifiers.jira: unknown field `channels`"),
+            "{err}"
+        );
+        let bad = FILE.replace(
+            "channel: \"#ops\" }",
+            "channel: \"#ops\", channels: { bender: [\"../x\"] } }",
+        );
+        let err = Notifiers::parse_with(&bad, &env).expect_err("bad channel");
+        assert!(
+            err.to_string()
+                .contains("channels.bender: invalid channel \"../x\""),
+            "{err}"
+        );
+    }
 }
