@@ -322,10 +322,16 @@ async fn channel_and_ticket_queue_templates_are_rendered_then_checked() {
         ["POST /repos/example/bender-web/issues"]
     );
     let (_, incidents) = api.get(&api.bender, "/v1/incidents").await;
-    let alert = &incidents["incidents"][0]["alertList"][0];
-    assert!(
-        !incidents.to_string().contains("${"),
-        "no template left unrendered: {alert}"
+    let id = incidents["incidents"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (_, incident) = api.get(&api.bender, &format!("/v1/incidents/{id}")).await;
+    let alert = &incident["alert_list"][0];
+    assert_eq!(
+        (&alert["channel"], &alert["ticket_queue"]),
+        (&json!("#checkout-alerts"), &json!("example/bender-web")),
+        "shown as used: {incident}"
     );
 
     // A template that renders to a queue the team may not reach is refused as such.

@@ -31,12 +31,12 @@ pub use send::{Attempt, Sender, Target};
 
 use crate::catalogue::Service;
 use crate::collect::Collectors;
-use crate::event::{Event, Priority};
+use crate::event::Priority;
 use crate::notify::{Action, Notice};
 use crate::pipeline::worker::{Handed, now_ms};
 use crate::pipeline::{NoticeRow, Pipeline};
 use crate::plugin::Section;
-use crate::store::views::{IncidentAlert, IncidentDetail};
+use crate::store::views::IncidentDetail;
 use crate::store::{self, Delivery, Store, StoreError, StoredRoute};
 
 /// Notices expanded per round.
@@ -372,24 +372,25 @@ impl Subject {
             .as_ref()
             .and_then(|s| s.spec.alerting.clone())
             .unwrap_or_default();
-        // Templates in a channel or queue render against the event they came with; the
-        // service's, against the event of the alert that opened the incident.
+        // An alert's own channel and queue come rendered against its event (the
+        // store's view); the service's render against the event that opened the
+        // incident. Each is rendered once: a label value holding `${…}` stays text.
         let opening = incident.alert_list.first().and_then(|a| a.event.as_ref());
-        let render = |text: String, event: Option<&Event>| match event {
+        let render = |text: String| match opening {
             Some(event) => crate::template::render(&text, event),
             None => text,
         };
-        let own = |pick: fn(&IncidentAlert) -> Option<&String>| {
-            incident
+        let target = Target {
+            channel: incident
                 .alert_list
                 .iter()
-                .find_map(|a| pick(a).map(|text| render(text.clone(), a.event.as_ref())))
-        };
-        let target = Target {
-            channel: own(|a| a.channel.as_ref())
-                .or_else(|| alerting.channel.map(|c| render(c, opening))),
-            queue: own(|a| a.ticket_queue.as_ref())
-                .or_else(|| alerting.ticket_queue.map(|q| render(q, opening))),
+                .find_map(|a| a.channel.clone())
+                .or_else(|| alerting.channel.map(render)),
+            queue: incident
+                .alert_list
+                .iter()
+                .find_map(|a| a.ticket_queue.clone())
+                .or_else(|| alerting.ticket_queue.map(render)),
         };
         let sections = incident
             .context
