@@ -170,6 +170,37 @@ impl Batch {
         }
     }
 
+    /// Rejects the accepted events `check` refuses, each with its index, as if
+    /// validation had; the others stay accepted. For rules that need the server's
+    /// configuration (which notifiers a team may reach), which parsing does not know.
+    pub fn refuse(&mut self, check: impl Fn(&Accepted) -> Result<(), FieldError>) {
+        let mut accepted = std::mem::take(&mut self.accepted).into_iter();
+        let mut kept = Vec::with_capacity(accepted.len());
+        let mut refused = false;
+        for (index, id) in self.ids.iter_mut().enumerate() {
+            if id.is_none() {
+                continue;
+            }
+            let Some(event) = accepted.next() else { break };
+            match check(&event) {
+                Ok(()) => kept.push(event),
+                Err(e) => {
+                    *id = None;
+                    refused = true;
+                    self.rejected.push(Rejected {
+                        index,
+                        field: e.field,
+                        error: e.error,
+                    });
+                }
+            }
+        }
+        self.accepted = kept;
+        if refused {
+            self.rejected.sort_by_key(|r| r.index);
+        }
+    }
+
     fn reject(&mut self, index: usize, errors: Vec<FieldError>) {
         self.ids.push(None);
         self.rejected.extend(errors.into_iter().map(|e| Rejected {

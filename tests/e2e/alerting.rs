@@ -513,7 +513,7 @@ async fn a_refusal_is_dead_at_once_and_secrets_never_show() {
         dead["notifications"][0]["attempts"], 1,
         "a refusal is not retried"
     );
-    let shown = format!("{dead} {} {notifiers:?}", notifiers.public());
+    let shown = format!("{dead} {} {notifiers:?}", notifiers.public(None));
     assert!(!shown.contains("not-a-bot-token"), "{shown}");
 }
 

@@ -8,6 +8,7 @@ mod cli;
 mod context;
 mod crash;
 mod isolation;
+mod notifiers;
 mod pipeline;
 mod plugins;
 mod prometheus;

@@ -1,5 +1,7 @@
 //! Faithful fakes of the SaaS Tocsin notifies: PagerDuty's Events API v2, Slack's Web
-//! API, Jira Cloud's REST API v2 and GitHub's issues API, on one loopback HTTP server.
+//! API, Jira Cloud's REST API v2 (with v3's JQL search, whose results are eventually
+//! consistent; the removed `GET /rest/api/2/search` answers 410 Gone as Jira Cloud
+//! does) and GitHub's issues API, on one loopback HTTP server.
 //!
 //! Each request is recorded and checked against the service's documented format:
 //! required fields, types, limits and the auth header. A request the real service would
@@ -48,7 +50,14 @@ pub struct Scripted {
     pub retry_after: Option<u64>,
     /// Act on the request at once, but answer only after this long.
     pub delay: Option<std::time::Duration>,
+    /// With `status`: act on the request as normal, then answer `status` anyway (a
+    /// gateway that failed after the service did the work).
+    pub acted: bool,
 }
+
+/// How long a new Jira issue takes to show in search by default: Jira Cloud's search
+/// is eventually consistent.
+pub const JIRA_SEARCH_LAG: std::time::Duration = std::time::Duration::from_millis(500);
 
 #[derive(Default)]
 struct Inner {
@@ -58,6 +67,10 @@ struct Inner {
     /// Issues created (Jira keys or GitHub numbers) with their labels, so a search
     /// finds them as the real services would.
     issues: Vec<(String, Vec<String>)>,
+    /// When each Jira issue (by key) shows in search.
+    searchable_at: std::collections::HashMap<String, std::time::Instant>,
+    /// How long a new Jira issue takes to show in search.
+    search_lag: Option<std::time::Duration>,
     /// PagerDuty dedup keys with an open (triggered, unresolved) page.
     open_pages: Vec<String>,
     /// Pages PagerDuty would have raised: triggers of a key with no open page.
@@ -86,7 +99,8 @@ impl Fakes {
                 "/rest/api/2/issue/{key}/transitions",
                 get(jira_transitions).post(jira_transition),
             )
-            .route("/rest/api/2/search", get(jira_search))
+            .route("/rest/api/2/search", any(jira_removed_search))
+            .route("/rest/api/3/search/jql", get(jira_search).post(jira_search))
             .route(
                 "/repos/{owner}/{repo}/issues",
                 post(github_create).get(github_list),
@@ -163,6 +177,12 @@ impl Fakes {
     /// Issues created in Jira or GitHub, with their labels.
     pub fn issues(&self) -> Vec<(String, Vec<String>)> {
         self.lock().issues.clone()
+    }
+
+    /// Makes new Jira issues show in search only after `lag` (default
+    /// [`JIRA_SEARCH_LAG`]).
+    pub fn set_search_lag(&self, lag: std::time::Duration) {
+        self.lock().search_lag = Some(lag);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -251,7 +271,10 @@ impl Exchange {
         let response = {
             let mut inner = lock(&self.inner);
             let (status, response) = match (&scripted, violations.is_empty()) {
-                (Some(s), _) => {
+                (Some(s), valid) => {
+                    if s.acted && valid {
+                        on_ok(&mut inner);
+                    }
                     let status =
                         StatusCode::from_u16(s.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                     let mut response =
@@ -581,7 +604,11 @@ async fn jira_create(ex: Exchange, body: Bytes) -> Response {
     let n = next_id(&ex.inner);
     let key = format!("{project}-{n}");
     let labels = labels_of(&issue, "/fields/labels");
-    ex.answer_with("jira", issue, v.clone(), Answers { refusal: (StatusCode::BAD_REQUEST, json!({ "errorMessages": [], "errors": { "fields": v.join("; ") } })), ok: (StatusCode::CREATED, json!({ "id": format!("{}", 10_000 + n), "key": key, "self": "http://jira/rest/api/2/issue" })) }, move |state| state.issues.push((key, labels)))
+    ex.answer_with("jira", issue, v.clone(), Answers { refusal: (StatusCode::BAD_REQUEST, json!({ "errorMessages": [], "errors": { "fields": v.join("; ") } })), ok: (StatusCode::CREATED, json!({ "id": format!("{}", 10_000 + n), "key": key, "self": "http://jira/rest/api/2/issue" })) }, move |state| {
+        let lag = state.search_lag.unwrap_or(JIRA_SEARCH_LAG);
+        state.searchable_at.insert(key.clone(), std::time::Instant::now() + lag);
+        state.issues.push((key, labels));
+    })
     .await
 }
 
@@ -648,28 +675,72 @@ async fn jira_transition(Path(_key): Path<String>, ex: Exchange, body: Bytes) ->
     .await
 }
 
-/// Jira: `GET /rest/api/2/search?jql=…` (finds nothing: the fake keeps no issues).
-async fn jira_search(ex: Exchange) -> Response {
-    let mut v = Vec::new();
-    jira_auth(&ex.headers, &mut v);
-    if !ex.uri.query().unwrap_or("").contains("jql=") {
-        v.push("jql is required".into());
-    }
-    let jql: String = form_query(&ex.uri, "jql");
-    let found: Vec<Value> = lock(&ex.inner)
-        .issues
-        .iter()
-        .filter(|(_, labels)| labels.iter().any(|l| jql == format!("labels = \"{l}\"")))
-        .map(|(key, _)| json!({ "key": key }))
-        .collect();
-    let total = found.len();
+/// Jira Cloud's removed `GET /rest/api/2/search` (and v3's): 410 Gone, with Jira's
+/// message, recorded as a violation.
+async fn jira_removed_search(ex: Exchange) -> Response {
+    let message = "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046";
     ex.answer(
         "jira",
         Value::Null,
+        vec![format!("{message} (410 Gone)")],
+        Answers {
+            refusal: (
+                StatusCode::GONE,
+                json!({ "errorMessages": [message], "errors": {} }),
+            ),
+            ok: (StatusCode::GONE, Value::Null),
+        },
+    )
+    .await
+}
+
+/// Jira: `GET /rest/api/3/search/jql?jql=…` (or `POST` with a JSON body): the issues
+/// whose label the JQL names, among those old enough to show in search. Only
+/// `labels = "…"` is understood; the answer pages with `nextPageToken` / `isLast`.
+async fn jira_search(ex: Exchange, body: Bytes) -> Response {
+    let mut v = Vec::new();
+    jira_auth(&ex.headers, &mut v);
+    let request = if ex.method == Method::POST {
+        json_body(&ex.headers, &body, &mut v)
+    } else {
+        let max = form_query(&ex.uri, "maxResults");
+        json!({
+            "jql": form_query(&ex.uri, "jql"),
+            "fields": form_query(&ex.uri, "fields"),
+            "maxResults": if max.is_empty() { Value::Null } else { max.parse::<u64>().map(Value::from).unwrap_or(Value::Null) },
+        })
+    };
+    let jql = request["jql"].as_str().unwrap_or_default().to_owned();
+    if jql.is_empty() {
+        v.push("jql is required".into());
+    }
+    if let Some(max) = request.get("maxResults").filter(|m| !m.is_null())
+        && max.as_u64().is_none_or(|m| m > 5000)
+    {
+        v.push(format!("maxResults must be 0-5000, got {max}"));
+    }
+    let now = std::time::Instant::now();
+    let found: Vec<Value> = {
+        let inner = lock(&ex.inner);
+        inner
+            .issues
+            .iter()
+            .filter(|(key, _)| inner.searchable_at.get(key).is_some_and(|at| *at <= now))
+            .filter(|(_, labels)| labels.iter().any(|l| jql == format!("labels = \"{l}\"")))
+            .map(|(key, _)| {
+                let n: u64 = key.rsplit('-').next().and_then(|n| n.parse().ok()).unwrap_or_default();
+                let id = (10_000 + n).to_string();
+                json!({ "id": id, "key": key, "self": format!("http://jira/rest/api/3/issue/{id}"), "fields": {} })
+            })
+            .collect()
+    };
+    ex.answer(
+        "jira",
+        request,
         v.clone(),
         Answers {
             refusal: (StatusCode::BAD_REQUEST, json!({ "errorMessages": v })),
-            ok: (StatusCode::OK, json!({ "issues": found, "total": total })),
+            ok: (StatusCode::OK, json!({ "issues": found, "isLast": true })),
         },
     )
     .await

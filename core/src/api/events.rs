@@ -98,12 +98,20 @@ pub(super) async fn post(
 
 /// Appends a batch's accepted events to the journal, each with the request's trace id,
 /// and answers with its receipt once they are durable. Every way in (the API, adapters,
-/// transformer plugins) ends here.
+/// transformer plugins) ends here, so this is where an event asking for a channel or
+/// ticket queue its team may not reach is refused (a 400 when nothing is left).
 pub(super) async fn commit(
     state: &AppState,
-    batch: Batch,
+    mut batch: Batch,
     trace: &Trace,
 ) -> Result<Receipt, ApiError> {
+    batch.refuse(|item| state.notifiers.check_event(&item.team, &item.event));
+    if batch.accepted.is_empty() && !batch.rejected.is_empty() {
+        return Err(ApiError::rejected(
+            "no valid event in the request; nothing was accepted",
+            batch.rejected,
+        ));
+    }
     let accepted = batch.accepted.len();
     let records = batch
         .accepted

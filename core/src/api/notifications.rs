@@ -91,11 +91,14 @@ pub(super) async fn retry(
     }
 }
 
-/// The notifiers and routes in use, without their secrets.
+/// The notifiers and routes in use, without their secrets, URLs as scheme, host and
+/// path: a team token sees the notifiers open to its team, what it may name on them,
+/// and the routes that can apply to it; an admin sees all.
 #[utoipa::path(get, path = "/v1/notifiers", responses((status = 200, body = Object)))]
 pub(super) async fn notifiers(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> Json<serde_json::Value> {
-    Json(state.notifiers.public())
+    let team = (!caller.admin).then(|| caller.team.as_deref().unwrap_or_default());
+    Json(state.notifiers.public(team))
 }

@@ -3,13 +3,19 @@
 //! Secrets are written as `${env:NAME}` so the file itself holds none; they are
 //! resolved once at start, never logged (`Debug` redacts them) and never returned by
 //! the API ([`Notifiers::public`]).
+//!
+//! Notifiers are the operator's, shared by every team: each may be opened to some
+//! teams only (`teams:`), and the Slack channels, Jira projects and GitHub repositories
+//! a team may name on it are listed per team (`channels:`, `projects:`,
+//! `repositories:`), so that an event or a route never makes Tocsin's credentials
+//! reach what the operator did not open to its team.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::parse_duration;
+use crate::event::{Event, FieldError, parse_duration};
 
 /// A secret: shown as `***` everywhere but on the wire to its service.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -70,6 +76,11 @@ pub enum Notifier {
         /// Transition (by name) applied when the incident resolves; none keeps it open.
         #[serde(default, rename = "close-transition")]
         close_transition: Option<String>,
+        /// How long a new issue may take to show in Jira's search (eventually
+        /// consistent): after an attempt that may have created one, no second is
+        /// created before this has passed (default 30s).
+        #[serde(default = "settle", with = "duration")]
+        settle: Duration,
     },
     /// GitHub issues.
     Github {
@@ -81,6 +92,10 @@ pub enum Notifier {
         /// Close the issue when the incident resolves (default true).
         #[serde(default = "yes")]
         close: bool,
+        /// As Jira's `settle`: after an attempt that may have created an issue, no
+        /// second is created before this has passed (default 30s).
+        #[serde(default = "settle", with = "duration")]
+        settle: Duration,
         /// Base URL (default `https://api.github.com`).
         #[serde(default)]
         url: Option<String>,
@@ -102,7 +117,167 @@ fn yes() -> bool {
     true
 }
 
+fn settle() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// The longest `settle` accepted: a ticket is never held back longer than this.
+const MAX_SETTLE: Duration = Duration::from_secs(600);
+
+/// Durations written as `30s`, `2m`.
+mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(de)?;
+        let parsed = crate::event::parse_duration(&text).map_err(serde::de::Error::custom)?;
+        if parsed > super::MAX_SETTLE {
+            return Err(serde::de::Error::custom(format!(
+                "settle \"{text}\" is over the maximum of 10m"
+            )));
+        }
+        Ok(parsed)
+    }
+}
+
+/// What a queue names on a notifier, with the service's syntax for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    /// A Slack channel: `#name`, `name` or a channel id.
+    Channel,
+    /// A Jira project key, such as `OPS`.
+    Project,
+    /// A GitHub repository, `owner/repo`.
+    Repository,
+}
+
+impl QueueKind {
+    /// The key of a notifier's per-team allow-list in the notifiers file.
+    pub fn allow_key(self) -> &'static str {
+        match self {
+            Self::Channel => "channels",
+            Self::Project => "projects",
+            Self::Repository => "repositories",
+        }
+    }
+
+    /// What the value is called in messages.
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Channel => "Slack channel",
+            Self::Project => "Jira project",
+            Self::Repository => "GitHub repository",
+        }
+    }
+
+    /// What an event or service calls the value.
+    fn field(self) -> &'static str {
+        match self {
+            Self::Channel => "channel",
+            Self::Project | Self::Repository => "ticket queue",
+        }
+    }
+
+    /// The syntax the service takes, for messages.
+    fn hint(self) -> &'static str {
+        match self {
+            Self::Channel => "a Slack channel: #name (letters, digits, - and _) or a channel id",
+            Self::Project => "a Jira project key such as OPS (A-Z, 0-9, _)",
+            Self::Repository => "a GitHub repository as owner/repo (letters, digits, ., - and _)",
+        }
+    }
+
+    /// Checks `value` against the service's syntax, so that it can only ever name a
+    /// channel, project or repository: never a path, a query or another endpoint.
+    pub fn check(self, value: &str) -> Result<(), String> {
+        let ok = match self {
+            // Slack: lower-case names of letters, digits, `-` and `_` (at most 80), or
+            // an upper-case id such as C0123ABCD.
+            Self::Channel => {
+                let name = value.strip_prefix('#').unwrap_or(value);
+                (1..=80).contains(&name.len())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            }
+            // Jira: an upper-case letter, then upper-case letters, digits or `_`.
+            Self::Project => {
+                (2..=255).contains(&value.len())
+                    && value.starts_with(|c: char| c.is_ascii_uppercase())
+                    && value
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            }
+            // GitHub: an owner of letters, digits and `-` (at most 39, not starting
+            // with `-`), one `/`, a repository of letters, digits, `.`, `-`, `_` (at
+            // most 100, neither `.` nor `..`).
+            Self::Repository => value.split_once('/').is_some_and(|(owner, repo)| {
+                (1..=39).contains(&owner.len())
+                    && !owner.starts_with('-')
+                    && owner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && (1..=100).contains(&repo.len())
+                    && repo != "."
+                    && repo != ".."
+                    && repo
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_".contains(c))
+            }),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(format!(
+            "invalid {} \"{value}\": expected {}",
+            self.field(),
+            self.hint()
+        ))
+    }
+
+    /// Whether two valid values name the same thing: Slack and GitHub ignore case, and
+    /// `#` before a Slack channel is optional.
+    fn same(self, a: &str, b: &str) -> bool {
+        match self {
+            Self::Channel => a
+                .trim_start_matches('#')
+                .eq_ignore_ascii_case(b.trim_start_matches('#')),
+            Self::Project => a == b,
+            Self::Repository => a.eq_ignore_ascii_case(b),
+        }
+    }
+}
+
 impl Notifier {
+    /// What a queue names on this notifier, if it takes one.
+    pub fn queue_kind(&self) -> Option<QueueKind> {
+        match self {
+            Self::Slack { .. } => Some(QueueKind::Channel),
+            Self::Jira { .. } => Some(QueueKind::Project),
+            Self::Github { .. } => Some(QueueKind::Repository),
+            Self::Pagerduty { .. } | Self::Webhook { .. } => None,
+        }
+    }
+
+    /// The channel, project or repository used when the incident names none.
+    pub fn default_queue(&self) -> Option<&str> {
+        match self {
+            Self::Slack { channel, .. } => channel.as_deref(),
+            Self::Jira { project, .. } => project.as_deref(),
+            Self::Github { repository, .. } => repository.as_deref(),
+            Self::Pagerduty { .. } | Self::Webhook { .. } => None,
+        }
+    }
+
+    /// How long a new ticket may take to show in the notifier's search; `None` for a
+    /// notifier that opens no tickets.
+    pub fn settle(&self) -> Option<Duration> {
+        match self {
+            Self::Jira { settle, .. } | Self::Github { settle, .. } => Some(*settle),
+            _ => None,
+        }
+    }
+
     /// `pagerduty`, `slack`, `jira`, `github` or `webhook`.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -112,6 +287,36 @@ impl Notifier {
             Self::Github { .. } => "github",
             Self::Webhook { .. } => "webhook",
         }
+    }
+}
+
+/// Who may use one notifier, and what each team may name on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The teams the notifier is open to; `None` opens it to every team.
+    pub teams: Option<Vec<String>>,
+    /// The channels, projects or repositories each team may name (the key `*` for
+    /// every team); `None` allows any valid one. The notifier's default is always
+    /// allowed to the teams it is open to.
+    pub queues: Option<BTreeMap<String, Vec<String>>>,
+}
+
+impl Access {
+    /// Whether `team` may use the notifier.
+    pub fn open_to(&self, team: &str) -> bool {
+        self.teams
+            .as_ref()
+            .is_none_or(|teams| teams.iter().any(|t| t == team))
+    }
+
+    /// The queues `team` may name, when the notifier lists them.
+    fn queues_of<'a>(&'a self, team: &'a str) -> Option<impl Iterator<Item = &'a String>> {
+        self.queues.as_ref().map(|queues| {
+            queues
+                .iter()
+                .filter(move |(t, _)| t.as_str() == team || t.as_str() == "*")
+                .flat_map(|(_, list)| list)
+        })
     }
 }
 
@@ -175,8 +380,10 @@ struct File {
     public_url: Option<String>,
     #[serde(default)]
     retry: Option<RetryFile>,
+    /// Read as YAML first: `teams:` and the allow-list are taken out before the rest
+    /// is read as the [`Notifier`].
     #[serde(default)]
-    notifiers: BTreeMap<String, Notifier>,
+    notifiers: BTreeMap<String, serde_yaml_ng::Value>,
     #[serde(default)]
     routes: Vec<Route>,
 }
@@ -190,6 +397,9 @@ pub struct Notifiers {
     pub retry: Retry,
     /// Notifiers by name.
     pub notifiers: BTreeMap<String, Notifier>,
+    /// Who may use each notifier (by name; a notifier without an entry is open to
+    /// every team and any valid queue).
+    pub access: BTreeMap<String, Access>,
     /// Routes, most specific first when matched.
     pub routes: Vec<Route>,
 }
@@ -205,9 +415,15 @@ pub enum ConfigError {
     MissingEnv(String),
 }
 
-/// Checks that every notifier a route names exists and is of the kind its field needs;
-/// the error starts with the field.
-fn check_route(notifiers: &BTreeMap<String, Notifier>, route: &Route) -> Result<(), String> {
+/// Checks that every notifier a route names exists, is of the kind its field needs and
+/// is open to the route's team (a route for every team names only notifiers open to
+/// every team); the error starts with the field. A notifier closed to the team is
+/// refused exactly as one that does not exist, so a team learns nothing of it.
+fn check_route(
+    notifiers: &BTreeMap<String, Notifier>,
+    access: &BTreeMap<String, Access>,
+    route: &Route,
+) -> Result<(), String> {
     let names = route
         .page
         .iter()
@@ -226,9 +442,23 @@ fn check_route(notifiers: &BTreeMap<String, Notifier>, route: &Route) -> Result<
                 .map(|n| (n, "webhooks", &["webhook"][..])),
         );
     for (name, field, kinds) in names {
-        let notifier = notifiers
-            .get(name)
-            .ok_or_else(|| format!("{field}: no notifier named \"{name}\""))?;
+        let access = access.get(name);
+        let notifier = match (&route.team, notifiers.get(name)) {
+            (Some(team), notifier)
+                if notifier.is_none() || access.is_some_and(|a| !a.open_to(team)) =>
+            {
+                return Err(format!(
+                    "{field}: no notifier named \"{name}\" is open to team \"{team}\""
+                ));
+            }
+            (_, None) => return Err(format!("{field}: no notifier named \"{name}\"")),
+            (None, Some(_)) if access.is_some_and(|a| a.teams.is_some()) => {
+                return Err(format!(
+                    "{field}: \"{name}\" is open to some teams only; a route naming it names its team"
+                ));
+            }
+            (_, Some(notifier)) => notifier,
+        };
         if !kinds.contains(&notifier.kind()) {
             return Err(format!(
                 "{field}: \"{name}\" is a {} notifier, expected {}",
@@ -238,6 +468,77 @@ fn check_route(notifiers: &BTreeMap<String, Notifier>, route: &Route) -> Result<
         }
     }
     Ok(())
+}
+
+/// Reads one notifier of the file: its [`Access`] (`teams:` and the allow-list of its
+/// kind) and the rest as the [`Notifier`].
+fn read_notifier(value: serde_yaml_ng::Value) -> Result<(Notifier, Access), String> {
+    let serde_yaml_ng::Value::Mapping(mut map) = value else {
+        return Err("expected a mapping with kind and its settings".into());
+    };
+    let mut take = |key: &str| map.remove(serde_yaml_ng::Value::String(key.to_owned()));
+    let teams: Option<Vec<String>> = take("teams")
+        .map(serde_yaml_ng::from_value)
+        .transpose()
+        .map_err(|e| format!("teams: {e}"))?;
+    // Only the allow-list of the notifier's own kind is taken out: another kind's is
+    // left in, and refused below as an unknown field.
+    let kind = map
+        .get(serde_yaml_ng::Value::String("kind".into()))
+        .and_then(serde_yaml_ng::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let allow_key = match kind.as_str() {
+        "slack" => Some(QueueKind::Channel),
+        "jira" => Some(QueueKind::Project),
+        "github" => Some(QueueKind::Repository),
+        _ => None,
+    }
+    .map(QueueKind::allow_key);
+    let mut take = |key: &str| map.remove(serde_yaml_ng::Value::String(key.to_owned()));
+    let queues: Option<BTreeMap<String, Vec<String>>> = allow_key
+        .and_then(&mut take)
+        .map(serde_yaml_ng::from_value)
+        .transpose()
+        .map_err(|e| format!("{}: {e}", allow_key.unwrap_or_default()))?;
+    let notifier: Notifier =
+        serde_yaml_ng::from_value(serde_yaml_ng::Value::Mapping(map)).map_err(|e| e.to_string())?;
+    for team in teams.iter().flatten() {
+        crate::auth::check_team_name(team).map_err(|e| format!("teams: {e}"))?;
+    }
+    if let Some(kind) = notifier.queue_kind() {
+        if let Some(default) = notifier.default_queue() {
+            kind.check(default)?;
+        }
+        for (team, list) in queues.iter().flatten() {
+            if team != "*" {
+                crate::auth::check_team_name(team)
+                    .map_err(|e| format!("{}.{team}: {e}", kind.allow_key()))?;
+            }
+            for queue in list {
+                kind.check(queue)
+                    .map_err(|e| format!("{}.{team}: {e}", kind.allow_key()))?;
+            }
+        }
+    }
+    Ok((notifier, Access { teams, queues }))
+}
+
+/// Shows a URL as scheme, host and path: a query, user name, password or fragment may
+/// carry a key, and `${env:…}` has already put it there.
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(url) => {
+            let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}{}",
+                url.scheme(),
+                url.host_str().unwrap_or_default(),
+                url.path()
+            )
+        }
+        Err(_) => "(not a valid URL)".to_owned(),
+    }
 }
 
 /// Replaces `${env:NAME}` with the variable's value.
@@ -283,8 +584,18 @@ impl Notifiers {
             retry.first = duration("first", r.first, retry.first)?;
             retry.max = duration("max", r.max, retry.max)?;
         }
+        let mut notifiers = BTreeMap::new();
+        let mut access = BTreeMap::new();
+        for (name, value) in file.notifiers {
+            let (notifier, rules) = read_notifier(value)
+                .map_err(|e| ConfigError::Invalid(format!("notifiers.{name}: {e}")))?;
+            notifiers.insert(name.clone(), notifier);
+            if rules != Access::default() {
+                access.insert(name, rules);
+            }
+        }
         for (i, route) in file.routes.iter().enumerate() {
-            check_route(&file.notifiers, route)
+            check_route(&notifiers, &access, route)
                 .map_err(|e| ConfigError::Invalid(format!("routes[{i}].{e}")))?;
         }
         Ok(Self {
@@ -294,7 +605,8 @@ impl Notifiers {
                 .trim_end_matches('/')
                 .to_owned(),
             retry,
-            notifiers: file.notifiers,
+            notifiers,
+            access,
             routes: file.routes,
         })
     }
@@ -325,32 +637,185 @@ impl Notifiers {
 
     /// Why `route` cannot be used with these notifiers, if it cannot.
     pub fn check(&self, route: &Route) -> Result<(), String> {
-        check_route(&self.notifiers, route)
+        check_route(&self.notifiers, &self.access, route)
     }
 
-    /// The configuration without secrets, as the API shows it.
-    pub fn public(&self) -> serde_json::Value {
+    /// Whether notifier `name` is open to `team`.
+    pub fn open_to(&self, name: &str, team: &str) -> bool {
+        self.access.get(name).is_none_or(|a| a.open_to(team))
+    }
+
+    /// Whether `team` may name `queue` on notifier `name` (of queue kind `kind`): the
+    /// notifier's default always, else what its allow-list gives the team.
+    fn allowed(
+        &self,
+        name: &str,
+        notifier: &Notifier,
+        kind: QueueKind,
+        team: &str,
+        queue: &str,
+    ) -> bool {
+        if notifier
+            .default_queue()
+            .is_some_and(|d| kind.same(d, queue))
+        {
+            return true;
+        }
+        match self.access.get(name).and_then(|a| a.queues_of(team)) {
+            Some(mut listed) => listed.any(|q| kind.same(q, queue)),
+            None => true,
+        }
+    }
+
+    /// Where notifier `name` sends a `team`'s incident that asks for `wanted` (its
+    /// rendered channel or ticket queue): `wanted` if the team may name it there, the
+    /// notifier's default when nothing is wanted; an error naming the refused value
+    /// otherwise. `None` for a notifier that takes no queue, or when there is none.
+    pub fn queue_for(
+        &self,
+        name: &str,
+        team: &str,
+        wanted: Option<&str>,
+    ) -> Result<Option<String>, String> {
+        let Some(notifier) = self.notifiers.get(name) else {
+            return Err(format!("notifier \"{name}\" is no longer configured"));
+        };
+        if !self.open_to(name, team) {
+            return Err(format!(
+                "notifier \"{name}\" is not open to team \"{team}\""
+            ));
+        }
+        let Some(kind) = notifier.queue_kind() else {
+            return Ok(None);
+        };
+        let Some(wanted) = wanted else {
+            return Ok(notifier.default_queue().map(str::to_owned));
+        };
+        kind.check(wanted)?;
+        if !self.allowed(name, notifier, kind, team, wanted) {
+            return Err(format!(
+                "{} \"{wanted}\" is not open to team \"{team}\" on notifier \"{name}\"",
+                kind.noun()
+            ));
+        }
+        Ok(Some(wanted.to_owned()))
+    }
+
+    /// Refuses an event whose `alerting.channel` or `alerting.ticket-queue`, rendered,
+    /// no notifier open to its team would take: the wrong syntax for every one of them,
+    /// or not on any allow-list of the team. When no notifier of that sort is open to
+    /// the team the value is never used, and passes.
+    pub fn check_event(&self, team: &str, event: &Event) -> Result<(), FieldError> {
+        let Some(alerting) = &event.alerting else {
+            return Ok(());
+        };
+        let wanted = [
+            (
+                "alerting.channel",
+                alerting.channel.as_deref(),
+                &[QueueKind::Channel][..],
+            ),
+            (
+                "alerting.ticket-queue",
+                alerting.ticket_queue.as_deref(),
+                &[QueueKind::Project, QueueKind::Repository][..],
+            ),
+        ];
+        for (field, value, kinds) in wanted {
+            let Some(value) = value else { continue };
+            let rendered = crate::template::render(value, event);
+            // Kinds whose syntax the value breaks, and those that read it but do not
+            // open it to this team.
+            let (mut misread, mut closed) = (Vec::new(), Vec::new());
+            let mut taken = false;
+            for (name, notifier) in &self.notifiers {
+                let Some(kind) = notifier.queue_kind().filter(|k| kinds.contains(k)) else {
+                    continue;
+                };
+                if !self.open_to(name, team) {
+                    continue;
+                }
+                if kind.check(&rendered).is_err() {
+                    misread.push(kind);
+                } else if self.allowed(name, notifier, kind, team, &rendered) {
+                    taken = true;
+                    break;
+                } else {
+                    closed.push(kind);
+                }
+            }
+            if taken || (misread.is_empty() && closed.is_empty()) {
+                continue;
+            }
+            let error = match (closed.first(), misread.as_slice()) {
+                (Some(kind), _) => format!(
+                    "{} \"{rendered}\" is not open to team \"{team}\"",
+                    kind.noun()
+                ),
+                (None, misread) => {
+                    let mut hints: Vec<&str> = misread.iter().map(|k| k.hint()).collect();
+                    hints.sort_unstable();
+                    hints.dedup();
+                    format!(
+                        "invalid {} \"{rendered}\": expected {}",
+                        misread[0].field(),
+                        hints.join(" or ")
+                    )
+                }
+            };
+            return Err(FieldError::new(field, error));
+        }
+        Ok(())
+    }
+
+    /// The configuration as `team` may see it (`None`: an admin, who sees all of it):
+    /// the notifiers open to the team and its own routes, without secrets, each URL
+    /// as scheme, host and path only.
+    pub fn public(&self, team: Option<&str>) -> serde_json::Value {
         let notifiers: serde_json::Map<String, serde_json::Value> = self
             .notifiers
             .iter()
+            .filter(|(name, _)| team.is_none_or(|team| self.open_to(name, team)))
             .map(|(name, notifier)| {
+                let url = |url: &Option<String>| url.as_deref().map(shown_url);
                 let detail = match notifier {
-                    Notifier::Pagerduty { url, .. } => serde_json::json!({ "url": url }),
-                    Notifier::Slack { channel, url, .. } => {
-                        serde_json::json!({ "channel": channel, "url": url })
+                    Notifier::Pagerduty { url: u, .. } => serde_json::json!({ "url": url(u) }),
+                    Notifier::Slack { channel, url: u, .. } => {
+                        serde_json::json!({ "channel": channel, "url": url(u) })
                     }
-                    Notifier::Jira { url, email, project, issue_type, close_transition, .. } => {
-                        serde_json::json!({ "url": url, "email": email, "project": project, "issueType": issue_type, "closeTransition": close_transition })
+                    Notifier::Jira { url: u, email, project, issue_type, close_transition, settle, .. } => {
+                        serde_json::json!({ "url": shown_url(u), "email": email, "project": project, "issueType": issue_type, "closeTransition": close_transition, "settleMs": settle.as_millis() as u64 })
                     }
-                    Notifier::Github { repository, close, url, .. } => {
-                        serde_json::json!({ "repository": repository, "close": close, "url": url })
+                    Notifier::Github { repository, close, url: u, settle, .. } => {
+                        serde_json::json!({ "repository": repository, "close": close, "url": url(u), "settleMs": settle.as_millis() as u64 })
                     }
-                    Notifier::Webhook { url, .. } => serde_json::json!({ "url": url }),
+                    Notifier::Webhook { url: u, .. } => serde_json::json!({ "url": shown_url(u) }),
                 };
                 let mut detail = detail;
                 detail["kind"] = notifier.kind().into();
+                if let Some(access) = self.access.get(name) {
+                    if team.is_none() {
+                        detail["teams"] = serde_json::json!(access.teams);
+                    }
+                    if let (Some(kind), Some(queues)) = (notifier.queue_kind(), &access.queues) {
+                        // A team sees what it may name, never another team's list.
+                        detail[kind.allow_key()] = match team {
+                            None => serde_json::json!(queues),
+                            Some(team) => serde_json::json!(access
+                                .queues_of(team)
+                                .into_iter()
+                                .flatten()
+                                .collect::<Vec<_>>()),
+                        };
+                    }
+                }
                 (name.clone(), detail)
             })
+            .collect();
+        let routes: Vec<&Route> = self
+            .routes
+            .iter()
+            .filter(|r| team.is_none() || r.team.is_none() || r.team.as_deref() == team)
             .collect();
         serde_json::json!({
             "publicUrl": self.public_url,
@@ -360,7 +825,7 @@ impl Notifiers {
                 "maxMs": self.retry.max.as_millis() as u64,
             },
             "notifiers": notifiers,
-            "routes": self.routes,
+            "routes": routes,
         })
     }
 }
@@ -401,7 +866,7 @@ routes:
         };
         assert_eq!(token.expose(), "xoxb-secret");
         // Secrets never show: not in Debug, not in the API's view.
-        let shown = format!("{config:?} {}", config.public());
+        let shown = format!("{config:?} {}", config.public(None));
         for secret in ["xoxb-secret", "jira-secret", "0123456789abcdef"] {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
@@ -457,6 +922,63 @@ routes:
         let err = Notifiers::parse_with(&unknown, &env).expect_err("unknown");
         assert!(
             err.to_string().contains("no notifier named \"nope\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn queues_follow_each_services_syntax() {
+        for ok in ["#bender-on-call", "ops", "C0123ABCD"] {
+            assert_eq!(QueueKind::Channel.check(ok), Ok(()), "{ok}");
+        }
+        for ok in ["OPS", "CHK_2"] {
+            assert_eq!(QueueKind::Project.check(ok), Ok(()), "{ok}");
+        }
+        for ok in ["example/ops", "a-b/c.d_e"] {
+            assert_eq!(QueueKind::Repository.check(ok), Ok(()), "{ok}");
+        }
+        for (kind, bad) in [
+            (QueueKind::Repository, "../../orgs/flexo/teams?x=#"),
+            (QueueKind::Repository, "flexo/.."),
+            (QueueKind::Repository, "flexo/repo/issues"),
+            (QueueKind::Repository, "-x/repo"),
+            (QueueKind::Project, "ops"),
+            (QueueKind::Project, "OPS/../X"),
+            (QueueKind::Channel, "#a b"),
+            (QueueKind::Channel, "#x?y"),
+        ] {
+            let err = kind.check(bad).expect_err(bad);
+            assert!(err.contains(&format!("\"{bad}\"")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_file_route_must_name_notifiers_open_to_its_team() {
+        let closed = FILE.replace(
+            "pd: { kind: pagerduty, routing-key: \"${env:PD_KEY}\" }",
+            "pd: { kind: pagerduty, routing-key: \"${env:PD_KEY}\", teams: [flexo] }",
+        );
+        let err = Notifiers::parse_with(&closed, &env).expect_err("closed to bender");
+        assert!(
+            err.to_string()
+                .contains("routes[0].page: \"pd\" is open to some teams only"),
+            "{err}"
+        );
+        let other_kind = FILE.replace("project: OPS,", "project: OPS, channels: { a: [\"#a\"] },");
+        let err = Notifiers::parse_with(&other_kind, &env).expect_err("a Slack list on Jira");
+        assert!(
+            err.to_string()
+                .contains("notifiers.jira: unknown field `channels`"),
+            "{err}"
+        );
+        let bad = FILE.replace(
+            "channel: \"#ops\" }",
+            "channel: \"#ops\", channels: { bender: [\"../x\"] } }",
+        );
+        let err = Notifiers::parse_with(&bad, &env).expect_err("bad channel");
+        assert!(
+            err.to_string()
+                .contains("channels.bender: invalid channel \"../x\""),
             "{err}"
         );
     }

@@ -26,7 +26,7 @@ use futures::StreamExt as _;
 use tokio::sync::{Notify, Semaphore};
 use tracing::{Instrument as _, info, info_span, warn};
 
-pub use config::{ConfigError, Notifier, Notifiers, Retry, Route, Secret};
+pub use config::{Access, ConfigError, Notifier, Notifiers, QueueKind, Retry, Route, Secret};
 pub use send::{Attempt, Sender, Target};
 
 use crate::catalogue::Service;
@@ -225,11 +225,7 @@ impl Outbox {
             tracing::debug!(?read, sent = ?started.elapsed(), "new incident notified");
             let done = now_ms();
             for (delivery, attempt) in deliveries.iter_mut().zip(attempts) {
-                if let Attempt::Sent(Some(reference)) = &attempt {
-                    self.store
-                        .set_delivery_ref(&delivery.incident_id, &delivery.notifier, reference)
-                        .await?;
-                }
+                self.remember(delivery, &attempt).await?;
                 let (state, due_at, error) = self.settlement(delivery, 1, &attempt, done);
                 delivery.attempts = 1;
                 delivery.state = state.to_owned();
@@ -376,17 +372,25 @@ impl Subject {
             .as_ref()
             .and_then(|s| s.spec.alerting.clone())
             .unwrap_or_default();
+        // An alert's own channel and queue come rendered against its event (the
+        // store's view); the service's render against the event that opened the
+        // incident. Each is rendered once: a label value holding `${…}` stays text.
+        let opening = incident.alert_list.first().and_then(|a| a.event.as_ref());
+        let render = |text: String| match opening {
+            Some(event) => crate::template::render(&text, event),
+            None => text,
+        };
         let target = Target {
             channel: incident
                 .alert_list
                 .iter()
                 .find_map(|a| a.channel.clone())
-                .or(alerting.channel),
+                .or_else(|| alerting.channel.map(render)),
             queue: incident
                 .alert_list
                 .iter()
                 .find_map(|a| a.ticket_queue.clone())
-                .or(alerting.ticket_queue),
+                .or_else(|| alerting.ticket_queue.map(render)),
         };
         let sections = incident
             .context
@@ -487,11 +491,7 @@ impl Outbox {
         .await?;
         let _entered = span.enter();
         let done = now_ms();
-        if let Attempt::Sent(Some(reference)) = &outcome {
-            self.store
-                .set_delivery_ref(&delivery.incident_id, &delivery.notifier, reference)
-                .await?;
-        }
+        self.remember(&delivery, &outcome).await?;
         let (state, due_at, error) = self.settlement(&delivery, attempts, &outcome, done);
         self.store
             .settle_delivery(&delivery.id, state, due_at, &error, done)
@@ -528,7 +528,10 @@ impl Outbox {
         }
     }
 
-    /// Renders the delivery's notice from `subject` and sends it.
+    /// Renders the delivery's notice from `subject` and sends it, to the channel or
+    /// queue the incident asks for if its team may name it there (a refused one is
+    /// dead, with the reason). A ticket an earlier attempt may have opened is looked
+    /// for first (see [`TicketState`]).
     async fn deliver(
         &self,
         delivery: &Delivery,
@@ -542,6 +545,43 @@ impl Outbox {
                 delivery.notifier
             ));
         };
+        let team = &subject.incident.incident.team;
+        let wanted = match notifier.queue_kind() {
+            Some(QueueKind::Channel) => subject.target.channel.as_deref(),
+            Some(_) => subject.target.queue.as_deref(),
+            None => None,
+        };
+        let queue = match self.notifiers.queue_for(&delivery.notifier, team, wanted) {
+            Ok(queue) => queue,
+            Err(e) => return Attempt::Dead(e),
+        };
+        let target = match notifier.queue_kind() {
+            Some(QueueKind::Channel) => Target {
+                channel: queue,
+                queue: None,
+            },
+            _ => Target {
+                channel: None,
+                queue,
+            },
+        };
+        let mut reference = reference.map(str::to_owned);
+        if let Some(settle) = notifier.settle() {
+            match self
+                .ticket(
+                    delivery,
+                    notifier,
+                    settle,
+                    &target,
+                    reference.as_deref(),
+                    retried,
+                )
+                .await
+            {
+                Ok(found) => reference = found,
+                Err(attempt) => return attempt,
+            }
+        }
         let notice = Notice {
             action: delivery.action,
             incident: &subject.incident,
@@ -554,8 +594,122 @@ impl Outbox {
             customer_facing: subject.service.as_ref().map(|s| s.spec.customer_facing),
         };
         self.sender
-            .deliver(notifier, &notice, reference, &subject.target, retried)
+            .deliver(notifier, &notice, reference.as_deref(), &target)
             .await
+    }
+
+    /// The ticket a Jira or GitHub delivery goes on: the one it knows, one an earlier
+    /// attempt opened (looked for by label), or none, in which case the attempt opens
+    /// one, and that is recorded first. When an earlier attempt may have opened one
+    /// that search does not show yet, the delivery waits until the notifier's `settle`
+    /// has passed since then rather than open a second.
+    async fn ticket(
+        &self,
+        delivery: &Delivery,
+        notifier: &Notifier,
+        settle: Duration,
+        target: &Target,
+        reference: Option<&str>,
+        retried: bool,
+    ) -> Result<Option<String>, Attempt> {
+        let state = TicketState::of(reference);
+        let since = match state {
+            TicketState::Known(key) => return Ok(Some(key.to_owned())),
+            TicketState::Creating(since) => Some(since),
+            // From before creations were recorded: a retry may follow one.
+            TicketState::None if retried => None,
+            TicketState::None => return self.creating(delivery).await.map(|()| None),
+        };
+        let found = self
+            .sender
+            .find_ticket(notifier, &delivery.incident_id, target)
+            .await?;
+        if let Some(key) = found {
+            self.store
+                .set_delivery_ref(&delivery.incident_id, &delivery.notifier, &key)
+                .await
+                .map_err(unrecorded)?;
+            return Ok(Some(key));
+        }
+        if let Some(since) = since {
+            let waited = Duration::from_millis(u64::try_from(now_ms() - since).unwrap_or(0));
+            if waited < settle {
+                let left = settle - waited;
+                return Err(Attempt::Retry {
+                    error: format!(
+                        "an earlier attempt may have opened the ticket {} ms ago, but the notifier's search does not show it yet: no second ticket is opened before {} ms have passed",
+                        waited.as_millis(),
+                        settle.as_millis()
+                    ),
+                    after: Some(left),
+                });
+            }
+        }
+        self.creating(delivery).await.map(|()| None)
+    }
+
+    /// Records that the delivery's attempt is about to open a ticket (not needed to
+    /// resolve what was never opened).
+    async fn creating(&self, delivery: &Delivery) -> Result<(), Attempt> {
+        if delivery.action == Action::Resolve {
+            return Ok(());
+        }
+        self.store
+            .set_delivery_ref(
+                &delivery.incident_id,
+                &delivery.notifier,
+                &TicketState::creating(now_ms()),
+            )
+            .await
+            .map_err(unrecorded)
+    }
+
+    /// Keeps what the notifier now knows the incident by.
+    async fn remember(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), StoreError> {
+        if let Attempt::Sent(Some(reference)) = attempt {
+            self.store
+                .set_delivery_ref(&delivery.incident_id, &delivery.notifier, reference)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// A store failure in the middle of an attempt: retried like a network error.
+fn unrecorded(e: StoreError) -> Attempt {
+    Attempt::Retry {
+        error: format!("cannot record the attempt: {e}"),
+        after: None,
+    }
+}
+
+/// What a ticket notifier's stored reference says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TicketState<'a> {
+    /// Nothing: no attempt set out to open a ticket.
+    None,
+    /// An attempt set out to open one at this time (ms) and did not learn its key: it
+    /// may exist.
+    Creating(i64),
+    /// The ticket's key or number.
+    Known(&'a str),
+}
+
+impl<'a> TicketState<'a> {
+    const CREATING: &'static str = "creating@";
+
+    fn of(reference: Option<&'a str>) -> Self {
+        match reference {
+            None => Self::None,
+            Some(r) => match r.strip_prefix(Self::CREATING).map(str::parse) {
+                Some(Ok(at)) => Self::Creating(at),
+                _ => Self::Known(r),
+            },
+        }
+    }
+
+    fn creating(at: i64) -> String {
+        format!("{}{at}", Self::CREATING)
     }
 }
 

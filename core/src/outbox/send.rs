@@ -55,14 +55,15 @@ impl Sender {
         Self { client }
     }
 
-    /// Makes one attempt at telling `notifier` about `notice`.
+    /// Makes one attempt at telling `notifier` about `notice`. A ticket notifier with
+    /// no `reference` opens a ticket: looking for one an earlier attempt may have
+    /// opened is [`Sender::find_ticket`]'s, before.
     pub async fn deliver(
         &self,
         notifier: &Notifier,
         notice: &Notice<'_>,
         reference: Option<&str>,
         target: &Target,
-        retried: bool,
     ) -> Attempt {
         let result = match notifier {
             Notifier::Pagerduty { routing_key, url } => {
@@ -85,6 +86,7 @@ impl Sender {
                 project,
                 issue_type,
                 close_transition,
+                ..
             } => {
                 let project = target.queue.clone().or_else(|| project.clone());
                 let jira = Jira {
@@ -94,26 +96,19 @@ impl Sender {
                     issue_type,
                     close_transition: close_transition.as_deref(),
                 };
-                self.jira(&jira, project, notice, reference, retried).await
+                self.jira(&jira, project, notice, reference).await
             }
             Notifier::Github {
                 token,
                 repository,
                 close,
                 url,
+                ..
             } => {
                 let repository = target.queue.clone().or_else(|| repository.clone());
                 let base = url.as_deref().unwrap_or("https://api.github.com");
-                self.github(
-                    token.expose(),
-                    base,
-                    repository,
-                    *close,
-                    notice,
-                    reference,
-                    retried,
-                )
-                .await
+                self.github(token.expose(), base, repository, *close, notice, reference)
+                    .await
             }
             Notifier::Webhook { url, secret } => {
                 self.webhook(url, secret.expose().as_bytes(), notice).await
@@ -263,38 +258,25 @@ impl Sender {
         project: Option<String>,
         notice: &Notice<'_>,
         reference: Option<&str>,
-        retried: bool,
     ) -> Result<Option<String>, Attempt> {
-        let base = jira.url.trim_end_matches('/');
-        let request = |method: reqwest::Method, path: String| {
-            self.client
-                .request(method, format!("{base}/rest/api/2/{path}"))
-                .basic_auth(jira.email, Some(jira.token))
+        let request = |method: reqwest::Method, path: &[&str]| {
+            Ok::<_, Attempt>(
+                self.client
+                    .request(
+                        method,
+                        endpoint(jira.url, &[&["rest", "api", "2"], path].concat())?,
+                    )
+                    .basic_auth(jira.email, Some(jira.token)),
+            )
         };
-        let mut key = reference.map(str::to_owned);
-        if key.is_none() && retried {
-            // An earlier attempt may have created the issue before the crash: find it
-            // by the incident's label rather than open a second one.
-            let jql = format!(
-                "labels = \"{}\"",
-                notify::incident_label(&notice.incident.incident.id)
-            );
-            let found = self
-                .call(
-                    request(reqwest::Method::GET, "search".into())
-                        .query(&[("jql", jql.as_str()), ("fields", "key")]),
-                )
-                .await?;
-            key = found["issues"][0]["key"].as_str().map(str::to_owned);
-        }
-        let Some(key) = key else {
+        let Some(key) = reference else {
             if notice.action == Action::Resolve {
                 return Ok(None);
             }
             let project = project.ok_or_else(|| Attempt::Dead("no Jira project: set alerting.ticket-queue on the event or service, or project on the notifier".into()))?;
             let created = self
                 .call(
-                    request(reqwest::Method::POST, "issue".into()).json(&notify::jira::create(
+                    request(reqwest::Method::POST, &["issue"])?.json(&notify::jira::create(
                         &project,
                         jira.issue_type,
                         notice,
@@ -305,7 +287,7 @@ impl Sender {
         };
         if notice.action != Action::Open {
             self.call(
-                request(reqwest::Method::POST, format!("issue/{key}/comment"))
+                request(reqwest::Method::POST, &["issue", key, "comment"])?
                     .json(&notify::jira::comment(notice)),
             )
             .await?;
@@ -316,8 +298,8 @@ impl Sender {
             let transitions = self
                 .call(request(
                     reqwest::Method::GET,
-                    format!("issue/{key}/transitions"),
-                ))
+                    &["issue", key, "transitions"],
+                )?)
                 .await?;
             let id = transitions["transitions"]
                 .as_array()
@@ -335,15 +317,14 @@ impl Sender {
                     ))
                 })?;
             self.call(
-                request(reqwest::Method::POST, format!("issue/{key}/transitions"))
+                request(reqwest::Method::POST, &["issue", key, "transitions"])?
                     .json(&serde_json::json!({ "transition": { "id": id } })),
             )
             .await?;
         }
-        Ok(Some(key))
+        Ok(Some(key.to_owned()))
     }
 
-    #[allow(clippy::too_many_arguments)] // One per fact a GitHub conversation needs.
     async fn github(
         &self,
         token: &str,
@@ -352,31 +333,15 @@ impl Sender {
         close: bool,
         notice: &Notice<'_>,
         reference: Option<&str>,
-        retried: bool,
     ) -> Result<Option<String>, Attempt> {
         let repository = repository.ok_or_else(|| {
             Attempt::Dead("no GitHub repository: set alerting.ticket-queue (owner/repo) on the event or service, or repository on the notifier".into())
         })?;
-        let base = base.trim_end_matches('/');
-        let request = |method: reqwest::Method, path: String| {
-            self.client
-                .request(method, format!("{base}/repos/{repository}/{path}"))
-                .bearer_auth(token)
-                .header("accept", "application/vnd.github+json")
-                .header("x-github-api-version", "2022-11-28")
+        let request = |method: reqwest::Method, path: &[&str]| {
+            Ok::<_, Attempt>(self.github_request(token, method, base, &repository, path)?)
         };
         let label = notify::incident_label(&notice.incident.incident.id);
-        let mut number = reference.map(str::to_owned);
-        if number.is_none() && retried {
-            let found = self
-                .call(
-                    request(reqwest::Method::GET, "issues".into())
-                        .query(&[("labels", label.as_str()), ("state", "all")]),
-                )
-                .await?;
-            number = found[0]["number"].as_u64().map(|n| n.to_string());
-        }
-        let Some(number) = number else {
+        let Some(number) = reference else {
             if notice.action == Action::Resolve {
                 return Ok(None);
             }
@@ -385,25 +350,111 @@ impl Sender {
                 labels.push(Value::String(label));
             }
             let created = self
-                .call(request(reqwest::Method::POST, "issues".into()).json(&issue))
+                .call(request(reqwest::Method::POST, &["issues"])?.json(&issue))
                 .await?;
             return Ok(created["number"].as_u64().map(|n| n.to_string()));
         };
         if notice.action != Action::Open {
             self.call(
-                request(reqwest::Method::POST, format!("issues/{number}/comments"))
+                request(reqwest::Method::POST, &["issues", number, "comments"])?
                     .json(&notify::github::comment(notice)),
             )
             .await?;
         }
         if notice.action == Action::Resolve && close {
             self.call(
-                request(reqwest::Method::PATCH, format!("issues/{number}"))
+                request(reqwest::Method::PATCH, &["issues", number])?
                     .json(&notify::github::close()),
             )
             .await?;
         }
-        Ok(Some(number))
+        Ok(Some(number.to_owned()))
+    }
+
+    /// A request to GitHub's `repos/{owner}/{repo}/…`, each part one path segment.
+    fn github_request(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        base: &str,
+        repository: &str,
+        path: &[&str],
+    ) -> Result<RequestBuilder, Attempt> {
+        let (owner, repo) = repository.split_once('/').ok_or_else(|| {
+            Attempt::Dead(format!(
+                "invalid GitHub repository \"{repository}\": expected owner/repo"
+            ))
+        })?;
+        let url = endpoint(base, &[&["repos", owner, repo], path].concat())?;
+        Ok(self
+            .client
+            .request(method, url)
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28"))
+    }
+
+    /// Looks for the ticket an earlier attempt may have opened for `incident_id`, by
+    /// its `tocsin-<incident id>` label; `None` when the notifier shows none (yet:
+    /// Jira's search is eventually consistent). Only ticket notifiers have tickets.
+    pub async fn find_ticket(
+        &self,
+        notifier: &Notifier,
+        incident_id: &str,
+        target: &Target,
+    ) -> Result<Option<String>, Attempt> {
+        let label = notify::incident_label(incident_id);
+        match notifier {
+            Notifier::Jira {
+                url, email, token, ..
+            } => {
+                // `GET /rest/api/2/search` is gone from Jira Cloud (410); its successor
+                // pages with tokens and returns ids unless asked for more.
+                let jql = format!("labels = \"{label}\"");
+                let found = self
+                    .call(
+                        self.client
+                            .get(endpoint(url, &["rest", "api", "3", "search", "jql"])?)
+                            .basic_auth(email, Some(token.expose()))
+                            .query(&[
+                                ("jql", jql.as_str()),
+                                ("fields", "key"),
+                                ("maxResults", "1"),
+                            ]),
+                    )
+                    .await?;
+                let issue = &found["issues"][0];
+                Ok(issue["key"]
+                    .as_str()
+                    .or_else(|| issue["id"].as_str())
+                    .map(str::to_owned))
+            }
+            Notifier::Github {
+                token,
+                repository,
+                url,
+                ..
+            } => {
+                let Some(repository) = target.queue.as_deref().or(repository.as_deref()) else {
+                    return Ok(None);
+                };
+                let base = url.as_deref().unwrap_or("https://api.github.com");
+                let found = self
+                    .call(
+                        self.github_request(
+                            token.expose(),
+                            reqwest::Method::GET,
+                            base,
+                            repository,
+                            &["issues"],
+                        )?
+                        .query(&[("labels", label.as_str()), ("state", "all")]),
+                    )
+                    .await?;
+                Ok(found[0]["number"].as_u64().map(|n| n.to_string()))
+            }
+            _ => Ok(None),
+        }
     }
 
     async fn webhook(
@@ -435,6 +486,19 @@ struct Jira<'a> {
     token: &'a str,
     issue_type: &'a str,
     close_transition: Option<&'a str>,
+}
+
+/// `base` with `segments` appended, each percent-encoded as one path segment: a value
+/// from an event or a service's answer can never add a segment, climb out with `..`,
+/// or start a query.
+fn endpoint(base: &str, segments: &[&str]) -> Result<reqwest::Url, Attempt> {
+    let mut url = reqwest::Url::parse(base)
+        .map_err(|e| Attempt::Dead(format!("invalid notifier url: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|()| Attempt::Dead("invalid notifier url: it cannot have a path".into()))?
+        .pop_if_empty()
+        .extend(segments);
+    Ok(url)
 }
 
 /// A request error without its URL, which may carry a secret in its query.

@@ -94,11 +94,22 @@ fn alert_of(
             .and_then(|v| v.as_str())
             .map(str::to_owned)
     };
+    let (message, channel, ticket_queue) = (
+        text("/alert/message"),
+        text("/alerting/channel"),
+        text("/alerting/ticket-queue"),
+    );
+    let event: Option<crate::event::Event> = serde_json::from_value(event).ok();
+    // Shown as they are used: rendered against the event they came with.
+    let render = |text: Option<String>| match (text, &event) {
+        (Some(text), Some(event)) => Some(crate::template::render(&text, event)),
+        (text, _) => text,
+    };
     Ok(IncidentAlert {
-        message: text("/alert/message"),
-        channel: text("/alerting/channel"),
-        ticket_queue: text("/alerting/ticket-queue"),
-        event: serde_json::from_value(event).ok(),
+        message,
+        channel: render(channel),
+        ticket_queue: render(ticket_queue),
+        event,
         fingerprint,
         monitor,
         labels: json(labels),
