@@ -20,11 +20,12 @@ pub struct DeliveryList {
 }
 
 /// Lists deliveries: `state` (`pending`, `sent`, `dead`), `incident`, `limit`; a team
-/// token sees its own team's, an admin every team's.
+/// token sees its own team's, an admin every team's or one team's (`team`).
 #[utoipa::path(get, path = "/v1/notifications",
     params(
         ("state" = Option<String>, Query, description = "pending, sent or dead"),
         ("incident" = Option<String>, Query, description = "one incident's"),
+        ("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own"),
         ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
     ),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)))]
@@ -33,12 +34,9 @@ pub(super) async fn list(
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<DeliveryList>, ApiError> {
+    let named = params.iter().find(|(k, _)| k == "team").map(|(_, v)| v.as_str());
     let mut query = DeliveryQuery {
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: super::listed_team(&caller, named)?,
         limit: 100,
         ..DeliveryQuery::default()
     };
@@ -53,12 +51,15 @@ pub(super) async fn list(
                     format!("unknown state \"{value}\": use pending, sent or dead"),
                 ));
             }
+            "team" => {}
             "incident" => query.incident_id = Some(value),
             "limit" => query.limit = i64::from(body::limit(&value, 1_000)?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    format!("unknown query parameter \"{other}\": use state, incident or limit"),
+                    format!(
+                        "unknown query parameter \"{other}\": use state, incident, team or limit"
+                    ),
                 ));
             }
         }

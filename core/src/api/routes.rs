@@ -4,7 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,12 +45,16 @@ pub struct RouteList {
 
 /// Lists the routes: a team token sees those of its team (and the file's routes that
 /// name no other team), an admin every route.
-#[utoipa::path(get, path = "/v1/routes", responses((status = 200, body = RouteList)))]
+#[utoipa::path(get, path = "/v1/routes",
+    params(("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own")),
+    responses((status = 200, body = RouteList), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<RouteList>, ApiError> {
-    let team = (!caller.admin).then(|| caller.team.clone().unwrap_or_default());
+    let named = query.iter().find(|(k, _)| k == "team").map(|(_, v)| v.as_str());
+    let team = super::listed_team(&caller, named)?;
     let routes = state.store.routes(team.as_deref()).await?;
     let file = state
         .notifiers
