@@ -11,3 +11,4 @@ mod plugins;
 mod prometheus;
 mod store;
 mod storm;
+mod tenancy;
