@@ -418,7 +418,7 @@ pub struct ActiveSuppression {
 impl ActiveSuppression {
     /// Whether it stops `event` of `team` at `at`: a team's suppression never stops
     /// another team's alerts, however its targets read.
-    pub fn stops(&self, team: &str, event: &crate::event::Event, at: i64) -> bool {
+    pub fn stops(&self, team: &str, event: &Event, at: i64) -> bool {
         self.start <= at
             && at < self.end
             && self.team.as_deref().is_none_or(|own| own == team)
