@@ -209,7 +209,16 @@ async fn previews_and_the_share_guard_count_only_the_teams_own_alerts() {
 #[tokio::test]
 async fn an_admins_suppression_of_every_team_shows_to_the_team_it_stopped_and_only_an_admin_ends_it()
  {
-    let api = Api::sqlite().await;
+    an_admins_suppression_shows_to_the_team_it_stopped(Api::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn an_admins_suppression_shows_to_the_team_it_stopped_on_postgres() {
+    let api = Api::on(&tocsin_tests::postgres_url().await, None).await;
+    an_admins_suppression_shows_to_the_team_it_stopped(api).await;
+}
+
+async fn an_admins_suppression_shows_to_the_team_it_stopped(api: Api) {
     let flexo = team(&api, "flexo").await;
     let hermes = team(&api, "hermes").await;
     let (status, created) = api
@@ -312,7 +321,15 @@ async fn an_admin_may_suppress_the_alerts_of_one_named_team() {
 
 #[tokio::test]
 async fn a_team_cannot_claim_a_service_name_another_teams_alerts_carry() {
-    let api = Api::sqlite().await;
+    cannot_claim_a_name_in_use(Api::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn a_team_cannot_claim_a_service_name_in_use_on_postgres() {
+    cannot_claim_a_name_in_use(Api::on(&tocsin_tests::postgres_url().await, None).await).await;
+}
+
+async fn cannot_claim_a_name_in_use(api: Api) {
     let flexo = team(&api, "flexo").await;
     api.events(&flexo, json!([alert("healthy", "flexo-web", "w1")]))
         .await;
