@@ -474,3 +474,53 @@ async fn settings_bodies_that_are_not_objects_are_refused_and_change_nothing() {
         .collect();
     assert_eq!(actions, ["created"], "no edit was audited");
 }
+
+/// `tocsin serve` hands each new incident to the outbox with its service's entry: that
+/// handoff too must skip an entry another team holds under the incident's service name.
+#[tokio::test]
+async fn the_served_handoff_does_not_route_an_incident_by_another_teams_entry() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let (dir, database) = tocsin_tests::sqlite_url();
+    let file = dir.path().join("notifiers.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "notifiers:\n  slack: {{ kind: slack, token: xoxb-test-token, channel: \"#ops\", url: \"{}\" }}\nroutes:\n  - {{ chat: slack }}\n",
+            fakes.url
+        ),
+    )
+    .expect("notifiers file");
+    let admin = tocsin_tests::create_token(&database, &["--admin"]).expect("token");
+    let flexo = tocsin_tests::create_token(&database, &["--team", "flexo"]).expect("token");
+    let server = tocsin_tests::Server::start(
+        &database,
+        &["--notifiers", file.to_str().expect("utf-8 path")],
+        &[],
+    )
+    .expect("serves");
+    let client = reqwest::Client::new();
+    let answer = client
+        .put(format!("{}/v1/services/flexo-web", server.url))
+        .bearer_auth(&admin)
+        .json(&json!({"team": "bender", "alerting": {"channel": "#bender-ops"}}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(answer.status(), 200);
+    let answer = client
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(&flexo)
+        .json(&json!([alert("unhealthy", "flexo-web", "w1")]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while fakes.requests_to("slack").is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no chat message");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let chats = fakes.requests_to("slack");
+    assert_eq!(chats[0].body["channel"], "#ops", "not bender's channel");
+    server.kill().expect("stops");
+}
