@@ -3,7 +3,8 @@
 //! filters, grouping and alerting its events get when they do not say.
 //!
 //! Events name their service with the `service` label; the catalogue is keyed by that
-//! name and shared by every team (a retired host is retired for everyone).
+//! name, and an entry applies only to its owning team's events: a team cannot retire,
+//! demote or route another team's alerts by naming their service.
 
 use std::collections::BTreeSet;
 

@@ -71,6 +71,7 @@ fn rules(scenario: &storm::Storm) -> anyhow::Result<Rules> {
         services: HashMap::from([(service.name.clone(), Arc::new(service))]),
         suppressions: vec![ActiveSuppression {
             id: "maintenance".into(),
+            team: Some("ops".into()),
             start: EPOCH_MS + MAINTENANCE_WINDOW.0 * MINUTE,
             end: EPOCH_MS + MAINTENANCE_WINDOW.1 * MINUTE,
             matcher,

@@ -14,3 +14,4 @@ mod plugins;
 mod prometheus;
 mod store;
 mod storm;
+mod tenancy;

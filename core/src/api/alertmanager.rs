@@ -162,8 +162,11 @@ pub(super) async fn post_silence(
     let silence: PostableSilence = body::read(&headers, request).await?;
     let draft = draft(&silence)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("invalid silence: {e}")))?;
+    // A replacement stops the same team's alerts as the silence it replaces.
+    let mut team = caller.team.clone();
     if let Some(id) = silence.id.as_deref().filter(|id| !id.is_empty()) {
         let record = find(&state, &caller, suppression_id(id)).await?;
+        team.clone_from(&record.team);
         let same_targets = record.draft.targets == draft.targets;
         if same_targets && record.state != "ended" {
             let retime = Retime {
@@ -177,7 +180,7 @@ pub(super) async fn post_silence(
         }
         end_record(&state, &caller, record).await?;
     }
-    let record = create_record(&state, &caller, draft, false).await?;
+    let record = create_record(&state, &caller, team, draft, false).await?;
     Ok(Json(SilenceCreated {
         silence_id: record.id,
     }))

@@ -12,7 +12,8 @@ use crate::ingest::Format;
 /// Largest settings body: a service with thousands of retired instances fits.
 pub const MAX_SETTINGS_BYTES: usize = 1024 * 1024;
 
-/// Reads a JSON (the default) or YAML body into `T`; a 400 names the field at fault.
+/// Reads a JSON (the default) or YAML object into `T`; a 400 names the field at fault,
+/// or says that the body is not an object.
 pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -48,6 +49,20 @@ pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resul
             crate::yaml::from_slice(&bytes).map_err(|e| bad(format!("malformed YAML: {e}")))?
         }
     };
+    // Serde reads a struct from a sequence too: `[]` would be a body of all defaults.
+    let kind = match &value {
+        serde_json::Value::Object(_) => None,
+        serde_json::Value::Array(_) => Some("an array"),
+        serde_json::Value::String(_) => Some("a string"),
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+    };
+    if let Some(kind) = kind {
+        return Err(bad(format!(
+            "the body must be an object of fields, got {kind}"
+        )));
+    }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {

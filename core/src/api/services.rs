@@ -11,6 +11,7 @@ use super::{ApiError, AppState, ErrorBody, body};
 use crate::auth::Caller;
 use crate::catalogue::{Service, ServiceSpec};
 use crate::pipeline::worker::now_ms;
+use crate::store::AlertQuery;
 
 /// Every service the caller may see.
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,10 +54,11 @@ pub(super) async fn get(
 }
 
 /// Creates or replaces a service. A team token owns what it creates and may change only
-/// its own services; an admin must say which team owns it.
+/// its own services; it cannot claim a name another team's alerts already carry. An
+/// admin must say which team owns it, and may give any name to any team.
 #[utoipa::path(put, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
     request_body(content((ServiceSpec = "application/json"), (ServiceSpec = "application/yaml"))),
-    responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(super) async fn put(
     State(state): State<AppState>,
     caller: Caller,
@@ -91,14 +93,25 @@ pub(super) async fn put(
                 .join("; "),
         )
     })?;
-    if let Some(existing) = state.store.service(&name).await?
-        && !caller.admin
-        && existing.spec.team != caller.team
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("service \"{name}\" belongs to another team"),
-        ));
+    let existing = state.store.service(&name).await?;
+    if !caller.admin {
+        if existing
+            .as_ref()
+            .is_some_and(|existing| existing.spec.team != caller.team)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("service \"{name}\" belongs to another team"),
+            ));
+        }
+        if existing.is_none() && used_by_another_team(&state, &team, &name).await? {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "service \"{name}\" is already the service of another team's alerts: pick another name, or ask an admin to assign it"
+                ),
+            ));
+        }
     }
     let now = now_ms();
     let service = Service {
@@ -110,6 +123,18 @@ pub(super) async fn put(
     state.store.put_service(&service, now).await?;
     state.pipeline.wake();
     Ok(Json(service))
+}
+
+/// Whether alerts of a team other than `team` carry `service: name`: a team claiming a
+/// name another team's events already use would steer that team's alerts.
+async fn used_by_another_team(state: &AppState, team: &str, name: &str) -> Result<bool, ApiError> {
+    let query = AlertQuery {
+        other_than: Some(team.to_owned()),
+        labels: vec![("service".to_owned(), name.to_owned())],
+        limit: 1,
+        ..AlertQuery::default()
+    };
+    Ok(!state.store.alerts(&query).await?.is_empty())
 }
 
 /// A service name as the `service` label carries it: 1-256 characters, no NUL.

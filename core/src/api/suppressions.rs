@@ -26,21 +26,33 @@ pub(super) struct CreateParams {
     /// Admins only: create it even if it matches more than the policy share.
     #[serde(default)]
     force: bool,
+    /// The team whose alerts it stops: a team token's own (the default for it); an admin
+    /// names any team, or leaves it out to stop every team's alerts.
+    #[serde(default)]
+    team: Option<String>,
+}
+
+/// Query of `POST /v1/suppressions/preview`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct PreviewParams {
+    /// As for `POST /v1/suppressions`: whose alerts the draft would stop.
+    #[serde(default)]
+    team: Option<String>,
 }
 
 /// What a draft would match.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Preview {
-    /// Known alerts it matches.
+    /// Known alerts it matches, of the team it would stop alerts of.
     pub matched: usize,
-    /// Known alerts in all.
+    /// Known alerts of that team (of every team for an admin's suppression of all).
     pub known: usize,
     /// Whether the share guard would refuse it (an admin can force it).
     pub refused: bool,
     /// Why, when refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// The first matched alerts the caller may see (counts include every team's).
+    /// The first matched alerts.
     pub alerts: Vec<AlertState>,
 }
 
@@ -99,14 +111,26 @@ fn invalid(errors: Vec<crate::event::FieldError>) -> ApiError {
     )
 }
 
-/// Counts the known alerts (every team's: suppressions apply to all) a matcher matches,
-/// and keeps the first few the caller may see.
+/// The team whose alerts a new suppression stops: a team token's own, or the one an
+/// admin names; `None` (every team's) only for an admin who names none.
+fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, ApiError> {
+    if caller.admin && named.is_none() {
+        return Ok(None);
+    }
+    super::acting_team(caller, named).map(Some)
+}
+
+/// Counts the known alerts of `team` (of every team when `None`) a matcher matches, and
+/// keeps the first few: the guard and the preview see only the alerts the suppression
+/// could stop, so they disclose nothing of other teams.
 async fn scan(
     state: &AppState,
     caller: &Caller,
+    team: Option<&str>,
     matcher: &Matcher,
 ) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
     let mut query = AlertQuery {
+        team: team.map(str::to_owned),
         limit: SCAN_PAGE,
         ..AlertQuery::default()
     };
@@ -141,18 +165,20 @@ async fn scan(
 }
 
 /// Shows which known alerts a draft matches, and whether the guards accept it.
-#[utoipa::path(post, path = "/v1/suppressions/preview",
+#[utoipa::path(post, path = "/v1/suppressions/preview", params(PreviewParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
 pub(super) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
+    Query(params): Query<PreviewParams>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Preview>, ApiError> {
+    let team = scope(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.config.policy).map_err(invalid)?;
-    let (matched, known, alerts) = scan(&state, &caller, &matcher).await?;
+    let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
     let reason = check_share(matched, known, &state.config.policy).err();
     Ok(Json(Preview {
         matched,
@@ -175,16 +201,19 @@ pub(super) async fn create(
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
+    let team = scope(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
-    let record = create_record(&state, &caller, draft, params.force).await?;
+    let record = create_record(&state, &caller, team, draft, params.force).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-/// Checks a draft against every rule and guard, and stores it: what `POST
+/// Checks a draft against every rule and guard, and stores it as `team`'s (every team's
+/// when `None`, which the caller has checked is an admin's act): what `POST
 /// /v1/suppressions` and the Alertmanager silences API both do.
 pub(super) async fn create_record(
     state: &AppState,
     caller: &Caller,
+    team: Option<String>,
     draft: Draft,
     force: bool,
 ) -> Result<SuppressionRecord, ApiError> {
@@ -195,7 +224,7 @@ pub(super) async fn create_record(
             "only an admin token may force a suppression past the share guard",
         ));
     }
-    let (matched, known, _) = scan(state, caller, &matcher).await?;
+    let (matched, known, _) = scan(state, caller, team.as_deref(), &matcher).await?;
     if let Err(reason) = check_share(matched, known, &state.config.policy)
         && !force
     {
@@ -207,7 +236,7 @@ pub(super) async fn create_record(
     let now = now_ms();
     let record = SuppressionRecord {
         id: uuid::Uuid::now_v7().to_string(),
-        team: caller.team.clone(),
+        team,
         state: crate::store::suppression_state(
             millis(draft.start_time),
             millis(draft.end_time),
@@ -224,7 +253,8 @@ pub(super) async fn create_record(
     Ok(record)
 }
 
-/// Lists suppressions: a team's own, or all for an admin.
+/// Lists suppressions: a team's own and admins' suppressions of every team that stopped
+/// its alerts, or all for an admin.
 #[utoipa::path(get, path = "/v1/suppressions", responses((status = 200, body = SuppressionList)))]
 pub(super) async fn list(
     State(state): State<AppState>,
@@ -263,7 +293,8 @@ pub(super) async fn find(
         })
 }
 
-/// One suppression with its audit trail.
+/// One suppression with its audit trail: a team sees its own, and an admin's suppression
+/// of every team once it stopped one of the team's alerts.
 #[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
 pub(super) async fn get(
     State(state): State<AppState>,
@@ -290,6 +321,21 @@ pub(super) async fn edit(
     Ok(Json(retime_record(&state, &caller, record, retime).await?))
 }
 
+/// A team sees an admin's suppression of every team that stopped its alerts, but only an
+/// admin changes or ends it.
+fn may_change(caller: &Caller, record: &SuppressionRecord) -> Result<(), ApiError> {
+    if caller.admin || (record.team.is_some() && record.team == caller.team) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "suppression {} was made by an admin for every team: only an admin can change or end it",
+            record.id
+        ),
+    ))
+}
+
 /// Moves a suppression's start or end, checks the rules again, and audits the change.
 pub(super) async fn retime_record(
     state: &AppState,
@@ -297,6 +343,7 @@ pub(super) async fn retime_record(
     mut record: SuppressionRecord,
     retime: Retime,
 ) -> Result<SuppressionRecord, ApiError> {
+    may_change(caller, &record)?;
     let id = record.id.clone();
     if record.state == "ended" {
         return Err(ApiError::new(
@@ -358,6 +405,7 @@ pub(super) async fn end_record(
     caller: &Caller,
     mut record: SuppressionRecord,
 ) -> Result<SuppressionRecord, ApiError> {
+    may_change(caller, &record)?;
     if record.state == "ended" {
         return Ok(record);
     }
@@ -394,7 +442,7 @@ pub(super) async fn suppressed(
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<Suppressed>, ApiError> {
     find(&state, &caller, &id).await?;
-    // Suppressions apply to every team; a team sees only its own events among them.
+    // An admin's suppression may stop every team's alerts; a team sees only its own.
     let mut query = HistoryQuery {
         suppression_id: Some(id),
         team: if caller.admin {

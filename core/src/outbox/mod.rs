@@ -355,7 +355,10 @@ impl Outbox {
     async fn subject(&self, incident: IncidentDetail) -> Result<Subject, StoreError> {
         let service = async {
             match incident.incident.service.as_deref() {
-                Some(name) => self.store.service(name).await,
+                // Another team's entry of that name does not route this team's incident.
+                Some(name) => Ok(self.store.service(name).await?.filter(|service| {
+                    service.spec.team.as_deref() == Some(incident.incident.team.as_str())
+                })),
                 None => Ok(None),
             }
         };

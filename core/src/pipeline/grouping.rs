@@ -52,7 +52,7 @@ impl Engine {
         priority: Priority,
         now: i64,
     ) -> String {
-        let service = self.service_of(event);
+        let service = self.service_of(self.team_name(key.0), event);
         let grouping = event
             .grouping
             .clone()

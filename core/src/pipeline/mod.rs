@@ -407,9 +407,23 @@ pub struct Snapshot {
 #[derive(Debug, Clone)]
 pub struct ActiveSuppression {
     pub id: String,
+    /// The team whose alerts it may stop; `None` for an admin's suppression of every
+    /// team's.
+    pub team: Option<String>,
     pub start: i64,
     pub end: i64,
     pub matcher: Matcher,
+}
+
+impl ActiveSuppression {
+    /// Whether it stops `event` of `team` at `at`: a team's suppression never stops
+    /// another team's alerts, however its targets read.
+    pub fn stops(&self, team: &str, event: &Event, at: i64) -> bool {
+        self.start <= at
+            && at < self.end
+            && self.team.as_deref().is_none_or(|own| own == team)
+            && self.matcher.matches(&event.alert.monitor, &event.context)
+    }
 }
 
 /// The catalogue, suppressions and routes, reloaded whenever one changes.
@@ -423,6 +437,17 @@ pub struct Rules {
     /// The routes set through the API, of every team: new incidents are handed to the
     /// outbox with them.
     pub routes: Arc<Vec<crate::store::StoredRoute>>,
+}
+
+impl Rules {
+    /// The catalogue entry for service `name` as it applies to `team`'s events: only the
+    /// entry's owner gets its retired hosts, priority lowering and defaults, so a name
+    /// another team took cannot steer this team's alerts.
+    pub fn service_for(&self, team: &str, name: &str) -> Option<&Arc<Service>> {
+        self.services
+            .get(name)
+            .filter(|service| service.spec.team.as_deref() == Some(team))
+    }
 }
 
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.

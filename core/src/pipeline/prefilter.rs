@@ -56,7 +56,7 @@ impl Engine {
                 let matched = self
                     .held
                     .get(&key)
-                    .and_then(|h| self.suppressed_by(&h.event, now));
+                    .and_then(|h| self.suppressed_by(key.0, &h.event, now));
                 if (matched.is_none() || matched != still)
                     && let Ok(event) = serde_json::from_str::<Event>(&row.event)
                 {
@@ -166,7 +166,7 @@ impl Engine {
             return;
         }
 
-        let service = self.service_of(&event);
+        let service = self.service_of(self.team_name(key.0), &event);
         // A recovery of an alert grouping knows unhealthy always goes on, so that its
         // incident can resolve; only failures are stopped.
         let known_unhealthy = self
@@ -188,7 +188,7 @@ impl Engine {
             return;
         }
 
-        let filters = self.filters_of(&event);
+        let filters = self.filters_of(self.team_name(key.0), &event);
         if let Some(min_age) = min_age(&filters) {
             match status {
                 Status::Unhealthy => {
@@ -283,7 +283,7 @@ impl Engine {
             let Ok(event) = serde_json::from_str::<Event>(&row.event) else {
                 continue;
             };
-            let plugins = plugin_filters(&self.filters_of(&event));
+            let plugins = plugin_filters(&self.filters_of(&row.team, &event));
             if plugins.is_empty() {
                 continue;
             }
@@ -387,12 +387,12 @@ impl Engine {
         items
     }
 
-    /// The filters that apply to an event: its own, else its service's.
-    fn filters_of(&self, event: &Event) -> Vec<FilterSpec> {
+    /// The filters that apply to `team`'s event: its own, else its service's.
+    fn filters_of(&self, team: &str, event: &Event) -> Vec<FilterSpec> {
         if !event.filters.is_empty() {
             event.filters.clone()
         } else {
-            self.service_of(event)
+            self.service_of(team, event)
                 .map(|s| s.spec.filters.clone())
                 .unwrap_or_default()
         }
@@ -413,7 +413,7 @@ impl Engine {
             .get(&key)
             .is_some_and(|t| t.passed == Status::Unhealthy);
         if !(status == Status::Healthy && known_unhealthy)
-            && let Some(id) = self.suppressed_by(&event, now)
+            && let Some(id) = self.suppressed_by(key.0, &event, now)
         {
             if status == Status::Unhealthy {
                 self.set_hold(key, Some(Hold::Suppressed));
@@ -436,7 +436,7 @@ impl Engine {
             );
             return;
         }
-        let service = self.service_of(&event);
+        let service = self.service_of(self.team_name(key.0), &event);
         let mut priority = event
             .alerting
             .as_ref()
@@ -675,26 +675,24 @@ impl Engine {
         self.downstream(key, event, meta, now, Some("raised by flap detection"));
     }
 
-    /// The id of the active suppression that matches, if any.
-    fn suppressed_by(&self, event: &Event, at: i64) -> Option<String> {
+    /// The id of the active suppression that stops `team`'s event, if any.
+    fn suppressed_by(&self, team: u32, event: &Event, at: i64) -> Option<String> {
+        let team = self.team_name(team);
         self.rules
             .suppressions
             .iter()
-            .find(|s| {
-                s.start <= at
-                    && at < s.end
-                    && s.matcher.matches(&event.alert.monitor, &event.context)
-            })
+            .find(|s| s.stops(team, event, at))
             .map(|s| s.id.clone())
     }
 
+    /// The catalogue entry of the event's service, when `team` owns it.
     pub(super) fn service_of(
         &self,
+        team: &str,
         event: &Event,
     ) -> Option<std::sync::Arc<crate::catalogue::Service>> {
         self.rules
-            .services
-            .get(event.context.get("service")?)
+            .service_for(team, event.context.get("service")?)
             .cloned()
     }
 

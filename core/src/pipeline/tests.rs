@@ -50,8 +50,19 @@ impl Bench {
         self.absorb(outcome);
     }
 
-    /// Processes these events as one batch at `at` (ms); returns its outcome.
+    /// Sends one event of `team` at `at` (ms).
+    fn send_for(&mut self, team: &str, at: i64, event: serde_json::Value) {
+        let outcome = self.batch_for(team, at, vec![event]);
+        self.absorb(outcome);
+    }
+
+    /// Processes these events (of team `ops`) as one batch at `at` (ms); returns its
+    /// outcome.
     fn batch(&mut self, at: i64, events: Vec<serde_json::Value>) -> Outcome {
+        self.batch_for("ops", at, events)
+    }
+
+    fn batch_for(&mut self, team: &str, at: i64, events: Vec<serde_json::Value>) -> Outcome {
         let rows = events
             .into_iter()
             .map(|event| {
@@ -60,7 +71,7 @@ impl Bench {
                 Incoming {
                     seq: self.seq,
                     id: format!("e{}", self.seq),
-                    team: "ops".into(),
+                    team: team.into(),
                     fingerprint: event.fingerprint().to_string(),
                     source: "api".into(),
                     received_at: at,
@@ -275,12 +286,15 @@ fn flapping_check_becomes_one_low_priority_flapping_alert() {
     assert_eq!(resolved, 1);
 }
 
+/// Rules with these services (of team `ops` unless their spec names one) and
+/// suppressions.
 fn rules(services: Vec<(&str, ServiceSpec)>, suppressions: Vec<ActiveSuppression>) -> Rules {
     Rules {
         version: 1,
         services: services
             .into_iter()
-            .map(|(name, spec)| {
+            .map(|(name, mut spec)| {
+                spec.team.get_or_insert_with(|| "ops".to_owned());
                 (
                     name.to_owned(),
                     Arc::new(Service {
@@ -347,6 +361,7 @@ fn suppressed_alerts_are_recorded_and_released_when_the_suppression_ends() {
     let matcher = draft.validate(&Policy::default()).expect("valid");
     let suppression = ActiveSuppression {
         id: "s1".into(),
+        team: None,
         start: 0,
         end: 20 * MIN,
         matcher,
@@ -368,6 +383,133 @@ fn suppressed_alerts_are_recorded_and_released_when_the_suppression_ends() {
         b.open()[0].alerts,
         2,
         "still unhealthy when the suppression ended: it goes on"
+    );
+}
+
+/// A suppression of `team` (of every team when `None`) on `service: storage`.
+fn storage_suppression(id: &str, team: Option<&str>) -> ActiveSuppression {
+    let draft: Draft = serde_json::from_value(json!({
+        "description": "storage upgrade", "startTime": "1970-01-01T00:00:00Z", "endTime": "1970-01-01T01:00:00Z",
+        "targets": [{"service": "storage"}]
+    }))
+    .expect("draft");
+    ActiveSuppression {
+        id: id.into(),
+        team: team.map(str::to_owned),
+        start: 0,
+        end: 60 * MIN,
+        matcher: draft.validate(&Policy::default()).expect("valid"),
+    }
+}
+
+fn storage(instance: &str) -> serde_json::Value {
+    json!({"alert": {"monitor": "Disk", "status": "unhealthy"},
+           "context": {"service": "storage", "region": "eu-west-1a", "instance": instance}})
+}
+
+#[test]
+fn a_teams_suppression_never_stops_another_teams_alert() {
+    let mut b = Bench::new();
+    b.engine.set_rules(rules(
+        vec![],
+        vec![storage_suppression("bender-s", Some("bender"))],
+    ));
+    b.send_for("flexo", MIN, storage("s-1"));
+    assert_eq!(
+        b.open().len(),
+        1,
+        "flexo's incident opens: {:?}",
+        b.reasons()
+    );
+    assert_eq!(b.open()[0].team, "flexo");
+    assert!(b.history.iter().all(|h| h.suppression_id.is_none()));
+
+    b.send_for("bender", MIN, storage("s-1"));
+    let last = b.history.last().expect("bender's event");
+    assert_eq!(
+        (last.team.as_str(), last.suppression_id.as_deref()),
+        ("bender", Some("bender-s")),
+        "the suppression stops its own team's alert"
+    );
+    assert_eq!(b.open().len(), 1, "no incident for bender's alert");
+}
+
+#[test]
+fn an_admins_suppression_of_every_team_stops_each_teams_alert() {
+    let mut b = Bench::new();
+    b.engine
+        .set_rules(rules(vec![], vec![storage_suppression("all", None)]));
+    b.send_for("flexo", MIN, storage("s-1"));
+    b.send_for("bender", MIN, storage("s-1"));
+    assert!(b.open().is_empty(), "{:?}", b.reasons());
+    let stopped: Vec<&str> = b
+        .history
+        .iter()
+        .filter(|h| h.suppression_id.as_deref() == Some("all"))
+        .map(|h| h.team.as_str())
+        .collect();
+    assert_eq!(stopped, ["flexo", "bender"]);
+}
+
+#[test]
+fn a_catalogue_entry_steers_only_its_owners_events() {
+    let mut b = Bench::new();
+    let squatted = ServiceSpec {
+        team: Some("bender".into()),
+        customer_facing: false,
+        retired: ["w1".to_owned()].into(),
+        grouping: Some(crate::event::Grouping {
+            keys: Some(Vec::new()),
+            window: None,
+        }),
+        ..ServiceSpec::default()
+    };
+    b.engine
+        .set_rules(rules(vec![("flexo-web", squatted)], vec![]));
+    let web = |instance: &str| {
+        json!({"alert": {"monitor": "Http", "status": "unhealthy"},
+               "context": {"service": "flexo-web", "region": "eu-west-1a", "instance": instance},
+               "alerting": {"priority": "high"}})
+    };
+    b.send_for("flexo", MIN, web("w1"));
+    b.send_for("flexo", MIN, web("w2"));
+    let open = b.open();
+    assert_eq!(
+        open.len(),
+        1,
+        "not retired, grouped by default: {:?}",
+        b.reasons()
+    );
+    assert_eq!(open[0].alerts, 2);
+    assert_eq!(open[0].priority, Priority::High, "not demoted");
+    assert_eq!(open[0].key, "Http | flexo-web | eu-west-1a");
+
+    b.send_for("bender", 2 * MIN, web("w1"));
+    let last = b.history.last().expect("bender's event");
+    assert!(
+        last.reason.starts_with("retired-host: w1"),
+        "the owner's events get the entry: {}",
+        last.reason
+    );
+}
+
+#[test]
+fn rules_hand_a_service_only_to_its_owner() {
+    let rules = rules(
+        vec![(
+            "flexo-web",
+            ServiceSpec {
+                team: Some("bender".into()),
+                ..ServiceSpec::default()
+            },
+        )],
+        vec![],
+    );
+    assert!(rules.service_for("bender", "flexo-web").is_some());
+    assert!(rules.service_for("flexo", "flexo-web").is_none());
+    assert!(
+        rules.service_for("", "flexo-web").is_none(),
+        "an event of no team gets no team's entry"
     );
 }
 
@@ -579,6 +721,7 @@ fn a_recovery_during_a_suppression_still_resolves_the_incident() {
         vec![],
         vec![ActiveSuppression {
             id: "s1".into(),
+            team: None,
             start: 0,
             end: 60 * MIN,
             matcher,

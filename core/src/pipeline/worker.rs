@@ -299,17 +299,15 @@ impl Handoff {
             }
             return;
         };
-        let services: HashMap<&str, Option<&str>> = batch
+        let services: HashMap<&str, (&str, Option<&str>)> = batch
             .incidents
             .iter()
-            .map(|i| (i.id.as_str(), i.service.as_deref()))
+            .map(|i| (i.id.as_str(), (i.team.as_str(), i.service.as_deref())))
             .collect();
         for notice in notices {
             let service = services
                 .get(notice.incident_id.as_str())
-                .copied()
-                .flatten()
-                .and_then(|name| rules.services.get(name))
+                .and_then(|&(team, name)| rules.service_for(team, name?))
                 .cloned();
             state.fresh.push(Handed {
                 notice,

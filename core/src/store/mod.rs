@@ -203,6 +203,8 @@ pub struct AlertState {
 pub struct AlertQuery {
     /// Only this team's alerts; `None` lists every team's (admins only).
     pub team: Option<String>,
+    /// Only alerts of teams other than this one.
+    pub other_than: Option<String>,
     /// Only alerts with this status.
     pub status: Option<Status>,
     /// Only alerts with this monitor.
@@ -306,7 +308,8 @@ pub trait Store: Send + Sync + 'static {
         detail: &str,
         now: i64,
     ) -> Result<(), StoreError>;
-    /// Suppressions newest first (one by id, one team's, or all), with their state at `now`.
+    /// Suppressions newest first (one by id; those `team` may see: its own and the
+    /// teamless ones that stopped or hold its events; or all), with their state at `now`.
     async fn suppressions(
         &self,
         id: Option<&str>,

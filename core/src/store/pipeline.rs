@@ -377,7 +377,7 @@ macro_rules! backend {
             for service in services(pool, None).await? {
                 rules.services.insert(service.name.clone(), Arc::new(service));
             }
-            let mut sql = QueryBuilder::<$db>::new("SELECT id, start_time, end_time, targets FROM suppressions WHERE end_time > ");
+            let mut sql = QueryBuilder::<$db>::new("SELECT id, team, start_time, end_time, targets FROM suppressions WHERE end_time > ");
             sql.push_bind(now).push(" ORDER BY start_time, id");
             for row in sql.build().fetch_all(pool).await? {
                 let id: String = row.try_get("id")?;
@@ -386,6 +386,7 @@ macro_rules! backend {
                     .map_err(|e| StoreError::Corrupt(format!("suppression {id} targets: {e}")))?;
                 match Matcher::compile(&targets) {
                     Ok(matcher) => rules.suppressions.push(ActiveSuppression {
+                        team: row.try_get("team")?,
                         start: row.try_get("start_time")?,
                         end: row.try_get("end_time")?,
                         id,
@@ -787,17 +788,23 @@ macro_rules! backend {
             Ok(())
         }
 
-        /// Suppressions, newest first: one team's (and those of no team) or all.
+        /// Suppressions, newest first: all, or those a team may see: its own, and those of
+        /// no team (an admin's, for every team) that stopped or hold one of its events.
         pub async fn suppressions(pool: &Pool, id: Option<&str>, team: Option<&str>, now: i64) -> Result<Vec<SuppressionRecord>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT id, team, description, start_time, end_time, metadata, targets, created_at, created_by, forced \
-                 FROM suppressions WHERE 1 = 1",
+                 FROM suppressions s WHERE 1 = 1",
             );
             if let Some(id) = id {
                 sql.push(" AND id = ").push_bind(id.to_owned());
             }
             if let Some(team) = team {
-                sql.push(" AND team = ").push_bind(team.to_owned());
+                sql.push(" AND (team = ").push_bind(team.to_owned())
+                    .push(" OR (team IS NULL AND (EXISTS (SELECT 1 FROM history h WHERE h.suppression_id = s.id AND h.team = ")
+                    .push_bind(team.to_owned())
+                    .push(") OR EXISTS (SELECT 1 FROM held d WHERE d.suppression_id = s.id AND d.team = ")
+                    .push_bind(team.to_owned())
+                    .push("))))");
             }
             sql.push(" ORDER BY created_at DESC, id DESC");
             let rows = sql.build().fetch_all(pool).await?;

@@ -500,6 +500,9 @@ impl Store for SqliteStore {
         if let Some(team) = &query.team {
             sql.push(" AND team = ").push_bind(team);
         }
+        if let Some(team) = &query.other_than {
+            sql.push(" AND team <> ").push_bind(team);
+        }
         if let Some(status) = query.status {
             sql.push(" AND status = ").push_bind(status.as_str());
         }
