@@ -331,7 +331,10 @@ pub(super) fn acting_team(caller: &Caller, named: Option<&str>) -> Result<String
 
 /// The team a listing shows: a team token's own (naming another with `?team=` is a
 /// 403), or for an admin the one it names, or every team's (`None`).
-pub(super) fn listed_team(caller: &Caller, named: Option<&str>) -> Result<Option<String>, ApiError> {
+pub(super) fn listed_team(
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<Option<String>, ApiError> {
     if caller.admin && named.is_none() {
         return Ok(None);
     }

@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -20,19 +20,22 @@ pub struct ServiceList {
     pub services: Vec<Service>,
 }
 
-/// Lists services: a team's own, or every one for an admin.
-#[utoipa::path(get, path = "/v1/services", responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody)))]
+/// Lists services: a team's own, or every one (or one team's, `?team=`) for an admin.
+#[utoipa::path(get, path = "/v1/services",
+    params(("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own")),
+    responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<ServiceList>, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let named = query
+        .iter()
+        .find(|(k, _)| k == "team")
+        .map(|(_, v)| v.as_str());
+    let team = super::listed_team(&caller, named)?;
     Ok(Json(ServiceList {
-        services: state.store.services(team).await?,
+        services: state.store.services(team.as_deref()).await?,
     }))
 }
 

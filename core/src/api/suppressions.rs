@@ -254,18 +254,24 @@ pub(super) async fn create_record(
 }
 
 /// Lists suppressions: a team's own and admins' suppressions of every team that stopped
-/// its alerts, or all for an admin.
-#[utoipa::path(get, path = "/v1/suppressions", responses((status = 200, body = SuppressionList)))]
+/// its alerts, or all for an admin (or what one team sees, `?team=`).
+#[utoipa::path(get, path = "/v1/suppressions",
+    params(("team" = Option<String>, Query, description = "admins: what this team sees; a team token may name only its own")),
+    responses((status = 200, body = SuppressionList), (status = 403, body = ErrorBody)))]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<SuppressionList>, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
-    let suppressions = state.store.suppressions(None, team, now_ms()).await?;
+    let named = query
+        .iter()
+        .find(|(k, _)| k == "team")
+        .map(|(_, v)| v.as_str());
+    let team = super::listed_team(&caller, named)?;
+    let suppressions = state
+        .store
+        .suppressions(None, team.as_deref(), now_ms())
+        .await?;
     Ok(Json(SuppressionList { suppressions }))
 }
 
