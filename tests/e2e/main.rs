@@ -6,6 +6,7 @@ mod alerting;
 mod api;
 mod cli;
 mod crash;
+mod logs;
 mod pipeline;
 mod plugins;
 mod prometheus;
