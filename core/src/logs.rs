@@ -24,6 +24,8 @@ pub const MAX_SQL_BYTES: usize = 16 * 1024;
 pub const MAX_PARAMS: usize = 32;
 /// Rows a `logs` section shows; the rest are not fetched.
 pub const MAX_ROWS: usize = 20;
+/// How long past its limit PostgreSQL's own `statement_timeout` stops a query.
+const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
 /// Event parameters of the `logs` collector that are not values of the query.
 pub const RESERVED_PARAMS: [&str; 2] = ["query", "title"];
 
@@ -594,10 +596,11 @@ async fn postgres_query(
         return Err("no connection".into());
     };
     let mut tx = conn.begin().await.map_err(failed)?;
-    // A second line of defence only: a query may change it, the cancel above it may not.
+    // A backstop for when the cancel cannot be sent (its connection fails): far enough
+    // past the limit that the cancel, which a query cannot undo, is what stops it.
     sqlx::query(&format!(
         "SET LOCAL statement_timeout = {}",
-        limit.as_millis() + 1_000
+        (limit + STATEMENT_TIMEOUT_MARGIN).as_millis()
     ))
     .execute(&mut *tx)
     .await
