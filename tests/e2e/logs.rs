@@ -874,3 +874,40 @@ async fn on_postgres_an_overdue_query_is_cancelled_on_the_server() {
     );
     pg.drop_roles().await;
 }
+
+#[tokio::test]
+async fn serve_takes_a_logs_database_per_team_and_refuses_a_malformed_one() {
+    let (dir, database) = tocsin_tests::sqlite_url();
+    let logs = sqlite_logs(dir.path()).await;
+    for (arg, needle) in [
+        ("bender".to_owned(), "is not TEAM=URL"),
+        (format!("Bender={logs}"), "invalid team name"),
+        (
+            "bender=mysql://db/logs".to_owned(),
+            "sqlite: or postgres://",
+        ),
+    ] {
+        let (ok, _, stderr) = tocsin_tests::tocsin(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &database,
+            "--team-logs-database",
+            &arg,
+        ])
+        .expect("runs");
+        assert!(!ok, "{arg} was accepted");
+        assert!(
+            stderr.contains(needle),
+            "{arg}: wanted {needle:?} in {stderr}"
+        );
+    }
+    let server = tocsin_tests::Server::start(
+        &database,
+        &["--team-logs-database", &format!("bender={logs}")],
+        &[("TOCSIN_LOGS_DATABASE", logs.as_str())],
+    )
+    .expect("serves with a default and a team's logs database");
+    drop(server);
+}
