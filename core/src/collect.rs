@@ -11,9 +11,9 @@
 //! states and previous incidents are all read for the incident's team, so a team cannot
 //! put words into, or read through, another team's incident.
 //!
-//! The `logs` collector runs a templated SQL query against a read-only database the
-//! operator configured. Template values are always bound as parameters, never spliced
-//! into the SQL text, so a label such as `x' OR '1'='1` is only ever a value.
+//! The `logs` collector runs a query the incident's team registered (see [`crate::logs`])
+//! on the logs database the operator assigned to that team; the event only names it and
+//! passes values, which are bound as parameters.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,8 @@ use serde_json::Value;
 use crate::event::{Event, PluginSpec, Status, parse_duration};
 use crate::store::views::{IncidentDetail, IncidentQuery};
 use crate::store::{AlertQuery, ContextSection, Store};
-use crate::template::{Part, Template, render};
+use crate::template::render;
 
-/// Rows a `logs` section shows.
-const LOG_ROWS: usize = 20;
 /// Longest cell of a `logs` table, in characters.
 const LOG_CELL: usize = 300;
 /// Largest section a collector may return, in bytes.
@@ -34,154 +32,11 @@ const MAX_SECTION: usize = 16 * 1024;
 /// Known alerts `cluster-health` reads at most.
 const HEALTH_SCAN: u32 = 10_000;
 
-/// The read-only database the `logs` collector queries.
-#[derive(Debug, Clone)]
-pub enum LogsDatabase {
-    /// A SQLite file, opened read-only.
-    Sqlite(sqlx::SqlitePool),
-    /// A PostgreSQL database; every session is read-only.
-    Postgres(sqlx::PgPool),
-}
-
-impl LogsDatabase {
-    /// Connects to `url` (`sqlite:` or `postgres://`), read-only.
-    pub async fn connect(url: &str) -> Result<Self, String> {
-        use std::str::FromStr as _;
-        if url.starts_with("sqlite:") {
-            let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
-                .map_err(|e| e.to_string())?
-                .read_only(true);
-            let pool = sqlx::sqlite::SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(options)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Self::Sqlite(pool))
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(4)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor as _;
-                        conn.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY; SET statement_timeout = '5s'")
-                            .await
-                            .map(|_| ())
-                    })
-                })
-                .connect(url)
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(Self::Postgres(pool))
-        } else {
-            Err("the logs database must be a sqlite: or postgres:// URL".into())
-        }
-    }
-
-    /// Runs `sql` with `values` bound to its placeholders; returns column names and
-    /// up to [`LOG_ROWS`] rows as text.
-    async fn query(
-        &self,
-        sql: &str,
-        values: &[String],
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
-        use sqlx::{Column as _, Row as _};
-        macro_rules! run {
-            ($pool:expr) => {{
-                let mut query = sqlx::query(sql);
-                for value in values {
-                    query = query.bind(value.clone());
-                }
-                let rows = query.fetch_all($pool).await.map_err(|e| e.to_string())?;
-                let columns = rows
-                    .first()
-                    .map(|row| row.columns().iter().map(|c| c.name().to_owned()).collect())
-                    .unwrap_or_default();
-                let rows = rows
-                    .iter()
-                    .take(LOG_ROWS)
-                    .map(|row| {
-                        (0..row.columns().len())
-                            .map(|i| {
-                                row.try_get::<Option<String>, _>(i)
-                                    .map(|v| v.unwrap_or_default())
-                                    .or_else(|_| {
-                                        row.try_get::<Option<i64>, _>(i)
-                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
-                                    })
-                                    .or_else(|_| {
-                                        row.try_get::<Option<f64>, _>(i)
-                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
-                                    })
-                                    .or_else(|_| {
-                                        row.try_get::<Option<bool>, _>(i)
-                                            .map(|v| v.map(|v| v.to_string()).unwrap_or_default())
-                                    })
-                                    .unwrap_or_else(|_| "?".to_owned())
-                            })
-                            .collect()
-                    })
-                    .collect();
-                Ok((columns, rows))
-            }};
-        }
-        match self {
-            Self::Sqlite(pool) => run!(pool),
-            Self::Postgres(pool) => run!(pool),
-        }
-    }
-
-    fn placeholder(&self, n: usize) -> String {
-        match self {
-            Self::Sqlite(_) => "?".to_owned(),
-            Self::Postgres(_) => format!("${n}"),
-        }
-    }
-}
-
-/// SQL text with its template values as bound parameters: each `${…}` becomes a
-/// placeholder, and quotes written around one (`'${context.service}'`, as the blueprint
-/// writes it) are dropped, since the value is bound, not spliced.
-pub fn bind_query(
-    query: &str,
-    event: &Event,
-    placeholder: impl Fn(usize) -> String,
-) -> Result<(String, Vec<String>), String> {
-    let template = Template::parse(query).map_err(|e| e.to_string())?;
-    let parts = template.parts();
-    let mut sql = String::new();
-    let mut values = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        match part {
-            Part::Literal(text) => {
-                let mut text: &str = text;
-                let quoted = |p: Option<&Part<'_>>| !matches!(p, Some(Part::Literal(_)) | None);
-                if quoted(i.checked_sub(1).and_then(|j| parts.get(j))) {
-                    text = text.strip_prefix('\'').unwrap_or(text);
-                }
-                if quoted(parts.get(i + 1)) {
-                    text = text.strip_suffix('\'').unwrap_or(text);
-                }
-                sql.push_str(text);
-            }
-            Part::Alert(_) | Part::Context(_) => {
-                let name = match part {
-                    Part::Alert(field) => format!("${{alert.{field}}}"),
-                    Part::Context(label) => format!("${{context.{label}}}"),
-                    Part::Literal(_) => String::new(),
-                };
-                values.push(render(&name, event));
-                sql.push_str(&placeholder(values.len()));
-            }
-        }
-    }
-    Ok((sql, values))
-}
-
 /// Runs the collectors of incidents.
 #[derive(Clone)]
 pub struct Collectors {
     store: Arc<dyn Store>,
-    logs: Option<LogsDatabase>,
+    logs: Option<crate::logs::LogsSources>,
     plugins: Option<Arc<dyn crate::plugin::Collector>>,
     limit: Duration,
 }
@@ -197,8 +52,8 @@ impl Collectors {
         }
     }
 
-    /// The database `logs` collectors query.
-    pub fn with_logs(mut self, logs: LogsDatabase) -> Self {
+    /// The databases `logs` collectors query, per team.
+    pub fn with_logs(mut self, logs: crate::logs::LogsSources) -> Self {
         self.logs = Some(logs);
         self
     }
@@ -299,19 +154,45 @@ impl Collectors {
                 Ok(vec![(format!("Runbook {id}"), runbook.markdown)])
             }
             "logs" => {
-                let logs = self.logs.as_ref().ok_or(
-                    "no logs database is configured: start tocsin serve with --logs-database",
+                let sources = self.logs.as_ref().ok_or(
+                    "no logs database is configured: start tocsin serve with --logs-database or --team-logs-database",
                 )?;
-                let query = spec
+                let name = spec.params.get("query").and_then(Value::as_str).ok_or(
+                    "logs needs params.query: the name of a query registered with PUT /v1/logs-queries/{name}",
+                )?;
+                let team = &incident.incident.team;
+                let shown: String = name.chars().take(64).collect();
+                let registered = if team.is_empty() {
+                    None
+                } else {
+                    self.store
+                        .logs_query(team, name)
+                        .await
+                        .map_err(|e| e.to_string())?
+                }
+                .ok_or_else(|| {
+                    format!("no logs query \"{shown}\" in this incident's team: register it with PUT /v1/logs-queries/NAME and name it in params.query")
+                })?;
+                let sql =
+                    crate::logs::LogsSql::parse(&registered.sql).map_err(|e| e.to_string())?;
+                let given: std::collections::HashMap<String, String> = spec
                     .params
-                    .get("query")
-                    .and_then(Value::as_str)
-                    .ok_or("logs needs params.query")?;
-                let (sql, values) = bind_query(query, event, |n| logs.placeholder(n))?;
-                let (columns, rows) = logs.query(&sql, &values).await?;
+                    .iter()
+                    .filter(|(k, _)| !crate::logs::RESERVED_PARAMS.contains(&k.as_str()))
+                    .map(|(k, v)| {
+                        let text = match v {
+                            Value::String(text) => render(text, event),
+                            other => other.to_string(),
+                        };
+                        (k.clone(), text)
+                    })
+                    .collect();
+                let values = sql.values(name, &given)?;
+                let deadline = std::time::Instant::now() + self.limit;
+                let rows = sources.query(team, &sql, values, deadline).await?;
                 Ok(vec![(
                     param("title").unwrap_or_else(|| "Logs".into()),
-                    table(&columns, &rows),
+                    table(&rows.columns, &rows.rows),
                 )])
             }
             "cluster-health" => self
@@ -545,52 +426,4 @@ fn table(columns: &[String], rows: &[Vec<String>]) -> String {
         ));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::event::Alert;
-
-    fn event(service: &str) -> Event {
-        Event {
-            alert: Alert {
-                monitor: "Http5xx".into(),
-                status: Status::Unhealthy,
-                since: None,
-                message: None,
-                count: None,
-            },
-            context: BTreeMap::from([("service".to_owned(), service.to_owned())]),
-            filters: Vec::new(),
-            grouping: None,
-            alerting: None,
-            plugins: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn template_values_are_bound_never_spliced() {
-        let hostile = "x' OR '1'='1";
-        let (sql, values) = bind_query(
-            "SELECT line FROM logs WHERE service = '${context.service}' AND monitor = ${alert.monitor} LIMIT 5",
-            &event(hostile),
-            |_| "?".to_owned(),
-        )
-        .expect("binds");
-        assert_eq!(
-            sql,
-            "SELECT line FROM logs WHERE service = ? AND monitor = ? LIMIT 5"
-        );
-        assert_eq!(values, [hostile, "Http5xx"]);
-        let (sql, _) = bind_query(
-            "SELECT 1 WHERE a = ${context.service} OR b = ${context.service}",
-            &event("s"),
-            |n| format!("${n}"),
-        )
-        .expect("binds");
-        assert_eq!(sql, "SELECT 1 WHERE a = $1 OR b = $2");
-    }
 }

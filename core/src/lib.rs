@@ -14,6 +14,7 @@ pub mod collect;
 pub mod event;
 pub mod ingest;
 pub mod journal;
+pub mod logs;
 pub mod notify;
 pub mod outbox;
 pub mod pipeline;

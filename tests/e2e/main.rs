@@ -8,6 +8,7 @@ mod cli;
 mod context;
 mod crash;
 mod isolation;
+mod logs;
 mod notifiers;
 mod pipeline;
 mod plugins;

@@ -8,6 +8,7 @@ mod context;
 mod events;
 mod history;
 mod incidents;
+mod logs;
 mod notifications;
 mod plugins;
 mod routes;
@@ -89,6 +90,11 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/incidents/{id}/close", post(incidents::close))
         .route("/v1/runbooks/{id}", put(context::put_runbook).get(context::get_runbook))
         .route("/v1/changes", post(context::post_change).get(context::list_changes))
+        .route("/v1/logs-queries", get(logs::list))
+        .route(
+            "/v1/logs-queries/{name}",
+            put(logs::put).get(logs::get).delete(logs::remove),
+        )
         .route("/v1/notifications", get(notifications::list))
         .route("/v1/notifications/{id}/retry", post(notifications::retry))
         .route("/v1/notifiers", get(notifications::notifiers))
@@ -163,6 +169,10 @@ pub fn app(state: AppState) -> Router {
         context::get_runbook,
         context::post_change,
         context::list_changes,
+        logs::put,
+        logs::list,
+        logs::get,
+        logs::remove,
         notifications::list,
         notifications::retry,
         notifications::notifiers,

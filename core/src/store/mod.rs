@@ -4,6 +4,7 @@
 //! mode) and PostgreSQL (when the URL says `postgres://`). Both are tested alike.
 
 mod context;
+mod logs;
 mod outbox;
 mod pipeline;
 mod plugins;
@@ -12,6 +13,7 @@ mod sqlite;
 pub mod views;
 
 pub use context::{Change, ContextSection, Runbook};
+pub use logs::LogsQuery;
 pub use outbox::{Delivery, DeliveryQuery, StoredRoute};
 pub use pipeline::{incident_from, suppression_state};
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
@@ -488,6 +490,14 @@ pub trait Store: Send + Sync + 'static {
     async fn context(&self, incident_id: &str) -> Result<Vec<ContextSection>, StoreError>;
     /// Ready to serve: the database answers and every migration is applied.
     async fn ready(&self) -> Result<(), StoreError>;
+    /// Creates or replaces a team's logs query.
+    async fn put_logs_query(&self, query: &LogsQuery) -> Result<(), StoreError>;
+    /// One team's logs queries (`None`: every team's), by team and name.
+    async fn logs_queries(&self, team: Option<&str>) -> Result<Vec<LogsQuery>, StoreError>;
+    /// One logs query of a team.
+    async fn logs_query(&self, team: &str, name: &str) -> Result<Option<LogsQuery>, StoreError>;
+    /// Removes a logs query of a team; `false` when the team has none of that name.
+    async fn delete_logs_query(&self, team: &str, name: &str) -> Result<bool, StoreError>;
 }
 
 /// Options that are not part of the database URL.

@@ -8,6 +8,7 @@ use sqlx::{Postgres, QueryBuilder, Row as _};
 use time::OffsetDateTime;
 
 use super::context::postgres as context;
+use super::logs::postgres as logs;
 use super::outbox::postgres as outbox;
 use super::pipeline::postgres as shared;
 use super::plugins::postgres as plugins;
@@ -17,8 +18,8 @@ use super::views::{
 };
 use super::{
     AlertQuery, AlertState, Appended, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery,
-    EVENT_IDS, LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute,
-    TokenRecord, from_millis, millis,
+    EVENT_IDS, LAG, LogsQuery, NewVersion, PluginRow, Record, Runbook, Store, StoreError,
+    StoredRoute, TokenRecord, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -546,6 +547,22 @@ impl Store for PostgresStore {
                 .fetch_all(&self.pool)
                 .await?;
         super::check_migrations(&MIGRATOR, &applied)
+    }
+
+    async fn put_logs_query(&self, query: &LogsQuery) -> Result<(), StoreError> {
+        logs::put(&self.pool, query).await
+    }
+
+    async fn logs_queries(&self, team: Option<&str>) -> Result<Vec<LogsQuery>, StoreError> {
+        logs::list(&self.pool, team).await
+    }
+
+    async fn logs_query(&self, team: &str, name: &str) -> Result<Option<LogsQuery>, StoreError> {
+        logs::get(&self.pool, team, name).await
+    }
+
+    async fn delete_logs_query(&self, team: &str, name: &str) -> Result<bool, StoreError> {
+        logs::delete(&self.pool, team, name).await
     }
 }
 

@@ -14,6 +14,7 @@ use time::OffsetDateTime;
 use tracing::{debug, warn};
 
 use super::context::sqlite as context;
+use super::logs::sqlite as logs;
 use super::outbox::sqlite as outbox;
 use super::pipeline::sqlite as shared;
 use super::plugins::sqlite as plugins;
@@ -23,8 +24,8 @@ use super::views::{
 };
 use super::{
     AlertQuery, AlertState, Appended, Change, ContextSection, DeadLetter, Delivery, DeliveryQuery,
-    EVENT_IDS, LAG, NewVersion, PluginRow, Record, Runbook, Store, StoreError, StoredRoute,
-    TokenRecord, chunk_sizes, from_millis, millis,
+    EVENT_IDS, LAG, LogsQuery, NewVersion, PluginRow, Record, Runbook, Store, StoreError,
+    StoredRoute, TokenRecord, chunk_sizes, from_millis, millis,
 };
 use crate::catalogue::Service;
 use crate::pipeline::{Incoming, Outcome, Rules, Snapshot, TrackedRow};
@@ -793,6 +794,22 @@ impl Store for SqliteStore {
                 .fetch_all(&self.readers)
                 .await?;
         super::check_migrations(&MIGRATOR, &applied)
+    }
+
+    async fn put_logs_query(&self, query: &LogsQuery) -> Result<(), StoreError> {
+        logs::put(&self.writer, query).await
+    }
+
+    async fn logs_queries(&self, team: Option<&str>) -> Result<Vec<LogsQuery>, StoreError> {
+        logs::list(&self.readers, team).await
+    }
+
+    async fn logs_query(&self, team: &str, name: &str) -> Result<Option<LogsQuery>, StoreError> {
+        logs::get(&self.readers, team, name).await
+    }
+
+    async fn delete_logs_query(&self, team: &str, name: &str) -> Result<bool, StoreError> {
+        logs::delete(&self.writer, team, name).await
     }
 }
 

@@ -32,9 +32,24 @@ pub struct Args {
     /// Notifiers and routes (YAML; docs/alerting.md). Without it nothing is notified.
     #[arg(long, env = "TOCSIN_NOTIFIERS")]
     notifiers: Option<std::path::PathBuf>,
-    /// Read-only database (sqlite: or postgres:// URL) the `logs` collector queries.
+    /// Logs database (sqlite: or postgres:// URL) that teams without one of their own
+    /// run their registered `logs` queries on. For PostgreSQL, connect as a role that may
+    /// only SELECT the views meant for every such team (docs/alerting.md).
     #[arg(long, env = "TOCSIN_LOGS_DATABASE")]
     logs_database: Option<String>,
+    /// A team's own logs database, as TEAM=URL (repeatable; comma-separated in the
+    /// environment). For PostgreSQL, connect as that team's role: LOGIN and SELECT on the
+    /// team's views only (docs/alerting.md).
+    #[arg(long, env = "TOCSIN_TEAM_LOGS_DATABASE", value_delimiter = ',', value_parser = team_url)]
+    team_logs_database: Vec<(String, String)>,
+}
+
+fn team_url(text: &str) -> Result<(String, String), String> {
+    let (team, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("\"{}\" is not TEAM=URL", store::redact(text)))?;
+    tocsin_core::auth::check_team_name(team)?;
+    Ok((team.to_owned(), url.to_owned()))
 }
 
 /// Limits of team plugins.
@@ -164,12 +179,12 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (stop_outbox, outbox_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut collectors = tocsin_core::collect::Collectors::new(store.clone())
         .with_plugins(Arc::new(plugins.clone()));
-    if let Some(url) = &args.logs_database {
-        let logs = tocsin_core::collect::LogsDatabase::connect(url)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!("cannot open the logs database {}: {e}", store::redact(url))
-            })?;
+    if args.logs_database.is_some() || !args.team_logs_database.is_empty() {
+        let logs = tocsin_core::logs::LogsSources::open(
+            args.logs_database.as_deref(),
+            &args.team_logs_database,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot use the logs databases: {e}"))?;
         collectors = collectors.with_logs(logs);
     }
     // Always runs: without notifiers it clears the notices no route takes.
