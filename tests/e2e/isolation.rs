@@ -199,6 +199,14 @@ async fn populate(w: &World, token: &str, team: &str) -> Owned {
     assert_eq!(status, 200, "{text}");
     w.json(
         token,
+        "PUT",
+        &format!("/v1/logs-queries/{team}-errors"),
+        Some(json!({"sql": format!("SELECT line FROM logs WHERE service = :service -- {team}-query-secret"),
+                    "description": format!("{team}'s errors")})),
+    )
+    .await;
+    w.json(
+        token,
         "POST",
         "/v1/changes",
         Some(json!({"service": service, "kind": "deploy",
@@ -345,6 +353,8 @@ async fn seen_by_bender(w: &World, b: &Owned) -> BTreeMap<String, Value> {
         "/v1/plugins/bender-chaos".to_owned(),
         "/v1/plugins/bender-nagios/dead-letters".to_owned(),
         "/v1/notifiers".to_owned(),
+        "/v1/logs-queries".to_owned(),
+        "/v1/logs-queries/bender-errors".to_owned(),
     ];
     let mut seen = BTreeMap::new();
     for path in paths {
@@ -780,6 +790,49 @@ fn matrix(b: &Owned) -> BTreeMap<&'static str, Vec<Try>> {
             "GET /api/v2/status",
             vec![attempt("GET", "/api/v2/status", Own)],
         ),
+        (
+            "GET /v1/logs-queries",
+            vec![
+                attempt("GET", "/v1/logs-queries", Own),
+                attempt("GET", "/v1/logs-queries?team=bender", Denied),
+            ],
+        ),
+        (
+            "GET /v1/logs-queries/{name}",
+            vec![
+                attempt("GET", "/v1/logs-queries/bender-errors", Denied),
+                attempt("GET", "/v1/logs-queries/bender-errors?team=bender", Denied),
+            ],
+        ),
+        (
+            "PUT /v1/logs-queries/{name}",
+            vec![
+                with_json(
+                    "PUT",
+                    "/v1/logs-queries/bender-errors?team=bender",
+                    json!({"sql": "SELECT 1"}),
+                    Denied,
+                ),
+                // The same name is flexo's own query: bender's stays as it was.
+                with_json(
+                    "PUT",
+                    "/v1/logs-queries/bender-errors",
+                    json!({"sql": "SELECT 2"}),
+                    Own,
+                ),
+            ],
+        ),
+        (
+            "DELETE /v1/logs-queries/{name}",
+            vec![
+                attempt("DELETE", "/v1/logs-queries/bender-errors", Denied),
+                attempt(
+                    "DELETE",
+                    "/v1/logs-queries/bender-errors?team=bender",
+                    Denied,
+                ),
+            ],
+        ),
         ("GET /healthz", vec![attempt("GET", "/healthz", Own)]),
         ("GET /readyz", vec![attempt("GET", "/readyz", Own)]),
     ])
@@ -825,6 +878,7 @@ async fn no_team_reads_or_changes_another_teams_objects_through_any_route() {
         RUNBOOK_SECRET.into(),
         CHANGE_SECRET.into(),
         HOOK_SECRET.into(),
+        "bender-query-secret".into(),
         b.incident.clone(),
         b.suppression.clone(),
         b.silence.clone(),
