@@ -338,7 +338,7 @@ impl Sender {
             Attempt::Dead("no GitHub repository: set alerting.ticket-queue (owner/repo) on the event or service, or repository on the notifier".into())
         })?;
         let request = |method: reqwest::Method, path: &[&str]| {
-            Ok::<_, Attempt>(self.github_request(token, method, base, &repository, path)?)
+            self.github_request(token, method, base, &repository, path)
         };
         let label = notify::incident_label(&notice.incident.incident.id);
         let Some(number) = reference else {
