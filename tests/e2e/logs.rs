@@ -350,7 +350,7 @@ async fn registration_refuses_what_is_not_one_read_statement() {
             400,
             "unknown field `owner`",
         ),
-        ("array", json!([]), 400, "expected struct"),
+        ("array", json!([]), 400, "the body must be an object"),
     ] {
         let (status, answer) = api
             .request(
