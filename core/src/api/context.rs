@@ -20,11 +20,7 @@ pub const MAX_RUNBOOK_BYTES: usize = 256 * 1024;
 
 /// The team a request acts for (`?team=` for an admin).
 fn acting_team(caller: &Caller, query: &[(String, String)]) -> Result<String, ApiError> {
-    let named = query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str());
-    super::acting_team(caller, named)
+    super::acting_team(caller, super::named_team(query))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -207,11 +203,7 @@ pub(super) async fn list_changes(
             format!("unknown query parameter \"{other}\": use service, since or team"),
         ));
     }
-    // An admin without `team` reads every team's; anyone else only the one they act for.
-    let team = match value("team") {
-        None if caller.admin => None,
-        named => Some(super::acting_team(&caller, named.as_deref())?),
-    };
+    let team = super::listed_team(&caller, super::named_team(&query))?;
     let service = value("service").ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -35,13 +35,6 @@ pub struct LogsQueryList {
     pub queries: Vec<LogsQuery>,
 }
 
-fn named_team(query: &[(String, String)]) -> Option<&str> {
-    query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str())
-}
-
 fn check_name(name: &str) -> Result<(), ApiError> {
     let ok = (1..=64).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -85,7 +78,7 @@ pub(super) async fn put(
     request: Body,
 ) -> Result<Json<LogsQuery>, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, named_team(&query))?;
+    let team = super::acting_team(&caller, super::named_team(&query))?;
     let new: NewLogsQuery = body::read(&headers, request).await?;
     let sql = LogsSql::parse(&new.sql)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -118,10 +111,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogsQueryList>, ApiError> {
-    let team = match (caller.admin, named_team(&query)) {
-        (true, None) => None,
-        (_, named) => Some(super::acting_team(&caller, named)?),
-    };
+    let team = super::listed_team(&caller, super::named_team(&query))?;
     Ok(Json(LogsQueryList {
         queries: state.store.logs_queries(team.as_deref()).await?,
     }))
@@ -138,7 +128,7 @@ pub(super) async fn get(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogsQuery>, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, named_team(&query))?;
+    let team = super::acting_team(&caller, super::named_team(&query))?;
     state
         .store
         .logs_query(&team, &name)
@@ -158,7 +148,7 @@ pub(super) async fn remove(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, named_team(&query))?;
+    let team = super::acting_team(&caller, super::named_team(&query))?;
     if state.store.delete_logs_query(&team, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

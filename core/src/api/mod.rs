@@ -339,6 +339,14 @@ pub(super) fn acting_team(caller: &Caller, named: Option<&str>) -> Result<String
     }
 }
 
+/// The team a request names with `?team=`, if any.
+pub(super) fn named_team(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "team")
+        .map(|(_, v)| v.as_str())
+}
+
 /// The team a listing shows: a team token's own (naming another with `?team=` is a
 /// 403), or for an admin the one it names, or every team's (`None`).
 pub(super) fn listed_team(

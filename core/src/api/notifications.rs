@@ -34,10 +34,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let named = params
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str());
+    let named = super::named_team(&params);
     let mut query = DeliveryQuery {
         team: super::listed_team(&caller, named)?,
         limit: 100,

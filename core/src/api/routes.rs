@@ -53,10 +53,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<RouteList>, ApiError> {
-    let named = query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str());
+    let named = super::named_team(&query);
     let team = super::listed_team(&caller, named)?;
     let routes = state.store.routes(team.as_deref()).await?;
     let file = state

@@ -29,10 +29,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<ServiceList>, ApiError> {
-    let named = query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str());
+    let named = super::named_team(&query);
     let team = super::listed_team(&caller, named)?;
     Ok(Json(ServiceList {
         services: state.store.services(team.as_deref()).await?,

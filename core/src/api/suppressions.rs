@@ -263,10 +263,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<SuppressionList>, ApiError> {
-    let named = query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str());
+    let named = super::named_team(&query);
     let team = super::listed_team(&caller, named)?;
     let suppressions = state
         .store
