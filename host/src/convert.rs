@@ -1,9 +1,9 @@
 //! Between Tocsin's event model and the WIT types: events both ways, and the compact
 //! batch a filter reads (every string in one text, labels as spans).
 
-use tocsin_core::event::{Alert, Alerting, FilterSpec, Grouping, PluginSpec};
-use tocsin_core::plugin::{IncidentContext, Section};
-use tocsin_core::{Event, Priority, Status};
+use tocsin_model::event::{Alert, Alerting, FilterSpec, Grouping, PluginSpec};
+use tocsin_model::plugin::{IncidentContext, Section};
+use tocsin_model::{Event, Priority, Status};
 
 use crate::world::types as wit;
 

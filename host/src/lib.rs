@@ -5,10 +5,10 @@
 //! active version ready, and runs each call on a fresh, sandboxed instance under a
 //! deadline and a memory limit, so that a plugin that loops, traps or eats memory fails
 //! its own call and nothing else. It implements the core's plugin traits
-//! ([`tocsin_core::plugin`]); the core never sees wasmtime.
+//! ([`tocsin_model::plugin`]); the core never sees wasmtime.
 //!
 //! Not here: where plugins run in the pipeline (the core's pre-filter calls
-//! [`tocsin_core::plugin::Filter`]) and the HTTP API (the core's `api::plugins`).
+//! [`tocsin_model::plugin::Filter`]) and the HTTP API (the core's `api::plugins`).
 
 mod convert;
 mod engine;

@@ -7,12 +7,12 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tocsin_core::Event;
-use tocsin_core::plugin::{
+use tocsin_model::Event;
+use tocsin_model::plugin::{
     self, Collector, Failure, Filter, FilterInput, IncidentContext, Kind, LastError, PluginError,
     PluginInfo, RawInput, Registry, Sample, Section, Stats, TestRun, Transformer, Verdict,
 };
-use tocsin_core::store::{NewVersion, PluginRow, Store, StoreError};
+use tocsin_store::{NewVersion, PluginRow, Store, StoreError};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -477,7 +477,7 @@ impl Registry for WasmPlugins {
                 kind,
                 sha256: &compiled.sha256,
                 component: &component,
-                at: tocsin_core::store::millis(time::OffsetDateTime::now_utc()),
+                at: tocsin_model::clock::millis(time::OffsetDateTime::now_utc()),
                 by: actor,
             })
             .await
@@ -553,7 +553,7 @@ impl Registry for WasmPlugins {
                 team,
                 name,
                 previous,
-                tocsin_core::store::millis(time::OffsetDateTime::now_utc()),
+                tocsin_model::clock::millis(time::OffsetDateTime::now_utc()),
             )
             .await
             .map_err(internal)?;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tocsin_core::Event;
-use tocsin_core::plugin::{
+use tocsin_model::Event;
+use tocsin_model::plugin::{
     Failure, FilterInput, IncidentContext, Kind, RawInput, Section, Verdict,
 };
 use wasmtime::component::{Component, HasSelf, Linker};

@@ -7,9 +7,11 @@
 
 use std::time::Instant;
 
-use tocsin_core::auth::Caller;
-use tocsin_core::ingest::{self, Format};
-use tocsin_core::store::{self, Record, StoreOptions};
+use tocsin_model::team::Caller;
+use tocsin_ingest as ingest;
+use tocsin_ingest::Format;
+use tocsin_store as store;
+use tocsin_store::{Record, StoreOptions};
 
 fn batch(round: usize, size: usize) -> Vec<Record> {
     let events: Vec<String> = (0..size)

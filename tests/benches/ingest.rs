@@ -318,7 +318,7 @@ fn catch_up(db_url: &str) -> anyhow::Result<(u64, u128)> {
         .build()?;
     runtime.block_on(async {
         let store =
-            tocsin_core::store::open(db_url, tocsin_core::store::StoreOptions::default()).await?;
+            tocsin_store::open(db_url, tocsin_store::StoreOptions::default()).await?;
         let behind = store.lag().await?;
         let started = std::time::Instant::now();
         while store.lag().await? > 0 {

@@ -24,13 +24,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
-use tocsin_core::catalogue::{Service, ServiceSpec};
-use tocsin_core::event::{Event, Fingerprint};
-use tocsin_core::pipeline::{
-    ActiveSuppression, Config, Engine, IncidentRow, Incoming, Rules, worker,
-};
-use tocsin_core::store::{self, Accepted, StoreOptions};
-use tocsin_core::suppression::{Draft, Policy};
+use tocsin_model::catalogue::{Service, ServiceSpec};
+use tocsin_model::event::{Event, Fingerprint};
+use tocsin_model::rows::{ActiveSuppression, IncidentRow, Incoming, Rules};
+use tocsin_pipeline::{Config, Engine, worker};
+use tocsin_store as store;
+use tocsin_store::{Accepted, StoreOptions};
+use tocsin_model::suppression::{Draft, Policy};
 use tocsin_tests::storm::{self, MAINTENANCE_WINDOW, MINUTE, Params};
 
 /// Length of the scenario (`--minutes`, default the hour).
@@ -216,7 +216,7 @@ async fn store_part() -> anyhow::Result<()> {
         .sum();
     let wal = std::fs::metadata(dir.path().join("tocsin.db-wal")).map_or(0, |m| m.len());
     let incidents = store
-        .incidents(&store::views::IncidentQuery {
+        .incidents(&tocsin_model::views::IncidentQuery {
             limit: 1_000,
             ..Default::default()
         })

@@ -18,8 +18,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tocsin_core::Event;
-use tocsin_core::plugin::{FilterInput, Kind, Verdict};
+use tocsin_model::Event;
+use tocsin_model::plugin::{FilterInput, Kind, Verdict};
 use tocsin_host::{Limits, Runtime, State};
 
 const BATCH: usize = 1_000;
@@ -172,7 +172,7 @@ fn python(runtime: &Runtime) -> anyhow::Result<()> {
     let body = serde_json::json!({"host": "db-1", "trigger": "High CPU", "severity": "High",
         "status": "PROBLEM", "tags": [{"tag": "service", "value": "orders"}]})
     .to_string();
-    let input = tocsin_core::plugin::RawInput {
+    let input = tocsin_model::plugin::RawInput {
         body: body.into_bytes().into(),
         content_type: "application/json".into(),
         headers: Vec::new(),

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::outbox::{Notifiers, Outbox};
-use tocsin_core::pipeline::worker::now_ms;
+use tocsin_api::auth::{self, Grant};
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::{Fakes, Scripted};
 
 use crate::api::Api;
@@ -97,10 +98,10 @@ async fn api() -> Api {
 }
 
 async fn api_on(url: &str, dir: Option<tempfile::TempDir>) -> Api {
-    let config = tocsin_core::pipeline::Config {
+    let config = tocsin_pipeline::Config {
         refresh_every_ms: 0,
         grace_ms: 100,
-        ..tocsin_core::pipeline::Config::default()
+        ..tocsin_pipeline::Config::default()
     };
     Api::with_config(url, dir, config).await
 }
@@ -316,7 +317,7 @@ async fn a_low_incident_opens_a_github_issue_and_a_signed_webhook_without_paging
     };
     let timestamp: i64 = header("x-tocsin-timestamp").parse().expect("timestamp");
     assert!(
-        tocsin_core::notify::webhook::verify(
+        tocsin_notify::webhook::verify(
             WEBHOOK_SECRET.as_bytes(),
             timestamp,
             hook.raw.as_bytes(),
@@ -324,7 +325,7 @@ async fn a_low_incident_opens_a_github_issue_and_a_signed_webhook_without_paging
         ),
         "the receiver can check the signature"
     );
-    assert!(!tocsin_core::notify::webhook::verify(
+    assert!(!tocsin_notify::webhook::verify(
         b"wrong",
         timestamp,
         hook.raw.as_bytes(),
@@ -863,7 +864,7 @@ fn with_collectors(mut event: Value) -> Value {
 async fn collectors_put_runbook_health_and_changes_on_the_incident_and_its_page() {
     let api = api().await;
     let fakes = Fakes::start().await.expect("fakes");
-    let collectors = tocsin_core::collect::Collectors::new(api.store.clone());
+    let collectors = tocsin_collect::Collectors::new(api.store.clone());
     let outbox = Outbox::new(api.store.clone(), notifiers(&fakes, 3)).with_collectors(collectors);
 
     let request = axum::http::Request::put("/v1/runbooks/TSG-CHECKOUT-1")

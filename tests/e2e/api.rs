@@ -8,17 +8,17 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::journal::Journal;
-use tocsin_core::store::{self, Store, StoreOptions};
-use tocsin_core::{AppState, app};
+use tocsin_api::auth::{self, Grant};
+use tocsin_store as store;
+use tocsin_store::{Store, StoreOptions};
+use tocsin_api::{app, AppState};
 use tower::ServiceExt as _;
 
 pub struct Api {
     pub router: Router,
     state: AppState,
     /// The plugin runtime's collectors, when the API has the runtime.
-    pub collector: Option<Arc<dyn tocsin_core::plugin::Collector>>,
+    pub collector: Option<Arc<dyn tocsin_model::plugin::Collector>>,
     pub store: Arc<dyn Store>,
     pub admin: String,
     pub bender: String,
@@ -29,9 +29,9 @@ impl Api {
     /// The API on `url`, with steady refreshes written at once (tests read counts right
     /// after the pipeline caught up).
     pub async fn on(url: &str, dir: Option<tempfile::TempDir>) -> Self {
-        let config = tocsin_core::pipeline::Config {
+        let config = tocsin_pipeline::Config {
             refresh_every_ms: 0,
-            ..tocsin_core::pipeline::Config::default()
+            ..tocsin_pipeline::Config::default()
         };
         Self::with_config(url, dir, config).await
     }
@@ -39,16 +39,16 @@ impl Api {
     pub async fn with_config(
         url: &str,
         dir: Option<tempfile::TempDir>,
-        config: tocsin_core::pipeline::Config,
+        config: tocsin_pipeline::Config,
     ) -> Self {
         Self::build(url, dir, config, false).await
     }
 
     /// The API with the real wasmtime plugin runtime (small pools: tests run many).
     pub async fn with_plugins(url: &str, dir: Option<tempfile::TempDir>) -> Self {
-        let config = tocsin_core::pipeline::Config {
+        let config = tocsin_pipeline::Config {
             refresh_every_ms: 0,
-            ..tocsin_core::pipeline::Config::default()
+            ..tocsin_pipeline::Config::default()
         };
         Self::build(url, dir, config, true).await
     }
@@ -56,7 +56,7 @@ impl Api {
     async fn build(
         url: &str,
         dir: Option<tempfile::TempDir>,
-        config: tocsin_core::pipeline::Config,
+        config: tocsin_pipeline::Config,
         with_plugins: bool,
     ) -> Self {
         let store = store::open(url, StoreOptions::default())
@@ -75,11 +75,10 @@ impl Api {
         } else {
             None
         };
-        let filter: Option<Arc<dyn tocsin_core::plugin::Filter>> = plugins
+        let filter: Option<Arc<dyn tocsin_model::plugin::Filter>> = plugins
             .clone()
-            .map(|p| Arc::new(p) as Arc<dyn tocsin_core::plugin::Filter>);
-        let (journal, pipeline, _writer) =
-            Journal::start_with_plugins(store.clone(), config, filter);
+            .map(|p| Arc::new(p) as Arc<dyn tocsin_model::plugin::Filter>);
+        let local = tocsin_server::start(store.clone(), config, filter);
         let (admin, _) = auth::create(store.as_ref(), Grant::Admin, "")
             .await
             .expect("token");
@@ -88,18 +87,13 @@ impl Api {
             .expect("token");
         let collector = plugins
             .clone()
-            .map(|p| Arc::new(p) as Arc<dyn tocsin_core::plugin::Collector>);
-        let state = AppState {
-            store: store.clone(),
-            journal,
-            pipeline,
-            config,
-            notifiers: Arc::new(tocsin_core::outbox::Notifiers::default()),
-            plugins: match plugins {
-                Some(p) => Arc::new(p),
-                None => Arc::new(tocsin_core::plugin::Disabled),
-            },
+            .map(|p| Arc::new(p) as Arc<dyn tocsin_model::plugin::Collector>);
+        let plugins: Arc<dyn tocsin_model::plugin::Plugins> = match plugins {
+            Some(p) => Arc::new(p),
+            None => Arc::new(tocsin_model::plugin::Disabled),
         };
+        let notifiers = Arc::new(tocsin_notify::config::Notifiers::default());
+        let state = local.state(store.clone(), &config, plugins, notifiers);
         Self {
             router: app(state.clone()),
             state,
@@ -113,7 +107,7 @@ impl Api {
 
     /// The same API, sending to these notifiers (routes set through it are checked
     /// against them).
-    pub fn with_notifiers(mut self, notifiers: Arc<tocsin_core::outbox::Notifiers>) -> Self {
+    pub fn with_notifiers(mut self, notifiers: Arc<tocsin_notify::config::Notifiers>) -> Self {
         self.state.notifiers = notifiers;
         self.router = app(self.state.clone());
         self

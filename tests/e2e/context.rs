@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::outbox::{Notifiers, Outbox};
-use tocsin_core::pipeline::worker::now_ms;
+use tocsin_api::auth::{self, Grant};
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;
@@ -226,7 +227,7 @@ async fn an_incidents_collectors_show_only_its_own_teams_data_on_postgres() {
 async fn collectors_read_only_the_incidents_team(api: &Api, flexo: &str) {
     let fakes = Fakes::start().await.expect("fakes");
     let outbox = Outbox::new(api.store.clone(), notifiers(&fakes))
-        .with_collectors(tocsin_core::collect::Collectors::new(api.store.clone()));
+        .with_collectors(tocsin_collect::Collectors::new(api.store.clone()));
     put_runbook(api, flexo, "TSG-1", "# Flexo: fail over to us-east-1").await;
     put_runbook(api, &api.bender, "TSG-1", "# Bender: restart checkout").await;
     post_change(api, flexo, "checkout", "flexo: v9 rolled out").await;
@@ -343,7 +344,7 @@ fn migrations_before(dir: &std::path::Path, dialect: &str, below: &str) -> std::
     let old = dir.join(format!("migrations-{dialect}-before-{below}"));
     std::fs::create_dir(&old).expect("mkdir");
     let all = tocsin_tests::workspace()
-        .join("core/migrations")
+        .join("core/store/migrations")
         .join(dialect);
     for entry in std::fs::read_dir(&all).expect("migrations") {
         let path = entry.expect("entry").path();

@@ -5,7 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tocsin_core::store::{self, AlertQuery, StoreOptions};
+use tocsin_store as store;
+use tocsin_store::{AlertQuery, StoreOptions};
 use tocsin_tests::{Server, create_token};
 
 /// Posts batches of 100 from several writers until the server dies; returns the ids of

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection as _;
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::collect::Collectors;
-use tocsin_core::logs::LogsSources;
-use tocsin_core::outbox::{Notifiers, Outbox};
-use tocsin_core::pipeline::worker::now_ms;
+use tocsin_api::auth::{self, Grant};
+use tocsin_collect::Collectors;
+use tocsin_collect::logs::LogsSources;
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;
@@ -30,9 +31,9 @@ struct Setup {
 impl Setup {
     async fn new() -> Self {
         let (dir, url) = tocsin_tests::sqlite_url();
-        let config = tocsin_core::pipeline::Config {
+        let config = tocsin_pipeline::Config {
             refresh_every_ms: 0,
-            ..tocsin_core::pipeline::Config::default()
+            ..tocsin_pipeline::Config::default()
         };
         let api = Api::with_config(&url, None, config).await;
         let (flexo, _) = auth::create(api.store.as_ref(), Grant::Team("flexo".into()), "")
@@ -519,7 +520,7 @@ async fn sqlite_sources_deny_attach_and_interrupt_a_never_ending_query() {
     setup
         .api
         .store
-        .put_logs_query(&tocsin_core::store::LogsQuery {
+        .put_logs_query(&tocsin_store::LogsQuery {
             team: "bender".into(),
             name: "attach".into(),
             sql: attach,

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::outbox::{Notifiers, Outbox};
-use tocsin_core::pipeline::worker::now_ms;
+use tocsin_api::auth::{self, Grant};
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::{Fakes, Scripted};
 
 use crate::api::Api;
@@ -68,10 +69,10 @@ fn notifiers(url: &str) -> Arc<Notifiers> {
 /// 100 ms after their last alert recovers; and a flexo token.
 async fn api(notifiers: Arc<Notifiers>) -> (Api, String) {
     let (dir, url) = tocsin_tests::sqlite_url();
-    let config = tocsin_core::pipeline::Config {
+    let config = tocsin_pipeline::Config {
         refresh_every_ms: 0,
         grace_ms: 100,
-        ..tocsin_core::pipeline::Config::default()
+        ..tocsin_pipeline::Config::default()
     };
     let api = Api::with_config(&url, Some(dir), config)
         .await

@@ -145,9 +145,9 @@ async fn preview_shows_what_a_draft_would_match() {
         .await;
     assert_eq!(wide["refused"], true, "{wide}");
     // Another team's preview counts only that team's alerts: these are not among them.
-    let (flexo, _) = tocsin_core::auth::create(
+    let (flexo, _) = tocsin_api::auth::create(
         api.store.as_ref(),
-        tocsin_core::auth::Grant::Team("flexo".into()),
+        tocsin_api::auth::Grant::Team("flexo".into()),
         "",
     )
     .await
@@ -426,9 +426,9 @@ async fn incidents_are_acknowledged_closed_for_good_and_scoped_to_their_team() {
         "a closed incident takes no new alerts"
     );
 
-    let (flexo, _) = tocsin_core::auth::create(
+    let (flexo, _) = tocsin_api::auth::create(
         api.store.as_ref(),
-        tocsin_core::auth::Grant::Team("flexo".into()),
+        tocsin_api::auth::Grant::Team("flexo".into()),
         "",
     )
     .await
@@ -561,7 +561,7 @@ async fn retention_prunes_history_and_finished_incidents_but_not_open_ones() {
     let (_, history) = api.request(&api.bender, "GET", "/v1/history", None).await;
     assert_eq!(history["events"].as_array().map(Vec::len), Some(2));
 
-    let future = tocsin_core::pipeline::worker::now_ms() + 60_000;
+    let future = tocsin_model::clock::now_ms() + 60_000;
     assert!(api.store.prune(future).await.expect("prunes") > 0);
     let (_, history) = api.request(&api.bender, "GET", "/v1/history", None).await;
     assert_eq!(history["events"], json!([]));

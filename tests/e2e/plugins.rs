@@ -288,15 +288,15 @@ async fn a_collector_plugin_puts_its_section_on_the_incident_and_its_page() {
     let api = Api::with_plugins_sqlite().await;
     pushed(&api, "runbook-link", "collector", "runbook-link").await;
     let fakes = tocsin_tests::fakes::Fakes::start().await.expect("fakes");
-    let notifiers = tocsin_core::outbox::Notifiers::parse(&format!(
+    let notifiers = tocsin_notify::config::Notifiers::parse(&format!(
         "notifiers:\n  pd: {{ kind: pagerduty, routing-key: 0123456789abcdef0123456789abcdef, url: \"{}\" }}\n\
          routes:\n  - {{ team: bender, page: pd }}\n",
         fakes.url
     ))
     .expect("notifiers");
-    let collectors = tocsin_core::collect::Collectors::new(api.store.clone())
+    let collectors = tocsin_collect::Collectors::new(api.store.clone())
         .with_plugins(api.collector.clone().expect("plugin runtime"));
-    let outbox = tocsin_core::outbox::Outbox::new(api.store.clone(), notifiers.into())
+    let outbox = tocsin_outbox::Outbox::new(api.store.clone(), notifiers.into())
         .with_collectors(collectors);
     let incident_with = |monitor: &str, params: Value| {
         json!({
@@ -318,7 +318,7 @@ async fn a_collector_plugin_puts_its_section_on_the_incident_and_its_page() {
     )
     .await;
     api.settle().await;
-    let now = tocsin_core::pipeline::worker::now_ms();
+    let now = tocsin_model::clock::now_ms();
     while outbox.round(now).await.expect("round") > 0 {}
 
     let (_, list) = api.get(&api.bender, "/v1/incidents").await;
@@ -613,9 +613,9 @@ async fn a_new_version_swaps_in_and_rollback_restores_the_previous() {
 async fn plugins_belong_to_their_team() {
     let api = Api::with_plugins_sqlite().await;
     pushed(&api, "chaos", "filter", "chaos").await;
-    let (other, _) = tocsin_core::auth::create(
+    let (other, _) = tocsin_api::auth::create(
         api.store.as_ref(),
-        tocsin_core::auth::Grant::Team("zoidberg".into()),
+        tocsin_api::auth::Grant::Team("zoidberg".into()),
         "",
     )
     .await

@@ -3,10 +3,13 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use tocsin_core::Status;
-use tocsin_core::auth::{self, Caller, Grant};
-use tocsin_core::ingest::{self, Format};
-use tocsin_core::store::{self, AlertQuery, AlertState, Record, Store, StoreOptions};
+use tocsin_model::Status;
+use tocsin_api::auth::{self, Grant};
+use tocsin_model::team::Caller;
+use tocsin_ingest as ingest;
+use tocsin_ingest::Format;
+use tocsin_store as store;
+use tocsin_store::{AlertQuery, AlertState, Record, Store, StoreOptions};
 
 /// One store per backend; the guard keeps the SQLite directory alive.
 pub async fn backends() -> Vec<(&'static str, Arc<dyn Store>, Option<tempfile::TempDir>)> {
@@ -80,7 +83,7 @@ async fn append_reports_the_seqs_the_journal_gave_so_the_pipeline_can_skip_readi
             if round == 1 {
                 // A catalogue change committed before an append is counted in what the
                 // append reports: the pipeline then need not read the counters.
-                let service = tocsin_core::catalogue::Service {
+                let service = tocsin_model::catalogue::Service {
                     name: "checkout".into(),
                     spec: serde_json::from_value(serde_json::json!({ "team": "ops" }))
                         .expect("spec"),
@@ -129,7 +132,7 @@ async fn append_reports_the_seqs_the_journal_gave_so_the_pipeline_can_skip_readi
 
 #[tokio::test]
 async fn a_new_incident_taken_from_its_batch_is_the_incident_read_back() {
-    use tocsin_core::pipeline::{Config, worker};
+    use tocsin_pipeline::{Config, worker};
     for (backend, store, _guard) in backends().await {
         // A steady alert first, so the batch also holds rows of no incident.
         store
@@ -158,7 +161,7 @@ async fn a_new_incident_taken_from_its_batch_is_the_incident_read_back() {
         for row in &mut rows {
             (row.labels, row.event) = bodies.remove(&row.seq).expect("body");
         }
-        let outcome = engine.process(rows, worker::now_ms());
+        let outcome = engine.process(rows, tocsin_model::clock::now_ms());
         store
             .commit(&outcome, engine.generation())
             .await
@@ -523,7 +526,7 @@ async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_s
     // to 0007): seq 41 processed, 42 waiting, the counter at 42.
     let old = dir.path().join("migrations-0007");
     std::fs::create_dir(&old).expect("mkdir");
-    let all = tocsin_tests::workspace().join("core/migrations/sqlite");
+    let all = tocsin_tests::workspace().join("core/store/migrations/sqlite");
     for entry in std::fs::read_dir(&all).expect("migrations") {
         let path = entry.expect("entry").path();
         let name = path

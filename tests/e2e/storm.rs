@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tocsin_core::pipeline::Config;
+use tocsin_pipeline::Config;
 use tocsin_tests::storm::{self, MAINTENANCE, MAINTENANCE_WINDOW, MINUTE, Params};
 
 use crate::api::Api;

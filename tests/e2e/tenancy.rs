@@ -8,9 +8,10 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tocsin_core::auth::{self, Grant};
-use tocsin_core::outbox::{Notifiers, Outbox};
-use tocsin_core::pipeline::worker::now_ms;
+use tocsin_api::auth::{self, Grant};
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;

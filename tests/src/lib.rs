@@ -22,7 +22,7 @@ pub fn workspace() -> &'static Path {
 /// profile as the caller (release for benchmarks), so a test never runs a stale binary.
 pub fn tocsin_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_bin("tocsin-host", "tocsin").unwrap_or_else(|e| panic!("{e:#}")))
+    BIN.get_or_init(|| build_bin("tocsin", "tocsin").unwrap_or_else(|e| panic!("{e:#}")))
 }
 
 fn build_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
@@ -224,8 +224,8 @@ pub async fn postgres_url() -> String {
 
 /// Runs the pipeline over everything in the journal, `batch` rows at a time, as a
 /// server would (loading its state from the store first); returns the rows processed.
-pub async fn process(store: &dyn tocsin_core::store::Store, batch: usize) -> usize {
-    use tocsin_core::pipeline::{Config, worker};
+pub async fn process(store: &dyn tocsin_store::Store, batch: usize) -> usize {
+    use tocsin_pipeline::{Config, worker};
     let mut engine = worker::load(store, Config::default())
         .await
         .expect("pipeline state loads");

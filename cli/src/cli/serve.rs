@@ -1,0 +1,224 @@
+//! `tocsin serve`.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tocsin_pipeline as pipeline;
+use tocsin_store::{self as store, StoreOptions, Synchronous};
+use tracing::info;
+
+use super::Database;
+
+/// Arguments of `tocsin serve`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "TOCSIN_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    database: Database,
+    /// SQLite only: `normal` survives a crash of the process, `full` also a power cut.
+    #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Normal)]
+    sqlite_synchronous: SyncArg,
+    #[command(flatten)]
+    pipeline: PipelineArgs,
+    #[command(flatten)]
+    plugins: PluginArgs,
+    /// Notifiers and routes (YAML; docs/alerting.md). Without it nothing is notified.
+    #[arg(long, env = "TOCSIN_NOTIFIERS")]
+    notifiers: Option<std::path::PathBuf>,
+    /// Logs database (sqlite: or postgres:// URL) that teams without one of their own
+    /// run their registered `logs` queries on. For PostgreSQL, connect as a role that may
+    /// only SELECT the views meant for every such team (docs/alerting.md).
+    #[arg(long, env = "TOCSIN_LOGS_DATABASE")]
+    logs_database: Option<String>,
+    /// A team's own logs database, as TEAM=URL (repeatable; comma-separated in the
+    /// environment). For PostgreSQL, connect as that team's role: LOGIN and SELECT on the
+    /// team's views only (docs/alerting.md).
+    #[arg(long, env = "TOCSIN_TEAM_LOGS_DATABASE", value_delimiter = ',', value_parser = team_url)]
+    team_logs_database: Vec<(String, String)>,
+}
+
+fn team_url(text: &str) -> Result<(String, String), String> {
+    let (team, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("\"{}\" is not TEAM=URL", store::redact(text)))?;
+    tocsin_model::team::check_team_name(team)?;
+    Ok((team.to_owned(), url.to_owned()))
+}
+
+/// Limits of team plugins.
+#[derive(Debug, clap::Args)]
+pub struct PluginArgs {
+    /// Wall-clock time one plugin call may take before it is stopped.
+    #[arg(long, env = "TOCSIN_PLUGIN_DEADLINE", default_value = "50ms", value_parser = duration)]
+    plugin_deadline: i64,
+    /// Memory one plugin instance may use, in MiB.
+    #[arg(long, env = "TOCSIN_PLUGIN_MEMORY_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    plugin_memory_mib: u32,
+    /// Largest component accepted for upload, in MiB (a componentize-py component is ~18).
+    #[arg(long, env = "TOCSIN_PLUGIN_MAX_SIZE_MIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    plugin_max_size_mib: u32,
+}
+
+impl PluginArgs {
+    /// The limits these arguments describe.
+    pub fn limits(&self) -> tocsin_host::Limits {
+        tocsin_host::Limits {
+            deadline: std::time::Duration::from_millis(self.plugin_deadline as u64),
+            memory: (self.plugin_memory_mib as usize) << 20,
+            max_component: (self.plugin_max_size_mib as usize) << 20,
+            ..tocsin_host::Limits::default()
+        }
+    }
+}
+
+/// The pipeline's settings (DESIGN §4 defaults).
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// Status changes within --flap-window that make an alert flapping.
+    #[arg(long, env = "TOCSIN_FLAP_THRESHOLD", default_value_t = 5, value_parser = clap::value_parser!(u32).range(2..))]
+    flap_threshold: u32,
+    /// Window flap detection counts changes in; a flapping alert is stable again once it
+    /// keeps one status this long.
+    #[arg(long, env = "TOCSIN_FLAP_WINDOW", default_value = "30m", value_parser = duration)]
+    flap_window: i64,
+    /// How long an incident whose alerts are all healthy waits before it resolves.
+    #[arg(long, env = "TOCSIN_RESOLVE_GRACE", default_value = "5m", value_parser = duration)]
+    resolve_grace: i64,
+    /// Grouping window when neither an event nor its service sets one.
+    #[arg(long, env = "TOCSIN_GROUP_WINDOW", default_value = "30m", value_parser = duration)]
+    group_window: i64,
+    /// How long event history and finished incidents are kept.
+    #[arg(long, env = "TOCSIN_RETENTION", default_value = "14d", value_parser = duration)]
+    retention: i64,
+    /// How often steady repeats refresh their alert's `count`/`last_seen` in the database
+    /// (status changes are written at once), spread over three quarters of the interval;
+    /// a crash may lose up to 1.75 times this much of them.
+    #[arg(long, env = "TOCSIN_STEADY_REFRESH", default_value = "2s", value_parser = duration)]
+    steady_refresh: i64,
+    /// Longest suppression allowed.
+    #[arg(long, env = "TOCSIN_SUPPRESSION_MAX_DURATION", default_value = "7d", value_parser = duration)]
+    suppression_max_duration: i64,
+    /// Largest share (0-1) of known alerts one suppression may match unless an admin forces it.
+    #[arg(long, env = "TOCSIN_SUPPRESSION_MAX_SHARE", default_value_t = 0.10)]
+    suppression_max_share: f64,
+}
+
+fn duration(text: &str) -> Result<i64, String> {
+    let d = tocsin_model::event::parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("duration \"{text}\" must be more than zero"));
+    }
+    i64::try_from(d.as_millis()).map_err(|_| format!("duration \"{text}\" is too long"))
+}
+
+impl PipelineArgs {
+    /// The settings these arguments describe.
+    pub fn config(&self) -> anyhow::Result<pipeline::Config> {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&self.suppression_max_share),
+            "--suppression-max-share must be between 0 and 1, got {}",
+            self.suppression_max_share
+        );
+        Ok(pipeline::Config {
+            flap_threshold: self.flap_threshold as usize,
+            flap_window_ms: self.flap_window,
+            grace_ms: self.resolve_grace,
+            default_window_ms: self.group_window,
+            retention_ms: self.retention,
+            refresh_every_ms: self.steady_refresh,
+            policy: tocsin_model::suppression::Policy {
+                max_duration: std::time::Duration::from_millis(
+                    self.suppression_max_duration as u64,
+                ),
+                max_share: self.suppression_max_share,
+                ..tocsin_model::suppression::Policy::default()
+            },
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SyncArg {
+    Normal,
+    Full,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let url = &args.database.database_url;
+    let synchronous = match args.sqlite_synchronous {
+        SyncArg::Normal => Synchronous::Normal,
+        SyncArg::Full => Synchronous::Full,
+    };
+    let config = args.pipeline.config()?;
+    let notifiers = match &args.notifiers {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the notifiers file {}", path.display()))?;
+            Arc::new(tocsin_notify::config::Notifiers::parse(&text)?)
+        }
+        None => Arc::new(tocsin_notify::config::Notifiers::default()),
+    };
+    let store = store::open(url, StoreOptions { synchronous })
+        .await
+        .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
+    let plugins = tocsin_host::WasmPlugins::start(store.clone(), args.plugins.limits())
+        .await
+        .context("cannot start the plugin runtime")?;
+    let local = tocsin_server::start(store.clone(), config, Some(Arc::new(plugins.clone())));
+    let mut collectors = tocsin_collect::Collectors::new(store.clone())
+        .with_plugins(Arc::new(plugins.clone()));
+    if args.logs_database.is_some() || !args.team_logs_database.is_empty() {
+        let logs = tocsin_collect::logs::LogsSources::open(
+            args.logs_database.as_deref(),
+            &args.team_logs_database,
+        )
+        .map_err(|e| anyhow::anyhow!("cannot use the logs databases: {e}"))?;
+        collectors = collectors.with_logs(logs);
+    }
+    let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers.clone())
+        .with_collectors(collectors);
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    info!(address = %address, database = %store::redact(url), "serving");
+    // The first stdout line is the address: scripts and tests read it. A closed stdout
+    // must not stop the server, so write errors are ignored.
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "Tocsin listening on http://{address}");
+    if store.tokens().await?.iter().all(|t| t.revoked_at.is_some()) {
+        let _ = writeln!(
+            out,
+            "No API token exists yet. Create an admin token with:\n  tocsin token create --admin --database-url {}",
+            store::redact(url)
+        );
+    }
+    let state = local.state(store, &config, Arc::new(plugins.clone()), notifiers);
+    tocsin_server::serve(listener, state, local, outbox, shutdown())
+        .await
+        .context("server failed")?;
+    plugins.save_state().await;
+    info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    info!("shutting down: finishing requests in flight");
+}

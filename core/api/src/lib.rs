@@ -1,0 +1,389 @@
+//! The HTTP API of DESIGN §3: one [`app`] that `tocsin serve`, the Lambda functions and
+//! the tests all serve.
+
+mod alertmanager;
+pub mod auth;
+mod alerts;
+mod body;
+mod context;
+mod events;
+mod history;
+mod incidents;
+mod logs;
+mod notifications;
+mod plugins;
+mod routes;
+mod services;
+mod state;
+mod suppressions;
+mod trace;
+mod webhooks;
+
+pub use state::{AppState, Append, AppendError, Directory, NoWake, StoreAppend, Wake};
+pub use trace::Trace;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::trace::TraceLayer;
+use tracing::{error, info_span};
+use utoipa::OpenApi;
+
+use tocsin_model::team::Caller;
+use tocsin_ingest::Rejected;
+use tocsin_store::{Store, StoreError};
+
+/// The whole API as one router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/events", post(events::post))
+        .route("/v1/alerts", get(alerts::list))
+        .route("/v1/history", get(history::list))
+        .route("/v1/routes", get(routes::list))
+        .route(
+            "/v1/routes/{team}",
+            put(routes::put_team).delete(routes::delete_team),
+        )
+        .route(
+            "/v1/routes/{team}/{service}",
+            put(routes::put_service).delete(routes::delete_service),
+        )
+        .route("/v1/services", get(services::list))
+        .route("/v1/services/{name}", put(services::put).get(services::get))
+        .route("/v1/suppressions", get(suppressions::list).post(suppressions::create))
+        .route("/v1/suppressions/preview", post(suppressions::preview))
+        .route(
+            "/v1/suppressions/{id}",
+            get(suppressions::get)
+                .patch(suppressions::edit)
+                .delete(suppressions::end),
+        )
+        .route("/v1/suppressions/{id}/suppressed", get(suppressions::suppressed))
+        .route("/v1/incidents", get(incidents::list))
+        .route("/v1/incidents/{id}", get(incidents::get))
+        .route("/v1/incidents/{id}/ack", post(incidents::ack))
+        .route("/v1/incidents/{id}/close", post(incidents::close))
+        .route("/v1/runbooks/{id}", put(context::put_runbook).get(context::get_runbook))
+        .route("/v1/changes", post(context::post_change).get(context::list_changes))
+        .route("/v1/logs-queries", get(logs::list))
+        .route(
+            "/v1/logs-queries/{name}",
+            put(logs::put).get(logs::get).delete(logs::remove),
+        )
+        .route("/v1/notifications", get(notifications::list))
+        .route("/v1/notifications/{id}/retry", post(notifications::retry))
+        .route("/v1/notifiers", get(notifications::notifiers))
+        .route("/v1/plugins", get(plugins::list))
+        .route(
+            "/v1/plugins/{name}",
+            put(plugins::put).get(plugins::get).delete(plugins::remove),
+        )
+        .route("/v1/plugins/{name}/rollback", post(plugins::rollback))
+        .route("/v1/plugins/{name}/test", post(plugins::test))
+        .route("/v1/plugins/{name}/dead-letters", get(plugins::dead_letters))
+        .route("/v1/ingest/{plugin}", post(plugins::ingest))
+        .route("/v1/webhooks/datadog", post(webhooks::datadog))
+        .route("/v1/webhooks/loggly", post(webhooks::loggly))
+        .route("/api/v2/alerts", post(alertmanager::post_alerts))
+        .route(
+            "/api/v2/silences",
+            get(alertmanager::list_silences).post(alertmanager::post_silence),
+        )
+        .route(
+            "/api/v2/silence/{id}",
+            get(alertmanager::get_silence).delete(alertmanager::delete_silence),
+        )
+        .route("/api/v2/status", get(alertmanager::status))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(state)
+        // Layers run bottom-up on the way in: the trace id and the request id are set (or
+        // kept from the client), the span records them, and the response echoes them.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            let trace = request
+                .extensions()
+                .get::<Trace>()
+                .map_or("-", |t| t.0.as_str());
+            info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, trace_id = %trace)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(trace::layer))
+}
+
+/// The OpenAPI description, generated from the handlers and types.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tocsin", description = "Monitoring event pipeline: events in, incidents out."),
+    paths(
+        events::post,
+        alerts::list,
+        history::list,
+        services::list,
+        services::get,
+        services::put,
+        suppressions::list,
+        suppressions::create,
+        suppressions::preview,
+        suppressions::get,
+        suppressions::edit,
+        suppressions::end,
+        suppressions::suppressed,
+        incidents::list,
+        incidents::get,
+        incidents::ack,
+        incidents::close,
+        context::put_runbook,
+        context::get_runbook,
+        context::post_change,
+        context::list_changes,
+        logs::put,
+        logs::list,
+        logs::get,
+        logs::remove,
+        notifications::list,
+        notifications::retry,
+        notifications::notifiers,
+        routes::list,
+        routes::put_team,
+        routes::put_service,
+        routes::delete_team,
+        routes::delete_service,
+        plugins::put,
+        plugins::list,
+        plugins::get,
+        plugins::remove,
+        plugins::rollback,
+        plugins::test,
+        plugins::dead_letters,
+        plugins::ingest,
+        webhooks::datadog,
+        webhooks::loggly,
+        alertmanager::post_alerts,
+        alertmanager::list_silences,
+        alertmanager::get_silence,
+        alertmanager::post_silence,
+        alertmanager::delete_silence,
+        alertmanager::status,
+        healthz,
+        readyz
+    ),
+    components(schemas(ErrorBody, HealthBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong and what to do about it.
+    pub error: String,
+    /// For event batches: why each item was refused.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<Rejected>,
+}
+
+/// An error answer: a status and a message a human can act on. Internal failures carry
+/// a generic message; the real error goes to the log.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    /// An error with this status and message.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: ErrorBody {
+                error: message.into(),
+                rejected: Vec::new(),
+            },
+        }
+    }
+
+    /// A 400 listing every refused item.
+    pub fn rejected(message: impl Into<String>, rejected: Vec<Rejected>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            body: ErrorBody {
+                error: message.into(),
+                rejected,
+            },
+        }
+    }
+
+    /// A 500 that logs `cause` and tells the client only that it was not their fault.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error: the server log has the details",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing token: send \"Authorization: Bearer <token>\"; an admin creates tokens with `tocsin token create`",
+            )
+        })?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "malformed Authorization header: expected \"Bearer <token>\"",
+                )
+            })?;
+        auth::authenticate(state.store.as_ref(), token)
+            .await?
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked token"))
+    }
+}
+
+/// The team a request acts for: a team token's own, or the one an admin (or a team
+/// token, naming its own) gives with `?team=`; another team's is a 403.
+pub(crate) fn acting_team(caller: &Caller, named: Option<&str>) -> Result<String, ApiError> {
+    match (&caller.team, named) {
+        (Some(own), Some(named)) if own != named && !caller.admin => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("this token acts for team \"{own}\"; it cannot act for team \"{named}\""),
+        )),
+        (_, Some(named)) => {
+            tocsin_model::team::check_team_name(named).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+            Ok(named.to_owned())
+        }
+        (Some(own), None) => Ok(own.clone()),
+        (None, None) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an admin token acts for no team: say which with ?team=NAME",
+        )),
+    }
+}
+
+/// The team a request names with `?team=`, if any.
+pub(crate) fn named_team(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "team")
+        .map(|(_, v)| v.as_str())
+}
+
+/// The team a listing shows: a team token's own (naming another with `?team=` is a
+/// 403), or for an admin the one it names, or every team's (`None`).
+pub(crate) fn listed_team(
+    caller: &Caller,
+    named: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    if caller.admin && named.is_none() {
+        return Ok(None);
+    }
+    acting_team(caller, named).map(Some)
+}
+
+/// Liveness and readiness answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthBody {
+    /// `ok`, `ready` or `not ready`.
+    pub status: &'static str,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", security(), responses((status = 200, body = HealthBody)))]
+async fn healthz() -> Json<HealthBody> {
+    Json(HealthBody { status: "ok" })
+}
+
+/// Readiness: the journal writer runs, the database answers and its schema is up to date.
+#[utoipa::path(get, path = "/readyz", security(), responses(
+    (status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
+async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    if !state.append.is_running() {
+        error!("not ready: the journal writer is not running");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HealthBody {
+                status: "not ready",
+            }),
+        );
+    }
+    match state.store.ready().await {
+        Ok(()) => (StatusCode::OK, Json(HealthBody { status: "ready" })),
+        Err(e) => {
+            error!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(HealthBody {
+                    status: "not ready",
+                }),
+            )
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no such route: GET /openapi.json lists them",
+    )
+}

@@ -1,0 +1,113 @@
+//! What the handlers are given: the store and, as trait objects, whatever the process
+//! that serves the API has around it. The local server gives its journal writer and the
+//! pipeline thread it runs; a process with no pipeline (a Lambda function) gives a
+//! direct append and a queue message. The handlers see no difference.
+
+use std::sync::Arc;
+
+use tocsin_model::event::{Event, FieldError};
+use tocsin_model::notice::Route;
+use tocsin_model::plugin::Plugins;
+use tocsin_model::suppression::Policy;
+use tocsin_notify::config::Notifiers;
+use tocsin_store::{Record, Store};
+
+/// What every request handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Arc<dyn Store>,
+    /// The durable append behind every ingest route.
+    pub append: Arc<dyn Append>,
+    /// Tells the pipeline, wherever it runs, that rules or commands wait for it.
+    pub wake: Arc<dyn Wake>,
+    /// The suppression guards.
+    pub policy: Policy,
+    /// Team plugins: the registry and the transformers `POST /v1/ingest/{plugin}` runs.
+    pub plugins: Arc<dyn Plugins>,
+    /// Where notifications go (shown without secrets by `GET /v1/notifiers`).
+    pub notifiers: Arc<dyn Directory>,
+}
+
+/// The durable append: events are accepted (a `202`) only once it returns `Ok`.
+#[async_trait::async_trait]
+pub trait Append: Send + Sync {
+    /// Stores `records` durably; on `Err` none of them is stored.
+    async fn append(&self, records: Vec<Record>) -> Result<(), AppendError>;
+    /// Whether it takes appends now (`/readyz`).
+    fn is_running(&self) -> bool;
+}
+
+/// The append failed; nothing of the request is stored.
+#[derive(Debug, thiserror::Error)]
+#[error("the journal could not store the events")]
+pub struct AppendError;
+
+/// Appends straight to the store's journal, one transaction per request: for a process
+/// that runs no journal writer of its own.
+#[derive(Clone)]
+pub struct StoreAppend(pub Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Append for StoreAppend {
+    async fn append(&self, records: Vec<Record>) -> Result<(), AppendError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.0.append(records).await.map(|_| ()).map_err(|e| {
+            tracing::error!(error = %e, "journal append failed; the request gets a 500");
+            AppendError
+        })
+    }
+
+    fn is_running(&self) -> bool {
+        true
+    }
+}
+
+/// Tells the pipeline that something waits for it in the store.
+pub trait Wake: Send + Sync {
+    /// Services, suppressions or routes changed.
+    fn rules(&self);
+    /// An incident command was recorded.
+    fn command(&self);
+}
+
+/// A pipeline that finds changes by itself (it polls the store): nothing to tell.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWake;
+
+impl Wake for NoWake {
+    fn rules(&self) {}
+    fn command(&self) {}
+}
+
+/// Where notifications go, as the API shows and checks it.
+pub trait Directory: Send + Sync {
+    /// The notifiers and routes a team (`None`: an admin) may see, without secrets.
+    fn public(&self, team: Option<&str>) -> serde_json::Value;
+    /// Why `team`'s `event` may not ask for the channel or queue it names, if it may not.
+    fn check_event(&self, team: &str, event: &Event) -> Result<(), FieldError>;
+    /// Why `route` cannot be used, if it cannot.
+    fn check_route(&self, route: &Route) -> Result<(), String>;
+    /// The routes of the notifiers file.
+    fn file_routes(&self) -> &[Route];
+}
+
+impl Directory for Notifiers {
+    fn public(&self, team: Option<&str>) -> serde_json::Value {
+        Notifiers::public(self, team)
+    }
+
+    fn check_event(&self, team: &str, event: &Event) -> Result<(), FieldError> {
+        Notifiers::check_event(self, team, event)
+    }
+
+    fn check_route(&self, route: &Route) -> Result<(), String> {
+        self.check(route)
+    }
+
+    fn file_routes(&self) -> &[Route] {
+        &self.routes
+    }
+}

@@ -1,0 +1,480 @@
+//! `/v1/suppressions`: maintenance windows and other planned silences, with their
+//! guards, a preview, the record of what each suppressed, and an audit trail.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiError, AppState, ErrorBody, body};
+use tocsin_model::team::Caller;
+use tocsin_model::clock::now_ms;
+use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
+use tocsin_store::{AlertQuery, AlertState};
+use tocsin_model::clock::millis;
+use tocsin_model::suppression::{check_share, Draft, Matcher};
+
+/// Alerts read per page when a draft is checked against every known alert.
+const SCAN_PAGE: u32 = 10_000;
+/// Matched alerts a preview lists.
+const PREVIEW_ALERTS: usize = 100;
+
+/// Query of `POST /v1/suppressions`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct CreateParams {
+    /// Admins only: create it even if it matches more than the policy share.
+    #[serde(default)]
+    force: bool,
+    /// The team whose alerts it stops: a team token's own (the default for it); an admin
+    /// names any team, or leaves it out to stop every team's alerts.
+    #[serde(default)]
+    team: Option<String>,
+}
+
+/// Query of `POST /v1/suppressions/preview`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct PreviewParams {
+    /// As for `POST /v1/suppressions`: whose alerts the draft would stop.
+    #[serde(default)]
+    team: Option<String>,
+}
+
+/// What a draft would match.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Preview {
+    /// Known alerts it matches, of the team it would stop alerts of.
+    pub matched: usize,
+    /// Known alerts of that team (of every team for an admin's suppression of all).
+    pub known: usize,
+    /// Whether the share guard would refuse it (an admin can force it).
+    pub refused: bool,
+    /// Why, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The first matched alerts.
+    pub alerts: Vec<AlertState>,
+}
+
+/// Suppressions the caller may see.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuppressionList {
+    /// Newest first.
+    pub suppressions: Vec<SuppressionRecord>,
+}
+
+/// A suppression with its audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SuppressionDetail {
+    /// The suppression.
+    #[serde(flatten)]
+    pub suppression: SuppressionRecord,
+    /// Every change, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// New start or end times.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Retime {
+    /// New start.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub start_time: Option<time::OffsetDateTime>,
+    /// New end.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub end_time: Option<time::OffsetDateTime>,
+}
+
+/// Events a suppression stopped.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suppressed {
+    /// Oldest first.
+    pub events: Vec<HistoryEntry>,
+    /// Pass as `after` for the next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+fn invalid(errors: Vec<tocsin_model::event::FieldError>) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "invalid suppression: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    )
+}
+
+/// The team whose alerts a new suppression stops: a team token's own, or the one an
+/// admin names; `None` (every team's) only for an admin who names none.
+fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, ApiError> {
+    if caller.admin && named.is_none() {
+        return Ok(None);
+    }
+    super::acting_team(caller, named).map(Some)
+}
+
+/// Counts the known alerts of `team` (of every team when `None`) a matcher matches, and
+/// keeps the first few: the guard and the preview see only the alerts the suppression
+/// could stop, so they disclose nothing of other teams.
+async fn scan(
+    state: &AppState,
+    caller: &Caller,
+    team: Option<&str>,
+    matcher: &Matcher,
+) -> Result<(usize, usize, Vec<AlertState>), ApiError> {
+    let mut query = AlertQuery {
+        team: team.map(str::to_owned),
+        limit: SCAN_PAGE,
+        ..AlertQuery::default()
+    };
+    let (mut known, mut matched, mut first) = (0, 0, Vec::new());
+    loop {
+        let page = state.store.alerts(&query).await?;
+        known += page.len();
+        let full = page.len() == SCAN_PAGE as usize;
+        query.after = page.last().map(|a| (a.team.clone(), a.fingerprint.clone()));
+        for alert in page {
+            // Flap detection's own alerts are not part of the fleet.
+            if alert.labels.get(tocsin_model::event::FLAPPING_LABEL).is_some() {
+                known -= 1;
+                continue;
+            }
+            let labels = alert
+                .labels
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect();
+            if matcher.matches(&alert.monitor, &labels) {
+                matched += 1;
+                if first.len() < PREVIEW_ALERTS && caller.may_act_for(&alert.team) {
+                    first.push(alert);
+                }
+            }
+        }
+        if !full {
+            return Ok((matched, known, first));
+        }
+    }
+}
+
+/// Shows which known alerts a draft matches, and whether the guards accept it.
+#[utoipa::path(post, path = "/v1/suppressions/preview", params(PreviewParams),
+    request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
+    responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
+pub(super) async fn preview(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<PreviewParams>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<Preview>, ApiError> {
+    let team = scope(&caller, params.team.as_deref())?;
+    let draft: Draft = body::read(&headers, request).await?;
+    let matcher = draft.validate(&state.policy).map_err(invalid)?;
+    let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
+    let reason = check_share(matched, known, &state.policy).err();
+    Ok(Json(Preview {
+        matched,
+        known,
+        refused: reason.is_some(),
+        reason,
+        alerts,
+    }))
+}
+
+/// Creates a suppression. Refused with a 400 when it breaks a rule or would match more
+/// than the policy share of known alerts (an admin may pass `force=true`).
+#[utoipa::path(post, path = "/v1/suppressions", params(CreateParams),
+    request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
+    responses((status = 201, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<CreateParams>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
+    let team = scope(&caller, params.team.as_deref())?;
+    let draft: Draft = body::read(&headers, request).await?;
+    let record = create_record(&state, &caller, team, draft, params.force).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Checks a draft against every rule and guard, and stores it as `team`'s (every team's
+/// when `None`, which the caller has checked is an admin's act): what `POST
+/// /v1/suppressions` and the Alertmanager silences API both do.
+pub(super) async fn create_record(
+    state: &AppState,
+    caller: &Caller,
+    team: Option<String>,
+    draft: Draft,
+    force: bool,
+) -> Result<SuppressionRecord, ApiError> {
+    let matcher = draft.validate(&state.policy).map_err(invalid)?;
+    if force && !caller.admin {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "only an admin token may force a suppression past the share guard",
+        ));
+    }
+    let (matched, known, _) = scan(state, caller, team.as_deref(), &matcher).await?;
+    if let Err(reason) = check_share(matched, known, &state.policy)
+        && !force
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("refused: {reason}"),
+        ));
+    }
+    let now = now_ms();
+    let record = SuppressionRecord {
+        id: uuid::Uuid::now_v7().to_string(),
+        team,
+        state: tocsin_store::suppression_state(
+            millis(draft.start_time),
+            millis(draft.end_time),
+            now,
+        ),
+        draft,
+        created_at: tocsin_model::clock::from_millis_lossy(now),
+        created_by: caller.token_id.clone(),
+        forced: force,
+    };
+    state.store.create_suppression(&record, now).await?;
+    state.wake.rules();
+    tracing::info!(suppression = %record.id, matched, known, "suppression created");
+    Ok(record)
+}
+
+/// Lists suppressions: a team's own and admins' suppressions of every team that stopped
+/// its alerts, or all for an admin (or what one team sees, `?team=`).
+#[utoipa::path(get, path = "/v1/suppressions",
+    params(("team" = Option<String>, Query, description = "admins: what this team sees; a team token may name only its own")),
+    responses((status = 200, body = SuppressionList), (status = 403, body = ErrorBody)))]
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<Json<SuppressionList>, ApiError> {
+    let named = super::named_team(&query);
+    let team = super::listed_team(&caller, named)?;
+    let suppressions = state
+        .store
+        .suppressions(None, team.as_deref(), now_ms())
+        .await?;
+    Ok(Json(SuppressionList { suppressions }))
+}
+
+pub(super) async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<SuppressionRecord, ApiError> {
+    let team = if caller.admin {
+        None
+    } else {
+        caller.team.as_deref()
+    };
+    state
+        .store
+        .suppressions(Some(id), team, now_ms())
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no suppression {id} for this token"),
+            )
+        })
+}
+
+/// One suppression with its audit trail: a team sees its own, and an admin's suppression
+/// of every team once it stopped one of the team's alerts.
+#[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SuppressionDetail>, ApiError> {
+    let suppression = find(&state, &caller, &id).await?;
+    let audit = state.store.audit_trail(&id).await?;
+    Ok(Json(SuppressionDetail { suppression, audit }))
+}
+
+/// Moves a suppression's start or end (the other rules are checked again).
+#[utoipa::path(patch, path = "/v1/suppressions/{id}", request_body = Retime,
+    responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub(super) async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    request: Body,
+) -> Result<Json<SuppressionRecord>, ApiError> {
+    let retime: Retime = body::read(&headers, request).await?;
+    let record = find(&state, &caller, &id).await?;
+    Ok(Json(retime_record(&state, &caller, record, retime).await?))
+}
+
+/// A team sees an admin's suppression of every team that stopped its alerts, but only an
+/// admin changes or ends it.
+fn may_change(caller: &Caller, record: &SuppressionRecord) -> Result<(), ApiError> {
+    if caller.admin || (record.team.is_some() && record.team == caller.team) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "suppression {} was made by an admin for every team: only an admin can change or end it",
+            record.id
+        ),
+    ))
+}
+
+/// Moves a suppression's start or end, checks the rules again, and audits the change.
+pub(super) async fn retime_record(
+    state: &AppState,
+    caller: &Caller,
+    mut record: SuppressionRecord,
+    retime: Retime,
+) -> Result<SuppressionRecord, ApiError> {
+    may_change(caller, &record)?;
+    let id = record.id.clone();
+    if record.state == "ended" {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("suppression {id} has ended; create a new one"),
+        ));
+    }
+    let before = (record.draft.start_time, record.draft.end_time);
+    if let Some(start) = retime.start_time {
+        record.draft.start_time = start;
+    }
+    if let Some(end) = retime.end_time {
+        record.draft.end_time = end;
+    }
+    record
+        .draft
+        .validate(&state.policy)
+        .map_err(invalid)?;
+    let now = now_ms();
+    let (start, end) = (
+        millis(record.draft.start_time),
+        millis(record.draft.end_time),
+    );
+    let detail = serde_json::json!({
+        "startTime": [rfc3339(before.0), rfc3339(record.draft.start_time)],
+        "endTime": [rfc3339(before.1), rfc3339(record.draft.end_time)],
+    });
+    state
+        .store
+        .retime_suppression(
+            &id,
+            start,
+            end,
+            &caller.token_id,
+            "edited",
+            &detail.to_string(),
+            now,
+        )
+        .await?;
+    state.wake.rules();
+    record.state = tocsin_store::suppression_state(start, end, now);
+    Ok(record)
+}
+
+/// Ends a suppression now (its record and what it suppressed stay).
+#[utoipa::path(delete, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
+pub(super) async fn end(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<SuppressionRecord>, ApiError> {
+    let record = find(&state, &caller, &id).await?;
+    Ok(Json(end_record(&state, &caller, record).await?))
+}
+
+/// Ends a suppression now, and audits it; one that has ended already stays as it is.
+pub(super) async fn end_record(
+    state: &AppState,
+    caller: &Caller,
+    mut record: SuppressionRecord,
+) -> Result<SuppressionRecord, ApiError> {
+    may_change(caller, &record)?;
+    if record.state == "ended" {
+        return Ok(record);
+    }
+    let now = now_ms();
+    let start = millis(record.draft.start_time).min(now);
+    let detail = serde_json::json!({ "endTime": [rfc3339(record.draft.end_time), rfc3339(tocsin_model::clock::from_millis_lossy(now))] });
+    state
+        .store
+        .retime_suppression(
+            &record.id,
+            start,
+            now,
+            &caller.token_id,
+            "ended",
+            &detail.to_string(),
+            now,
+        )
+        .await?;
+    state.wake.rules();
+    record.draft.start_time = tocsin_model::clock::from_millis_lossy(start);
+    record.draft.end_time = tocsin_model::clock::from_millis_lossy(now);
+    record.state = "ended";
+    Ok(record)
+}
+
+/// Every event a suppression stopped, oldest first.
+#[utoipa::path(get, path = "/v1/suppressions/{id}/suppressed",
+    params(("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
+    responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody)))]
+pub(super) async fn suppressed(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Result<Json<Suppressed>, ApiError> {
+    find(&state, &caller, &id).await?;
+    // An admin's suppression may stop every team's alerts; a team sees only its own.
+    let mut query = HistoryQuery {
+        suppression_id: Some(id),
+        team: if caller.admin {
+            None
+        } else {
+            caller.team.clone()
+        },
+        limit: 1_000,
+        ..HistoryQuery::default()
+    };
+    for (name, value) in params {
+        match name.as_str() {
+            "limit" => query.limit = body::limit(&value, 10_000)?,
+            "after" => query.after = Some(super::history::cursor(&value)?),
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown query parameter \"{other}\": use after or limit"),
+                ));
+            }
+        }
+    }
+    let events = state.store.history(&query).await?;
+    let next = super::history::next(&events, query.limit);
+    Ok(Json(Suppressed { events, next }))
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,453 @@
+//! The pipeline's runner: feeds the journal through the [`Engine`] and commits each
+//! batch's outcome, moving the cursor in the same transaction (so an event is processed
+//! exactly once, crash or not). Incident commands (ack, close), recorded in the store by
+//! whichever process serves the API, are applied between batches, so they are
+//! serialised with the events wherever the pipeline runs.
+//!
+//! A runner may give the pipeline more than the store ([`Hooks`]): journal rows it holds
+//! in memory ([`Feed`]) and a place for new incidents' notices ([`Handoff`]). The local
+//! server gives both; without them the pipeline reads the journal and the outbox finds
+//! the notices in the store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tracing::{Instrument as _, debug, error, info, info_span, warn};
+
+use super::grouping::IncidentError;
+use super::{Config, Engine};
+use tocsin_model::clock::now_ms;
+use tocsin_model::plugin::Filter;
+use tocsin_model::rows::{
+    Command, CommandOutcome, CommandRow, Incoming, IncidentState, NoticeRow, Outcome, Rules,
+};
+use tocsin_store::{Store, StoreError};
+
+/// Most journal rows in one batch.
+pub const MAX_BATCH: usize = 5_000;
+/// A batch at least this large means the journal is busy: the pipeline then pauses for
+/// [`PACE`] before the next one, so that appends get the writer and the next batch folds
+/// more repeats of each alert into one write. Smaller batches (a quiet system) go on at
+/// once, so an event reaches grouping within milliseconds when it matters most.
+const BUSY_BATCH: usize = 1_000;
+/// The pause under load.
+const PACE: Duration = Duration::from_millis(50);
+/// Alert states read per query when loading.
+const LOAD_PAGE: i64 = 50_000;
+/// How often history and finished incidents are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often the store is asked for commands nobody signalled (another process's).
+const COMMANDS_EVERY: Duration = Duration::from_secs(1);
+/// Most commands applied between two batches.
+const COMMANDS_AT_ONCE: i64 = 64;
+
+/// Journal rows a runner holds in memory, so that the pipeline need not read them back.
+/// The journal stays the record: the pipeline takes rows from here only when they follow
+/// its cursor without a gap.
+pub trait Feed: Send + Sync {
+    /// Up to `max` rows right after `cursor`, with no gap; `None` when the feed does not
+    /// start right there.
+    fn take(&self, cursor: i64, max: usize) -> Option<Fed>;
+}
+
+/// Rows taken from a [`Feed`].
+#[derive(Debug)]
+pub struct Fed {
+    /// In seq order, without a gap.
+    pub rows: Vec<Incoming>,
+    /// The pipeline's commit counter and the catalogue's change counter as the last row's
+    /// append read them.
+    pub versions: (i64, i64),
+}
+
+/// Where new incidents' notices go in memory as soon as they are committed (the
+/// outbox's fast path), so that a page does not wait for the outbox to find them in the
+/// database.
+pub trait Handoff: Send + Sync {
+    /// Before the commit: reserves the new incidents among `notices`, so that nothing
+    /// else takes them; returns the notices reserved.
+    fn reserve(&self, notices: &[NoticeRow]) -> Vec<NoticeRow>;
+    /// After the commit: hands the reserved notices over with their `batch` and the
+    /// `rules` it ran with, or (no batch: the commit failed) drops their reservations.
+    fn settle(&self, reserved: Vec<NoticeRow>, batch: Option<(&Arc<Outcome>, &Rules)>);
+    /// The pipeline committed notices (handed over or not).
+    fn noticed(&self);
+}
+
+/// What a runner gives the pipeline beyond the store.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    /// Rows the runner committed to the journal, in memory.
+    pub feed: Option<Arc<dyn Feed>>,
+    /// Where new incidents' notices go in memory.
+    pub handoff: Option<Arc<dyn Handoff>>,
+}
+
+/// Wakes the pipeline (new events, new rules, new commands) and stops it.
+#[derive(Debug, Default)]
+pub struct Signal {
+    wake: Notify,
+    stopping: AtomicBool,
+    commands: AtomicBool,
+}
+
+impl Signal {
+    /// New events are in the journal, or the rules changed.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// An incident command is waiting in the store.
+    pub fn command(&self) {
+        self.commands.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    /// Process what is left, then stop.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn take_commands(&self) -> bool {
+        self.commands.swap(false, Ordering::SeqCst)
+    }
+}
+
+/// Builds an engine from the store: every alert state, held events, open incidents,
+/// the catalogue and suppressions.
+pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreError> {
+    let started = Instant::now();
+    let mut engine = Engine::new(config);
+    let mut after = None;
+    loop {
+        let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
+        let full = page.len() as i64 == LOAD_PAGE;
+        after = page
+            .last()
+            .map(|row| (row.team.clone(), row.fingerprint.clone()));
+        for row in page {
+            engine.load_alert(row);
+        }
+        if !full {
+            break;
+        }
+    }
+    engine.load_snapshot(store.snapshot().await?);
+    engine.set_rules(store.rules(now_ms() - config.retention_ms).await?);
+    info!(alerts = engine.tracked(), cursor = engine.cursor(), elapsed = ?started.elapsed(), "pipeline state loaded");
+    Ok(engine)
+}
+
+/// Processes one batch (at most `max` journal rows, and the timers due by `now`):
+/// reads, runs the engine, commits. Returns the journal rows processed.
+pub async fn step(
+    store: &dyn Store,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+) -> Result<usize, StoreError> {
+    advance(store, engine, max, now, None).await
+}
+
+/// [`step`], taking the journal's rows from the runner's feed when it has them, and
+/// handing new incidents' notices over.
+async fn advance(
+    store: &dyn Store,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+    hooks: Option<&Hooks>,
+) -> Result<usize, StoreError> {
+    let started = Instant::now();
+    let fed = hooks
+        .and_then(|h| h.feed.as_ref())
+        .and_then(|feed| feed.take(engine.cursor(), max));
+    let from_memory = fed.is_some();
+    let (mut rows, fed_versions) = match fed {
+        Some(fed) => (fed.rows, Some(fed.versions)),
+        None => (store.journal_after(engine.cursor(), max).await?, None),
+    };
+    let need = engine.needing_bodies(&rows);
+    if from_memory {
+        // Steady repeats go without their body, as when read from the journal.
+        if need.len() < rows.len() {
+            let need: std::collections::HashSet<i64> = need.into_iter().collect();
+            for row in rows.iter_mut().filter(|row| !need.contains(&row.seq)) {
+                row.labels = String::new();
+                row.event = String::new();
+            }
+        }
+    } else if !need.is_empty() {
+        let mut bodies = store.journal_bodies(&need).await?;
+        for row in &mut rows {
+            if let Some((labels, event)) = bodies.remove(&row.seq) {
+                row.labels = labels;
+                row.event = event;
+            }
+        }
+    }
+    // Read after the rows: a suppression or service saved before any of these events
+    // was appended is then always seen. Rows taken from memory come with the counters
+    // their append read, after its inserts, which promises the same. Those may predate
+    // this engine's own last commit or rules: only a counter ahead of the engine's
+    // tells of another process's commit or of new rules.
+    let (conflict, new_rules) = match fed_versions {
+        Some((generation, rules)) => (
+            generation > engine.generation(),
+            rules > engine.rules_version(),
+        ),
+        None => {
+            let (generation, rules) = store.versions().await?;
+            (
+                generation != engine.generation(),
+                rules != engine.rules_version(),
+            )
+        }
+    };
+    if conflict {
+        return Err(StoreError::Conflict);
+    }
+    if new_rules {
+        engine.set_rules(store.rules(now - engine.config().retention_ms).await?);
+    }
+    let n = rows.len();
+    // A full batch may leave older rows in the journal: timers must not run ahead of them.
+    let now = match rows.last() {
+        Some(last) if n == max => last.received_at,
+        _ => now,
+    };
+    let read = started.elapsed();
+    let outcome = Arc::new(engine.process(rows, now));
+    let processed = started.elapsed();
+    if hooks.is_some() && engine.may_defer(&outcome, now) {
+        engine.defer(&outcome, now);
+    } else if !outcome.is_empty() {
+        let handoff = hooks.and_then(|h| h.handoff.as_deref());
+        commit(store, engine, &outcome, handoff).await?;
+    }
+    if n > 0 {
+        debug!(
+            events = n,
+            from_memory,
+            alerts = outcome.alerts.len(),
+            refreshed = outcome.refreshed.len(),
+            history = outcome.history.len(),
+            ?read,
+            ?processed,
+            committed = ?started.elapsed(),
+            "pipeline step"
+        );
+    }
+    Ok(n)
+}
+
+/// Writes an outcome of `engine` and counts the commit in it; new incidents' notices go
+/// to `handoff` once committed.
+async fn commit(
+    store: &dyn Store,
+    engine: &mut Engine,
+    outcome: &Arc<Outcome>,
+    handoff: Option<&dyn Handoff>,
+) -> Result<(), StoreError> {
+    let handed = handoff.map(|h| h.reserve(&outcome.notices));
+    let committed = store.commit(outcome, engine.generation()).await;
+    if let (Some(handoff), Some(handed)) = (handoff, handed) {
+        let batch = committed.is_ok().then_some((outcome, &engine.rules));
+        handoff.settle(handed, batch);
+    }
+    committed?;
+    engine.committed();
+    engine.noticed |= !outcome.notices.is_empty();
+    Ok(())
+}
+
+/// Processes the journal until it is empty, `batch` rows at a time, then writes every
+/// steady refresh; for tools and tests that run the pipeline without the server.
+pub async fn drain(
+    store: &dyn Store,
+    engine: &mut Engine,
+    batch: usize,
+) -> Result<usize, StoreError> {
+    let mut total = 0;
+    loop {
+        let n = step(store, engine, batch, now_ms()).await?;
+        total += n;
+        if n == 0 {
+            let outcome = Arc::new(engine.flush(now_ms()));
+            commit(store, engine, &outcome, None).await?;
+            return Ok(total);
+        }
+    }
+}
+
+/// Runs the pipeline until stopped. A failed batch reloads the state from the store
+/// and retries: nothing is lost, the cursor did not move.
+pub async fn run(
+    store: Arc<dyn Store>,
+    config: Config,
+    plugins: Option<Arc<dyn Filter>>,
+    signal: Arc<Signal>,
+    hooks: Hooks,
+) {
+    let mut engine = None;
+    let mut last_prune = Instant::now() - PRUNE_EVERY;
+    let mut last_commands = Instant::now() - COMMANDS_EVERY;
+    loop {
+        let Some(current) = engine.as_mut() else {
+            match load(store.as_ref(), config).await {
+                Ok(mut loaded) => {
+                    if let Some(plugins) = &plugins {
+                        loaded.set_plugins(plugins.clone());
+                    }
+                    engine = Some(loaded);
+                }
+                Err(e) => {
+                    error!(error = %e, "cannot load the pipeline state; retrying");
+                    if signal.stopping() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+            continue;
+        };
+        if signal.take_commands() || last_commands.elapsed() >= COMMANDS_EVERY {
+            last_commands = Instant::now();
+            if let Err(e) = commands(store.as_ref(), current).await {
+                // The engine may be ahead of the database: reload it. The command stays
+                // pending and is applied once the state is back.
+                error!(error = %e, "applying incident commands failed; reloading the pipeline state");
+                engine = None;
+                signal.commands.store(true, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        }
+        let started = Instant::now();
+        let processed = advance(store.as_ref(), current, MAX_BATCH, now_ms(), Some(&hooks))
+            .instrument(info_span!("pipeline.batch"))
+            .await;
+        if std::mem::take(&mut current.noticed)
+            && let Some(handoff) = &hooks.handoff
+        {
+            handoff.noticed();
+        }
+        let processed = match processed {
+            Ok(n) => n,
+            Err(StoreError::Conflict) => {
+                warn!("another process moved the pipeline on; reloading its state");
+                engine = None;
+                continue;
+            }
+            Err(e) => {
+                error!(error = %e, "pipeline batch failed; reloading its state and retrying");
+                engine = None;
+                if signal.stopping() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if processed > 0 {
+            debug!(events = processed, elapsed = ?started.elapsed(), "pipeline batch");
+        }
+        if processed >= BUSY_BATCH && !signal.stopping() {
+            tokio::time::sleep(PACE).await;
+            continue;
+        }
+        if last_prune.elapsed() >= PRUNE_EVERY {
+            last_prune = Instant::now();
+            let before = now_ms() - current.config().retention_ms;
+            match store.prune(before).await {
+                Ok(0) => {}
+                Ok(n) => info!(
+                    rows = n,
+                    "pruned history and finished incidents past retention"
+                ),
+                Err(e) => error!(error = %e, "pruning failed; will retry"),
+            }
+        }
+        if signal.stopping() {
+            if processed == 0 {
+                // Write the steady refreshes still in memory before stopping.
+                let outcome = Arc::new(current.flush(now_ms()));
+                if let Err(e) = commit(store.as_ref(), current, &outcome, None).await {
+                    error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
+                }
+                break;
+            }
+            continue;
+        }
+        // Sleep until woken, a command arrives, the next timer is due, or a second has
+        // passed (events appended by another process cannot wake this one).
+        let wait = current
+            .next_due()
+            .map(|due| Duration::from_millis((due - now_ms()).clamp(0, 1_000) as u64))
+            .unwrap_or(Duration::from_secs(1));
+        if processed == 0 {
+            tokio::select! {
+                _ = signal.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+}
+
+/// Applies the pending incident commands in order and records each one's outcome. An
+/// error means the engine may be ahead of the database (the caller reloads it); the
+/// command it failed on stays pending.
+async fn commands(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
+    for row in store.pending_commands(COMMANDS_AT_ONCE).await? {
+        let outcome = command(store, engine, &row).await?;
+        store.finish_command(&row.id, outcome, now_ms()).await?;
+    }
+    Ok(())
+}
+
+async fn command(
+    store: &dyn Store,
+    engine: &mut Engine,
+    row: &CommandRow,
+) -> Result<CommandOutcome, StoreError> {
+    let now = now_ms();
+    let team = row.team.as_deref();
+    let applied = match row.command {
+        Command::Ack => engine.ack(&row.incident_id, team, &row.who, now),
+        Command::Close => engine.close(&row.incident_id, team, &row.who, now),
+    };
+    match applied {
+        Ok(()) => {
+            let outcome = Arc::new(engine.process(Vec::new(), now));
+            commit(store, engine, &outcome, None).await?;
+            Ok(CommandOutcome::Applied)
+        }
+        Err(IncidentError::NotFound(_)) => {
+            // Not open: it may be resolved (ack and close still apply) or closed.
+            let close = row.command == Command::Close;
+            if store
+                .finished_incident(&row.incident_id, team, close, &row.who, now)
+                .await?
+            {
+                return Ok(CommandOutcome::Applied);
+            }
+            Ok(match store.incident(&row.incident_id, team).await? {
+                Some(detail) if detail.incident.state == IncidentState::Closed && close => {
+                    CommandOutcome::Closed
+                }
+                // Acknowledging twice, or a finished incident: nothing to change.
+                Some(_) => CommandOutcome::Applied,
+                None => CommandOutcome::NotFound,
+            })
+        }
+        Err(IncidentError::Closed(_)) => Ok(CommandOutcome::Closed),
+    }
+}
+

@@ -1,0 +1,195 @@
+//! The local runner, and the composition root of `tocsin serve`: one process, one
+//! database, every stage.
+//!
+//! ```text
+//! HTTP ─▶ tocsin_api ─▶ Journal (group commit, thread "tocsin-journal")
+//!                            │ rows in memory (Feed), wake (Signal)
+//!                            ▼
+//!                      pipeline runner (thread "tocsin-pipeline")
+//!                            │ new incidents' notices in memory (Handoff)
+//!                            ▼
+//!                      outbox task ─▶ notifiers
+//! ```
+//!
+//! The stages know nothing of this wiring: the API is given an [`Append`] and a [`Wake`],
+//! the pipeline a [`Feed`] and a [`Handoff`] through its hooks, the outbox a fast path.
+//! Everything also goes through the store, so that each stage can run in a process of
+//! its own (the Lambda functions) with the same semantics.
+
+pub mod feed;
+mod handoff;
+pub mod journal;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tracing::{error, warn};
+
+use tocsin_api::{AppState, Wake};
+use tocsin_model::plugin::{Filter, Plugins};
+use tocsin_notify::config::Notifiers;
+use tocsin_outbox::Outbox;
+use tocsin_pipeline::Config;
+use tocsin_pipeline::worker::{self, Hooks, Signal};
+use tocsin_store::Store;
+
+pub use feed::Feed;
+pub use handoff::Handoff;
+pub use journal::Journal;
+
+/// The journal writer and the pipeline of one process, running on threads of their own.
+pub struct Local {
+    /// The durable append (drop every clone to stop the writer).
+    pub journal: Journal,
+    /// Wakes the pipeline.
+    pub signal: Arc<Signal>,
+    /// Where the pipeline hands new incidents' notices to the outbox.
+    pub handoff: Arc<Handoff>,
+    /// Resolves once the writer has committed what was queued and the pipeline has
+    /// processed it.
+    pub stopped: oneshot::Receiver<()>,
+}
+
+impl Local {
+    /// What the API is given: this journal and this pipeline's wake-up.
+    pub fn state(
+        &self,
+        store: Arc<dyn Store>,
+        config: &Config,
+        plugins: Arc<dyn Plugins>,
+        notifiers: Arc<Notifiers>,
+    ) -> AppState {
+        AppState {
+            store,
+            append: Arc::new(self.journal.clone()),
+            wake: Arc::new(PipelineWake(self.signal.clone())),
+            policy: config.policy,
+            plugins,
+            notifiers,
+        }
+    }
+}
+
+/// The local pipeline's [`Wake`]: a command or a rule change wakes its thread at once.
+#[derive(Debug, Clone)]
+pub struct PipelineWake(pub Arc<Signal>);
+
+impl Wake for PipelineWake {
+    fn rules(&self) {
+        self.0.wake();
+    }
+
+    fn command(&self) {
+        self.0.command();
+    }
+}
+
+/// Starts the journal writer and the pipeline behind it (running `filter`'s plugins). They
+/// stop once every journal handle is dropped: the queue is drained and its events are
+/// processed, so a graceful shutdown still commits what was accepted.
+pub fn start(store: Arc<dyn Store>, config: Config, filter: Option<Arc<dyn Filter>>) -> Local {
+    let (journal, writer) = journal::channel();
+    let signal = Arc::new(Signal::default());
+    let feed = Arc::new(Feed::default());
+    let handoff = Arc::new(Handoff::default());
+    let (finished, stopped) = oneshot::channel();
+    // The pipeline runs on a thread of its own: its CPU work (parsing, the engine) never
+    // delays an append; the two meet only at the database (on SQLite not even at a
+    // writer: the journal has a file and a writer of its own).
+    let hooks = Hooks {
+        feed: Some(feed.clone()),
+        handoff: Some(handoff.clone()),
+    };
+    let (pipeline_store, pipeline_signal) = (store.clone(), signal.clone());
+    let pipeline = std::thread::Builder::new()
+        .name("tocsin-pipeline".into())
+        .spawn(move || match current_thread_runtime() {
+            Ok(runtime) => runtime.block_on(worker::run(
+                pipeline_store,
+                config,
+                filter,
+                pipeline_signal,
+                hooks,
+            )),
+            Err(e) => error!(error = %e, "cannot start the pipeline; events stay in the journal"),
+        });
+    let writer_signal = signal.clone();
+    let spawned = std::thread::Builder::new()
+        .name("tocsin-journal".into())
+        .spawn(move || {
+            match current_thread_runtime() {
+                Ok(runtime) => runtime.block_on(writer.run(store, &feed, &writer_signal)),
+                Err(e) => error!(error = %e, "cannot start the journal writer; appends will fail"),
+            }
+            // Appends are over: the pipeline processes what is left, then stops.
+            writer_signal.stop();
+            match pipeline {
+                Ok(thread) => {
+                    if thread.join().is_err() {
+                        error!("the pipeline thread panicked; the rest stays in the journal for the next start");
+                    }
+                }
+                Err(e) => error!(error = %e, "cannot spawn the pipeline; events stay in the journal"),
+            }
+            let _ = finished.send(());
+        });
+    if let Err(e) = spawned {
+        // The writer is gone with the closure: every append fails cleanly.
+        error!(error = %e, "cannot spawn the journal writer; appends will fail");
+    }
+    Local {
+        journal,
+        signal,
+        handoff,
+        stopped,
+    }
+}
+
+fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// How long a shutdown waits for the journal to commit and apply what was accepted.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Serves the API on `listener` over a started [`Local`] runner, with the outbox
+/// delivering beside it, until `shutdown` resolves; then stops taking requests, lets the
+/// journal and the pipeline finish what was accepted and stops the outbox.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    local: Local,
+    outbox: Outbox,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let Local {
+        journal,
+        handoff,
+        stopped,
+        ..
+    } = local;
+    let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
+    // Always runs: without notifiers it clears the notices no route takes.
+    let outbox = tokio::spawn(outbox.run(Some(handoff), async move {
+        let _ = outbox_stopped.await;
+    }));
+    drop(journal);
+    let served = axum::serve(listener, tocsin_api::app(state))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    // The router (and its journal handles) is gone: the writer commits what is queued,
+    // then stops. The wait is bounded: what is left unapplied stays in the journal for
+    // the next start.
+    if tokio::time::timeout(SHUTDOWN_GRACE, stopped).await.is_err() {
+        warn!(
+            "the journal did not finish within {SHUTDOWN_GRACE:?}; stopping anyway (nothing accepted is lost)"
+        );
+    }
+    let _ = stop_outbox.send(());
+    let _ = outbox.await;
+    served
+}
