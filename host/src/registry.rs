@@ -12,7 +12,7 @@ use tocsin_model::plugin::{
     self, Collector, Failure, Filter, FilterInput, IncidentContext, Kind, LastError, PluginError,
     PluginInfo, RawInput, Registry, Sample, Section, Stats, TestRun, Transformer, Verdict,
 };
-use tocsin_store::{NewVersion, PluginRow, Store, StoreError};
+use tocsin_store::{NewVersion, PluginRow, PluginStore, StoreError};
 use tokio::sync::Semaphore;
 use tracing::{error, info, warn};
 
@@ -85,7 +85,7 @@ impl Counters {
 
 struct Inner {
     runtime: Runtime,
-    store: Arc<dyn Store>,
+    store: Arc<dyn PluginStore>,
     loaded: RwLock<HashMap<Key, Arc<Loaded>>>,
     /// One compilation at a time: a large upload (a Python component takes seconds)
     /// uses one core and never starves requests of the other.
@@ -115,7 +115,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl WasmPlugins {
     /// Builds the runtime and loads every stored plugin's active version (compiling
     /// each), then keeps plugin state saved in the background.
-    pub async fn start(store: Arc<dyn Store>, limits: Limits) -> anyhow::Result<Self> {
+    pub async fn start(store: Arc<dyn PluginStore>, limits: Limits) -> anyhow::Result<Self> {
         let runtime = Runtime::new(limits)
             .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))?;
         let plugins = Self {

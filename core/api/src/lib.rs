@@ -38,7 +38,7 @@ use utoipa::OpenApi;
 
 use tocsin_model::team::Caller;
 use tocsin_ingest::Rejected;
-use tocsin_store::{Store, StoreError};
+use tocsin_store::StoreError;
 
 /// The whole API as one router.
 pub fn app(state: AppState) -> Router {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, ErrorBody, body};
+use tocsin_model::notice::DeliveryState;
 use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
 use tocsin_store::{Delivery, DeliveryQuery};
@@ -42,8 +43,8 @@ pub(super) async fn list(
     };
     for (name, value) in params {
         match name.as_str() {
-            "state" if ["pending", "sent", "dead"].contains(&value.as_str()) => {
-                query.state = Some(value)
+            "state" if DeliveryState::parse(&value).is_some() => {
+                query.state = DeliveryState::parse(&value)
             }
             "state" => {
                 return Err(ApiError::new(

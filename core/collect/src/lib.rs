@@ -25,7 +25,7 @@ use serde_json::Value;
 use tocsin_model::event::{Event, parse_duration, PluginSpec, Status};
 use tocsin_model::views::{IncidentDetail, IncidentQuery};
 use tocsin_model::views::ContextSection;
-use tocsin_store::{AlertQuery, Store};
+use tocsin_store::{AlertQuery, ViewStore};
 use tocsin_model::event::render;
 
 /// Longest cell of a `logs` table, in characters.
@@ -38,7 +38,7 @@ const HEALTH_SCAN: u32 = 10_000;
 /// Runs the collectors of incidents.
 #[derive(Clone)]
 pub struct Collectors {
-    store: Arc<dyn Store>,
+    store: Arc<dyn ViewStore>,
     logs: Option<logs::LogsSources>,
     plugins: Option<Arc<dyn tocsin_model::plugin::Collector>>,
     limit: Duration,
@@ -46,7 +46,7 @@ pub struct Collectors {
 
 impl Collectors {
     /// Collectors reading `store`, each limited to 2 s.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<dyn ViewStore>) -> Self {
         Self {
             store,
             logs: None,

@@ -1,8 +1,42 @@
-//! What the pipeline tells the outbox: why a notification is sent ([`Action`]) and where
-//! an incident's notifications go ([`Route`], [`StoredRoute`]).
+//! What the pipeline tells the outbox: why a notification is sent ([`Action`]), where
+//! an incident's notifications go ([`Route`], [`StoredRoute`]), and where each delivery
+//! stands ([`DeliveryState`]).
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+
+/// Where one delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Not sent yet: due at its `due_at`, or being attempted.
+    Pending,
+    /// The notifier accepted it.
+    Sent,
+    /// It failed for good (a permanent error, or out of attempts); an operator may retry it.
+    Dead,
+}
+
+impl DeliveryState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sent => "sent",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "pending" => Self::Pending,
+            "sent" => Self::Sent,
+            "dead" => Self::Dead,
+            _ => return None,
+        })
+    }
+}
 
 /// Why a notification is sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -31,13 +31,13 @@ pub use send::{Attempt, Sender, Target};
 use tocsin_model::catalogue::Service;
 use tocsin_collect::Collectors;
 use tocsin_model::event::Priority;
-use tocsin_model::notice::Action;
+use tocsin_model::notice::{Action, DeliveryState};
 use tocsin_notify::Notice;
 use tocsin_model::clock::now_ms;
 use tocsin_model::rows::{Handed, NoticeRow, Outcome};
 use tocsin_model::plugin::Section;
 use tocsin_model::views::IncidentDetail;
-use tocsin_store::{Delivery, Store, StoreError};
+use tocsin_store::{Delivery, OutboxStore, StoreError};
 use tocsin_model::notice::StoredRoute;
 
 /// Notices expanded per round.
@@ -92,7 +92,7 @@ async fn noticed(fast: Option<&dyn FastPath>) {
 /// Delivers notifications from one store.
 #[derive(Clone)]
 pub struct Outbox {
-    store: Arc<dyn Store>,
+    store: Arc<dyn OutboxStore>,
     notifiers: Arc<Notifiers>,
     sender: Sender,
     collectors: Option<Collectors>,
@@ -113,7 +113,7 @@ struct Subject {
 
 impl Outbox {
     /// An outbox for `store`, sending to `notifiers`.
-    pub fn new(store: Arc<dyn Store>, notifiers: Arc<Notifiers>) -> Self {
+    pub fn new(store: Arc<dyn OutboxStore>, notifiers: Arc<Notifiers>) -> Self {
         Self {
             store,
             notifiers,
@@ -269,7 +269,7 @@ impl Outbox {
                 self.remember(delivery, &attempt).await?;
                 let (state, due_at, error) = self.settlement(delivery, 1, &attempt, done);
                 delivery.attempts = 1;
-                delivery.state = state.to_owned();
+                delivery.state = state;
                 delivery.due_at = due_at;
                 delivery.last_error = error;
                 delivery.updated_at = done;
@@ -491,7 +491,7 @@ impl Outbox {
                     notifier: name.clone(),
                     kind: notifier.kind().to_owned(),
                     action: notice.action,
-                    state: "pending".into(),
+                    state: DeliveryState::Pending,
                     attempts: 0,
                     due_at: now,
                     created_at: now,
@@ -550,24 +550,24 @@ impl Outbox {
         attempts: u32,
         outcome: &Attempt,
         now: i64,
-    ) -> (&'static str, i64, String) {
+    ) -> (DeliveryState, i64, String) {
         match outcome {
             Attempt::Sent(_) => {
                 info!(
                     latency_ms = now - delivery.created_at,
                     "notification delivered"
                 );
-                ("sent", now, String::new())
+                (DeliveryState::Sent, now, String::new())
             }
             Attempt::Retry { error, after } if attempts < self.notifiers.retry.attempts => {
                 let jitter = 0.8 + rand::random::<f64>() * 0.4;
                 let wait = backoff(&self.notifiers.retry, attempts, *after, jitter);
                 warn!(error = %error, retry_in_ms = wait.as_millis() as u64, "notification failed; retrying");
-                ("pending", now + wait.as_millis() as i64, error.clone())
+                (DeliveryState::Pending, now + wait.as_millis() as i64, error.clone())
             }
             Attempt::Retry { error, .. } | Attempt::Dead(error) => {
                 warn!(error = %error, "notification dead-lettered");
-                ("dead", now, error.clone())
+                (DeliveryState::Dead, now, error.clone())
             }
         }
     }

@@ -23,7 +23,7 @@ use tocsin_model::plugin::Filter;
 use tocsin_model::rows::{
     Command, CommandOutcome, CommandRow, Incoming, IncidentState, NoticeRow, Outcome, Rules,
 };
-use tocsin_store::{Store, StoreError};
+use tocsin_store::{PipelineStore, StoreError};
 
 /// Most journal rows in one batch.
 pub const MAX_BATCH: usize = 5_000;
@@ -122,7 +122,7 @@ impl Signal {
 
 /// Builds an engine from the store: every alert state, held events, open incidents,
 /// the catalogue and suppressions.
-pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreError> {
+pub async fn load(store: &dyn PipelineStore, config: Config) -> Result<Engine, StoreError> {
     let started = Instant::now();
     let mut engine = Engine::new(config);
     let mut after = None;
@@ -148,7 +148,7 @@ pub async fn load(store: &dyn Store, config: Config) -> Result<Engine, StoreErro
 /// Processes one batch (at most `max` journal rows, and the timers due by `now`):
 /// reads, runs the engine, commits. Returns the journal rows processed.
 pub async fn step(
-    store: &dyn Store,
+    store: &dyn PipelineStore,
     engine: &mut Engine,
     max: usize,
     now: i64,
@@ -159,7 +159,7 @@ pub async fn step(
 /// [`step`], taking the journal's rows from the runner's feed when it has them, and
 /// handing new incidents' notices over.
 async fn advance(
-    store: &dyn Store,
+    store: &dyn PipelineStore,
     engine: &mut Engine,
     max: usize,
     now: i64,
@@ -251,7 +251,7 @@ async fn advance(
 /// Writes an outcome of `engine` and counts the commit in it; new incidents' notices go
 /// to `handoff` once committed.
 async fn commit(
-    store: &dyn Store,
+    store: &dyn PipelineStore,
     engine: &mut Engine,
     outcome: &Arc<Outcome>,
     handoff: Option<&dyn Handoff>,
@@ -271,7 +271,7 @@ async fn commit(
 /// Processes the journal until it is empty, `batch` rows at a time, then writes every
 /// steady refresh; for tools and tests that run the pipeline without the server.
 pub async fn drain(
-    store: &dyn Store,
+    store: &dyn PipelineStore,
     engine: &mut Engine,
     batch: usize,
 ) -> Result<usize, StoreError> {
@@ -290,7 +290,7 @@ pub async fn drain(
 /// Runs the pipeline until stopped. A failed batch reloads the state from the store
 /// and retries: nothing is lost, the cursor did not move.
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<dyn PipelineStore>,
     config: Config,
     plugins: Option<Arc<dyn Filter>>,
     signal: Arc<Signal>,
@@ -404,7 +404,7 @@ pub async fn run(
 /// Applies the pending incident commands in order and records each one's outcome. An
 /// error means the engine may be ahead of the database (the caller reloads it); the
 /// command it failed on stays pending.
-async fn commands(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreError> {
+async fn commands(store: &dyn PipelineStore, engine: &mut Engine) -> Result<(), StoreError> {
     for row in store.pending_commands(COMMANDS_AT_ONCE).await? {
         let outcome = command(store, engine, &row).await?;
         store.finish_command(&row.id, outcome, now_ms()).await?;
@@ -413,7 +413,7 @@ async fn commands(store: &dyn Store, engine: &mut Engine) -> Result<(), StoreErr
 }
 
 async fn command(
-    store: &dyn Store,
+    store: &dyn PipelineStore,
     engine: &mut Engine,
     row: &CommandRow,
 ) -> Result<CommandOutcome, StoreError> {

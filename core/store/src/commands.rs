@@ -4,7 +4,7 @@
 
 use tocsin_model::rows::{Command, CommandOutcome, CommandRow};
 
-use super::StoreError;
+use crate::error::StoreError;
 
 macro_rules! backend {
     ($db:ty) => {
@@ -106,11 +106,11 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite.
-pub(super) mod sqlite {
+pub(crate) mod sqlite {
     backend!(sqlx::Sqlite);
 }
 
 /// The functions for PostgreSQL.
-pub(super) mod postgres {
+pub(crate) mod postgres {
     backend!(sqlx::Postgres);
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::StoreError;
+use crate::error::StoreError;
 use tocsin_model::views::ContextSection;
 
 /// A runbook: what to do when something fails, in Markdown.
@@ -188,11 +188,11 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite.
-pub(super) mod sqlite {
+pub(crate) mod sqlite {
     backend!(sqlx::Sqlite);
 }
 
 /// The functions for PostgreSQL.
-pub(super) mod postgres {
+pub(crate) mod postgres {
     backend!(sqlx::Postgres);
 }

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::StoreError;
+use crate::error::StoreError;
 
 /// A SQL query a team registered under a name, for its events' `logs` collectors.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -93,11 +93,11 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite.
-pub(super) mod sqlite {
+pub(crate) mod sqlite {
     backend!(sqlx::Sqlite);
 }
 
 /// The functions for PostgreSQL.
-pub(super) mod postgres {
+pub(crate) mod postgres {
     backend!(sqlx::Postgres);
 }

@@ -5,9 +5,9 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::StoreError;
+use crate::error::StoreError;
 use tocsin_model::notice::Action;
-use tocsin_model::notice::StoredRoute;
+use tocsin_model::notice::{DeliveryState, StoredRoute};
 use tocsin_model::rows::NoticeRow;
 
 /// One notification to one notifier, as the outbox keeps it.
@@ -29,8 +29,8 @@ pub struct Delivery {
     /// `open`, `update` or `resolve`.
     #[schema(value_type = String)]
     pub action: Action,
-    /// `pending`, `sent` or `dead`.
-    pub state: String,
+    /// Where it stands.
+    pub state: DeliveryState,
     /// Attempts so far.
     pub attempts: i64,
     /// When it is (or was) next due, Unix ms.
@@ -49,7 +49,7 @@ pub struct DeliveryQuery {
     /// Only this team's.
     pub team: Option<String>,
     /// Only in this state.
-    pub state: Option<String>,
+    pub state: Option<DeliveryState>,
     /// Only about this incident.
     pub incident_id: Option<String>,
     /// Most rows.
@@ -65,6 +65,11 @@ fn action(name: &str) -> Result<Action, StoreError> {
             "unknown notice action {other}"
         ))),
     }
+}
+
+fn delivery_state(name: &str) -> Result<DeliveryState, StoreError> {
+    DeliveryState::parse(name)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery state {name}")))
 }
 
 macro_rules! backend {
@@ -87,7 +92,7 @@ macro_rules! backend {
                 notifier: row.try_get("notifier")?,
                 kind: row.try_get("kind")?,
                 action: action(row.try_get("action")?)?,
-                state: row.try_get("state")?,
+                state: delivery_state(row.try_get("state")?)?,
                 attempts: row.try_get("attempts")?,
                 due_at: row.try_get("due_at")?,
                 created_at: row.try_get("created_at")?,
@@ -130,7 +135,7 @@ macro_rules! backend {
                         .push_bind(d.notifier.clone())
                         .push_bind(d.kind.clone())
                         .push_bind(d.action.as_str())
-                        .push_bind(d.state.clone())
+                        .push_bind(d.state.as_str())
                         .push_bind(d.attempts)
                         .push_bind(d.due_at)
                         .push_bind(d.created_at)
@@ -194,9 +199,9 @@ macro_rules! backend {
         }
 
         /// Settles an attempt: `sent`, `dead`, or `pending` again at `due_at`.
-        pub async fn settle(pool: &Pool, id: &str, state: &str, due_at: i64, error: &str, now: i64) -> Result<(), StoreError> {
+        pub async fn settle(pool: &Pool, id: &str, state: DeliveryState, due_at: i64, error: &str, now: i64) -> Result<(), StoreError> {
             let mut sql = QueryBuilder::<$db>::new("UPDATE deliveries SET state = ");
-            sql.push_bind(state.to_owned())
+            sql.push_bind(state.as_str())
                 .push(", due_at = ").push_bind(due_at)
                 .push(", last_error = ").push_bind(error.to_owned())
                 .push(", updated_at = ").push_bind(now)
@@ -229,8 +234,8 @@ macro_rules! backend {
             if let Some(team) = &query.team {
                 sql.push(" AND team = ").push_bind(team.clone());
             }
-            if let Some(state) = &query.state {
-                sql.push(" AND state = ").push_bind(state.clone());
+            if let Some(state) = query.state {
+                sql.push(" AND state = ").push_bind(state.as_str());
             }
             if let Some(incident) = &query.incident_id {
                 sql.push(" AND incident_id = ").push_bind(incident.clone());
@@ -341,11 +346,11 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite.
-pub(super) mod sqlite {
+pub(crate) mod sqlite {
     backend!(sqlx::Sqlite);
 }
 
 /// The functions for PostgreSQL.
-pub(super) mod postgres {
+pub(crate) mod postgres {
     backend!(sqlx::Postgres);
 }

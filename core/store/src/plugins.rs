@@ -5,7 +5,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::StoreError;
+use crate::error::StoreError;
 use tocsin_model::plugin::{Kind, VersionInfo};
 
 /// A stored plugin: its kind, active version and every version (without the bytes).
@@ -69,7 +69,7 @@ pub struct DeadLetter {
 }
 
 fn time(ms: i64) -> Result<time::OffsetDateTime, StoreError> {
-    super::from_millis(ms)
+    crate::decode::from_millis(ms)
 }
 
 macro_rules! backend {
@@ -263,7 +263,7 @@ macro_rules! backend {
                 b.push_bind(&l.id)
                     .push_bind(&l.team)
                     .push_bind(&l.plugin)
-                    .push_bind(super::super::millis(l.received_at))
+                    .push_bind(tocsin_model::clock::millis(l.received_at))
                     .push_bind(&l.content_type)
                     .push_bind(&headers)
                     .push_bind(body)
@@ -317,11 +317,11 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite.
-pub(super) mod sqlite {
+pub(crate) mod sqlite {
     backend!(sqlx::Sqlite);
 }
 
 /// The functions for PostgreSQL.
-pub(super) mod postgres {
+pub(crate) mod postgres {
     backend!(sqlx::Postgres);
 }

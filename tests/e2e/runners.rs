@@ -1,0 +1,145 @@
+//! The stages composed apart, as the Lambda functions compose them: an API process with
+//! no journal thread and no pipeline (`StoreAppend`, `NoWake`), and a pipeline that runs
+//! on its own over the same database, fed by nothing but the store. Events, incidents and
+//! incident commands go through, on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tower::ServiceExt as _;
+
+use tocsin_api::auth::{self, Grant};
+use tocsin_api::{AppState, NoWake, StoreAppend, app};
+use tocsin_pipeline::worker::{self, Hooks, Signal};
+use tocsin_store::{Store, StoreOptions};
+
+/// An API that runs no stage but ingest, over `store`.
+fn api_alone(store: Arc<dyn Store>) -> Router {
+    app(AppState {
+        store: store.clone(),
+        append: Arc::new(StoreAppend(store)),
+        wake: Arc::new(NoWake),
+        policy: tocsin_pipeline::Config::default().policy,
+        plugins: Arc::new(tocsin_model::plugin::Disabled),
+        notifiers: Arc::new(tocsin_notify::config::Notifiers::default()),
+    })
+}
+
+/// A pipeline on its own over `store`, with no hooks: it finds events and commands by
+/// polling the store.
+fn pipeline_alone(store: Arc<dyn Store>) -> (Arc<Signal>, JoinHandle<()>) {
+    let signal = Arc::new(Signal::default());
+    let config = tocsin_pipeline::Config {
+        refresh_every_ms: 0,
+        ..tocsin_pipeline::Config::default()
+    };
+    let task = tokio::spawn(worker::run(store, config, None, signal.clone(), Hooks::default()));
+    (signal, task)
+}
+
+async fn call(router: &Router, token: &str, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request");
+    let response = router.clone().oneshot(request).await.expect("infallible");
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+fn failing(monitor: &str) -> Value {
+    json!([{"alert": {"monitor": monitor, "status": "unhealthy"},
+            "context": {"service": monitor, "region": "eu"}}])
+}
+
+/// The id of the incident the pipeline opened for `monitor`, once it has.
+async fn incident_of(router: &Router, token: &str, monitor: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, page) = call(router, token, "GET", &format!("/v1/incidents?service={monitor}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        if let Some(id) = page["incidents"][0]["id"].as_str() {
+            return id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no incident for {monitor}: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn runs_apart(url: &str) {
+    let store = tocsin_store::open(url, StoreOptions::default()).await.expect("store opens");
+    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "").await.expect("token");
+    let api = api_alone(store.clone());
+
+    // Accepted with no pipeline anywhere: durable in the journal, waiting.
+    let (status, receipt) = call(&api, &team, "POST", "/v1/events", Some(failing("checkout"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    assert_eq!(store.lag().await.expect("lag"), 1);
+    let (_, page) = call(&api, &team, "GET", "/v1/incidents", None).await;
+    assert_eq!(page["incidents"], json!([]), "{page}");
+
+    // A pipeline started apart picks the event up from the store.
+    let (signal, task) = pipeline_alone(store.clone());
+    let id = incident_of(&api, &team, "checkout").await;
+
+    // Commands reach it through the store.
+    let (status, detail) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/ack"), None).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert!(detail["acked_at"].is_string(), "{detail}");
+    let (status, detail) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/close"), None).await;
+    assert_eq!(status, StatusCode::OK, "{detail}");
+    assert_eq!(detail["state"], "closed", "{detail}");
+    let (status, error) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/close"), None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    let (status, error) = call(&api, &team, "POST", "/v1/incidents/no-such-incident/ack", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+
+    // With no pipeline running, a command is refused for now and stays queued...
+    let (status, receipt) = call(&api, &team, "POST", "/v1/events", Some(failing("payments"))).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    let second = incident_of(&api, &team, "payments").await;
+    signal.stop();
+    task.await.expect("pipeline stops");
+    let (status, error) = call(&api, &team, "POST", &format!("/v1/incidents/{second}/ack"), None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
+    assert!(error["error"].as_str().unwrap_or_default().contains("stays queued"), "{error}");
+    let (_, detail) = call(&api, &team, "GET", &format!("/v1/incidents/{second}"), None).await;
+    assert!(detail["acked_at"].is_null(), "{detail}");
+
+    // ... and the next pipeline to run applies it.
+    let (signal, task) = pipeline_alone(store.clone());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, detail) = call(&api, &team, "GET", &format!("/v1/incidents/{second}"), None).await;
+        if detail["acked_at"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queued ack was never applied: {detail}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    signal.stop();
+    task.await.expect("pipeline stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_the_pipeline_run_apart_on_sqlite() {
+    let (_dir, url) = tocsin_tests::sqlite_url();
+    runs_apart(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_and_the_pipeline_run_apart_on_postgres() {
+    runs_apart(&tocsin_tests::postgres_url().await).await;
+}
