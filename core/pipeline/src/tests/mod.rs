@@ -1,15 +1,19 @@
 //! The pipeline's semantics, driven with a virtual clock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use serde_json::json;
 
 use super::*;
+use crate::batch::JOURNAL_DELETE_EVERY;
 use tocsin_model::catalogue::{Lifecycle, Service, ServiceSpec};
-use tocsin_model::rows::ActiveSuppression;
-use tocsin_model::suppression::Draft;
-use tocsin_model::event::render;
+use tocsin_model::event::{Event, Priority, Status, render};
+use tocsin_model::rows::{
+    ActiveSuppression, HistoryRow, IncidentRow, IncidentState, Incoming, MemberRow, Outcome,
+    Rules, Snapshot, TrackedRow,
+};
+use tocsin_model::suppression::{Draft, Policy};
 
 const MIN: i64 = 60_000;
 
