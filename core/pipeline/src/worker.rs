@@ -16,16 +16,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
+use crate::config::Config;
+use crate::engine::Engine;
+use tocsin_model::rows::IncidentError;
 use tocsin_model::clock::now_ms;
 use tocsin_model::plugin::Filter;
 use tocsin_model::rows::{
-    Command, CommandOutcome, CommandRow, IncidentError, Incoming, IncidentState, NoticeRow,
-    Outcome, Rules,
+    Command, CommandOutcome, CommandRow, Incoming, IncidentState, NoticeRow, Outcome, Rules,
 };
 use tocsin_store::{Store, StoreError};
-
-use crate::config::Config;
-use crate::engine::Engine;
 
 /// Most journal rows in one batch.
 pub const MAX_BATCH: usize = 5_000;
