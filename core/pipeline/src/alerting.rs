@@ -15,7 +15,7 @@ use tocsin_model::rows::{IncidentRow, NoticeRow, TimelineRow};
 use tocsin_model::notice::Action;
 
 /// One notice per incident touched by the batch, in the order they were first touched.
-pub(super) fn notices(timeline: &[TimelineRow], incidents: &[IncidentRow]) -> Vec<NoticeRow> {
+pub(crate) fn notices(timeline: &[TimelineRow], incidents: &[IncidentRow]) -> Vec<NoticeRow> {
     let mut actions: BTreeMap<&str, (usize, Action, i64)> = BTreeMap::new();
     for (order, entry) in timeline.iter().enumerate() {
         let action = match entry.kind {

@@ -1,13 +1,14 @@
-//! Grouping into incidents: online (each alert is placed as it arrives, nothing is
-//! buffered), by a key rendered from `grouping.keys`, within a rolling window.
+//! Grouping into incidents (see docs/pipeline.md, grouping into incidents): online (each
+//! alert is placed as it arrives, nothing is buffered), by a key rendered from
+//! `grouping.keys`, within a rolling window.
 
-use super::prefilter::human;
-use super::{
-    AlertKey, Engine, EventMeta, Incident, IncidentRow, IncidentState, MemberRow, TimelineRow,
-    Timer,
-};
 use tocsin_model::event::{Event, parse_duration, Priority, Status};
 use tocsin_model::event::render;
+use tocsin_model::rows::{IncidentError, IncidentRow, IncidentState, MemberRow, TimelineRow};
+
+use crate::engine::Engine;
+use crate::state::{AlertKey, EventMeta, Incident, Timer};
+use crate::text::human;
 
 /// Keys when neither the event nor its service sets any.
 const DEFAULT_KEYS: [&str; 3] = [
@@ -16,12 +17,10 @@ const DEFAULT_KEYS: [&str; 3] = [
     "${context.region}",
 ];
 
-pub use tocsin_model::rows::IncidentError;
-
 impl Engine {
     /// Places an alert that changed status (as grouping sees it) in an incident;
     /// returns the incident's id.
-    pub(super) fn group(
+    pub(crate) fn group(
         &mut self,
         key: AlertKey,
         event: &Event,
@@ -179,7 +178,7 @@ impl Engine {
     }
 
     /// The grace period of a resolving incident ended.
-    pub(super) fn resolve(&mut self, slot: u32, at: i64) {
+    pub(crate) fn resolve(&mut self, slot: u32, at: i64) {
         let Some(Some(incident)) = self.incidents.get(slot as usize) else {
             return;
         };

@@ -1,18 +1,20 @@
-//! Static pre-filter (per identity, cheap: state change, flap detection, retired hosts,
-//! `ignore-flap`) and dynamic pre-filter (suppressions, re-prioritising services that
-//! are not customer-facing or in testing).
+//! The static pre-filter (see docs/pipeline.md, static pre-filter): per identity and
+//! cheap, it always applies. State change, flap detection (its holds; the flapping alert
+//! itself is `flapping`'s), retired hosts, `ignore-flap` and the teams' filter plugins;
+//! what passes goes on to the dynamic pre-filter.
 
-use std::collections::BTreeMap;
+use tocsin_model::event::{Event, FilterSpec, Status, parse_duration};
+use tocsin_model::rows::{Hold, Incoming};
 
-use super::{AlertKey, Engine, EventMeta, Held, Hold, Incoming, RowSource, Timer, Tracked};
-use tocsin_model::event::{Event, FilterSpec, parse_duration, Priority, Status};
-use tocsin_model::plugin::Verdict;
-
-pub use tocsin_model::event::FLAPPING_LABEL;
+use crate::engine::Engine;
+use crate::flapping::is_flapping_alert;
+use crate::plugins::{Judged, PluginOutcome, plugin_filters};
+use crate::state::{AlertKey, EventMeta, RowSource, Timer, Tracked};
+use crate::text::human;
 
 impl Engine {
     /// One journal row through the static pre-filter and on.
-    pub(super) fn on_event(&mut self, row: Incoming) {
+    pub(crate) fn on_event(&mut self, row: Incoming) {
         let team = self.team_id(&row.team);
         let Ok(fingerprint) = row.fingerprint.parse() else {
             tracing::error!(id = %row.id, "journal row with an unreadable fingerprint; dropped");
@@ -131,6 +133,8 @@ impl Engine {
         self.static_filters(key, event, meta, now);
     }
 
+    /// The static pre-filter past the state change: flapping, retired hosts,
+    /// `ignore-flap`, then the filter plugins.
     fn static_filters(&mut self, key: AlertKey, event: Event, meta: EventMeta, now: i64) {
         let status = event.alert.status;
         let hold = self.alerts.get(&key).and_then(|t| t.hold);
@@ -219,29 +223,7 @@ impl Engine {
             }
         }
         // The team's filter plugins, in the order `filters` lists them.
-        let outcome = match self.plugin_verdicts.remove(&meta.id) {
-            Some(outcome) => outcome,
-            None => {
-                // An event released later (ignore-flap, flapping) was not in a batch
-                // the plugins judged: judge it alone now.
-                let plugins = plugin_filters(&filters);
-                if plugins.is_empty() || self.plugins.is_none() {
-                    PluginOutcome::default()
-                } else {
-                    let team = self.teams[key.0 as usize].clone();
-                    let id = meta.id.clone();
-                    let mut judged = self.judge(vec![Judged {
-                        id,
-                        team,
-                        event: event.clone(),
-                        received_at: meta.received_at,
-                        plugins,
-                        outcome: PluginOutcome::default(),
-                    }]);
-                    judged.pop().map(|j| j.outcome).unwrap_or_default()
-                }
-            }
-        };
+        let outcome = self.plugin_outcome(key, &event, &meta, &filters);
         let note = outcome.notes.join("; ");
         let note = (!note.is_empty()).then_some(note);
         if let Some((plugin, reason)) = outcome.dropped {
@@ -268,9 +250,39 @@ impl Engine {
         self.downstream(key, event, meta, now, note.as_deref());
     }
 
+    /// What the team's filter plugins decided about `event`: the verdict of the batch's
+    /// call when it was in one, else a call for it alone.
+    fn plugin_outcome(
+        &mut self,
+        key: AlertKey,
+        event: &Event,
+        meta: &EventMeta,
+        filters: &[FilterSpec],
+    ) -> PluginOutcome {
+        if let Some(outcome) = self.plugin_verdicts.remove(&meta.id) {
+            return outcome;
+        }
+        // An event released later (ignore-flap, flapping) was not in a batch the
+        // plugins judged: judge it alone now.
+        let plugins = plugin_filters(filters);
+        if plugins.is_empty() || self.plugins.is_none() {
+            return PluginOutcome::default();
+        }
+        let team = self.teams[key.0 as usize].clone();
+        let mut judged = self.judge(vec![Judged {
+            id: meta.id.clone(),
+            team,
+            event: event.clone(),
+            received_at: meta.received_at,
+            plugins,
+            outcome: PluginOutcome::default(),
+        }]);
+        judged.pop().map(|j| j.outcome).unwrap_or_default()
+    }
+
     /// Runs the filter plugins over every event of a batch that will be read whole (the
     /// status changes), one call per plugin, before the events are processed in order.
-    pub(super) fn judge_batch(&mut self, rows: &[Incoming]) {
+    pub(crate) fn judge_batch(&mut self, rows: &[Incoming]) {
         if self.plugins.is_none() {
             return;
         }
@@ -303,87 +315,12 @@ impl Engine {
         }
     }
 
-    /// Runs each event's plugins in order: every event's first plugin, grouped into one
-    /// call per (team, plugin, params), then every survivor's second, and so on. A
-    /// failed call fails open: its events go on unchanged, annotated with the error.
-    fn judge(&self, mut items: Vec<Judged>) -> Vec<Judged> {
-        let Some(Runner(runner)) = self.plugins.clone() else {
-            return items;
-        };
-        let depth = items.iter().map(|j| j.plugins.len()).max().unwrap_or(0);
-        for position in 0..depth {
-            let mut calls: BTreeMap<(String, String, String), Vec<usize>> = BTreeMap::new();
-            for (i, item) in items.iter().enumerate() {
-                if item.outcome.dropped.is_some() {
-                    continue;
-                }
-                if let Some((name, params)) = item.plugins.get(position) {
-                    calls
-                        .entry((item.team.clone(), name.clone(), params.clone()))
-                        .or_default()
-                        .push(i);
-                }
-            }
-            for ((team, name, params), members) in calls {
-                let current: Vec<Event> = members
-                    .iter()
-                    .map(|&i| match &items[i].outcome.replaced {
-                        Some(replaced) => (**replaced).clone(),
-                        None => items[i].event.clone(),
-                    })
-                    .collect();
-                let batch: Vec<tocsin_model::plugin::FilterInput<'_>> = current
-                    .iter()
-                    .zip(&members)
-                    .map(|(event, &i)| tocsin_model::plugin::FilterInput {
-                        event,
-                        received_at: items[i].received_at,
-                    })
-                    .collect();
-                let verdicts = runner.filter(&team, &name, &batch, &params);
-                drop(batch);
-                match verdicts {
-                    Ok(verdicts) => {
-                        for (verdict, &i) in verdicts.into_iter().zip(&members) {
-                            let outcome = &mut items[i].outcome;
-                            match verdict {
-                                Verdict::Keep => {}
-                                Verdict::Drop(reason) => {
-                                    outcome.dropped = Some((name.clone(), reason))
-                                }
-                                Verdict::Replace(mut replacement) => {
-                                    // The replacement keeps the team of the original.
-                                    let team_label = items[i].event.context.get("team").cloned();
-                                    match team_label {
-                                        Some(team) => {
-                                            replacement.context.insert("team".into(), team)
-                                        }
-                                        None => replacement.context.remove("team"),
-                                    };
-                                    match replacement.validate() {
-                                        Ok(()) => items[i].outcome.replaced = Some(replacement),
-                                        Err(errors) => items[i].outcome.notes.push(format!(
-                                            "plugin:{name} failed open: its replacement is invalid ({})",
-                                            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
-                                        )),
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(team = %team, plugin = %name, error = %e, events = members.len(), "filter plugin failed; its events pass");
-                        for &i in &members {
-                            items[i]
-                                .outcome
-                                .notes
-                                .push(format!("plugin:{name} failed open: {e}"));
-                        }
-                    }
-                }
-            }
+    /// Runs `items` through their plugins, when a plugin runtime is wired in.
+    fn judge(&self, items: Vec<Judged>) -> Vec<Judged> {
+        match &self.plugins {
+            Some(runner) => runner.judge(items),
+            None => items,
         }
-        items
     }
 
     /// The filters that apply to `team`'s event: its own, else its service's.
@@ -397,99 +334,8 @@ impl Engine {
         }
     }
 
-    /// The dynamic pre-filter, then grouping.
-    pub(super) fn downstream(
-        &mut self,
-        key: AlertKey,
-        mut event: Event,
-        meta: EventMeta,
-        now: i64,
-        note: Option<&str>,
-    ) {
-        let status = event.alert.status;
-        let known_unhealthy = self
-            .alerts
-            .get(&key)
-            .is_some_and(|t| t.passed == Status::Unhealthy);
-        if !(status == Status::Healthy && known_unhealthy)
-            && let Some(id) = self.suppressed_by(key.0, &event, now)
-        {
-            if status == Status::Unhealthy {
-                self.set_hold(key, Some(Hold::Suppressed));
-                self.hold(key, Hold::Suppressed, &event, &meta, None, Some(id.clone()));
-            } else {
-                self.set_hold(key, None);
-                self.unhold(key);
-            }
-            self.drop_count(key.0, "suppressed");
-            self.record(
-                key,
-                &meta,
-                &event,
-                "suppressed",
-                format!("suppressed: {id}"),
-                Some(id),
-                None,
-                None,
-                now,
-            );
-            return;
-        }
-        let service = self.service_of(self.team_name(key.0), &event);
-        let mut priority = event
-            .alerting
-            .as_ref()
-            .and_then(|a| a.priority)
-            .or_else(|| service.as_ref()?.spec.alerting.as_ref()?.priority)
-            .unwrap_or(Priority::Low);
-        let mut reasons: Vec<String> = note.map(str::to_owned).into_iter().collect();
-        if priority == Priority::High
-            && let Some(service) = &service
-            && let Some(why) = service.spec.lowers_priority()
-        {
-            priority = Priority::Low;
-            reasons.push(format!("priority lowered to low: {why}"));
-            let alerting = event.alerting.get_or_insert_with(Default::default);
-            alerting.priority = Some(Priority::Low);
-        }
-        self.set_hold(key, None);
-        self.unhold(key);
-        let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
-        if status == passed {
-            // Downstream already knows (a recovery of an alert it never saw fail).
-            let reason = "state-unchanged: grouping already has this status".to_owned();
-            self.record(
-                key,
-                &meta,
-                &event,
-                "dropped",
-                reason,
-                None,
-                None,
-                Some(priority),
-                now,
-            );
-            return;
-        }
-        if let Some(tracked) = self.alerts.get_mut(&key) {
-            tracked.passed = status;
-        }
-        let incident = self.group(key, &event, &meta, priority, now);
-        self.record(
-            key,
-            &meta,
-            &event,
-            "passed",
-            reasons.join("; "),
-            None,
-            incident,
-            Some(priority),
-            now,
-        );
-    }
-
     /// An `ignore-flap` hold reached its min-age: the event goes on.
-    pub(super) fn release(&mut self, key: AlertKey, at: i64) {
+    pub(crate) fn release(&mut self, key: AlertKey, at: i64) {
         let Some(held) = self.held.get(&key) else {
             return;
         };
@@ -502,257 +348,14 @@ impl Engine {
         self.pending.held_delete.insert(key);
         self.set_hold(key, None);
         self.touch(key, &held);
-        let meta = EventMeta {
-            id: held.id,
-            source: held.source,
-            received_at: held.received_at,
-            trace: held.trace,
-        };
+        let (event, meta) = held.into_event();
         self.downstream(
             key,
-            held.event,
+            event,
             meta,
             at,
             Some("released by ignore-flap: unhealthy for its whole min-age"),
         );
-    }
-
-    fn start_flapping(
-        &mut self,
-        key: AlertKey,
-        event: Event,
-        meta: EventMeta,
-        now: i64,
-        changes: usize,
-    ) {
-        let due = now + self.config.flap_window_ms;
-        self.set_hold(key, Some(Hold::Flapping));
-        self.hold(key, Hold::Flapping, &event, &meta, Some(due), None);
-        self.timers.insert((due, Timer::FlapEnd(key)));
-        let reason = format!(
-            "flapping: {changes} status changes within {}; one flapping alert is raised instead",
-            human(self.config.flap_window_ms)
-        );
-        self.record(key, &meta, &event, "held", reason, None, None, None, now);
-        let flapping = flapping_alert(
-            &event,
-            Status::Unhealthy,
-            changes,
-            self.config.flap_window_ms,
-        );
-        self.synthetic(key.0, flapping, &meta, now);
-    }
-
-    /// A flapping alert may be stable: it is when it kept one status for the window.
-    pub(super) fn flap_end(&mut self, key: AlertKey, at: i64) {
-        let Some(held) = self.held.get(&key) else {
-            return;
-        };
-        if held.kind != Hold::Flapping || held.due != Some(at) {
-            return;
-        }
-        let Some(held) = self.held.remove(&key) else {
-            return;
-        };
-        self.pending.held_delete.insert(key);
-        self.flaps.remove(&key);
-        self.set_hold(key, None);
-        self.touch(key, &held);
-        let meta = EventMeta {
-            id: held.id.clone(),
-            source: "tocsin".into(),
-            received_at: at,
-            trace: held.trace.clone(),
-        };
-        let resolved = flapping_alert(&held.event, Status::Healthy, 0, self.config.flap_window_ms);
-        self.synthetic(key.0, resolved, &meta, at);
-        // The alert's own status now goes on, if grouping does not know it yet.
-        let reported = self.alerts.get(&key).map(|t| t.reported);
-        let mut event = held.event;
-        if let Some(reported) = reported {
-            event.alert.status = reported;
-        }
-        let meta = EventMeta {
-            id: held.id,
-            source: held.source,
-            received_at: held.received_at,
-            trace: held.trace,
-        };
-        self.static_filters_after_flap(key, event, meta, at);
-    }
-
-    fn static_filters_after_flap(
-        &mut self,
-        key: AlertKey,
-        event: Event,
-        meta: EventMeta,
-        now: i64,
-    ) {
-        let passed = self.alerts.get(&key).map_or(Status::Healthy, |t| t.passed);
-        if event.alert.status != passed {
-            self.downstream(key, event, meta, now, Some("stable again after flapping"));
-        }
-    }
-
-    /// A suppression ended: the unhealthy alerts it held go on.
-    pub(super) fn suppression_end(&mut self, id: &str, at: i64) {
-        // An edit may have moved the end since this timer was set.
-        if self
-            .rules
-            .suppressions
-            .iter()
-            .any(|s| s.id == id && s.end > at)
-        {
-            return;
-        }
-        let mut keys: Vec<AlertKey> = self
-            .held
-            .iter()
-            .filter(|(_, h)| h.kind == Hold::Suppressed && h.suppression.as_deref() == Some(id))
-            .map(|(key, _)| *key)
-            .collect();
-        keys.sort();
-        for key in keys {
-            let Some(held) = self.held.remove(&key) else {
-                continue;
-            };
-            self.pending.held_delete.insert(key);
-            self.touch(key, &held);
-            let meta = EventMeta {
-                id: held.id,
-                source: held.source,
-                received_at: held.received_at,
-                trace: held.trace,
-            };
-            self.downstream(
-                key,
-                held.event,
-                meta,
-                at,
-                Some("its suppression ended while it was unhealthy"),
-            );
-        }
-    }
-
-    /// An event Tocsin itself makes (the flapping alert), through the dynamic
-    /// pre-filter and grouping like any other.
-    fn synthetic(&mut self, team: u32, event: Event, cause: &EventMeta, now: i64) {
-        let key = (team, event.fingerprint());
-        let status = event.alert.status;
-        let previous = self.alerts.get(&key).copied();
-        if previous.is_some_and(|t| t.reported == status) {
-            return;
-        }
-        let tracked = Tracked {
-            since: now,
-            count: 1,
-            incident: previous.map_or(0, |t| t.incident),
-            reported: status,
-            passed: previous.map_or(Status::Healthy, |t| t.passed),
-            hold: None,
-        };
-        self.alerts.insert(key, tracked);
-        self.pending.alerts.insert(
-            key,
-            RowSource {
-                monitor: event.alert.monitor.clone(),
-                labels: serde_json::to_string(&event.context).unwrap_or_default(),
-                first_seen: now,
-                last_seen: now,
-                reported_since: None,
-                reported_count: None,
-                last_event: cause.id.clone(),
-                full: true,
-            },
-        );
-        let meta = EventMeta {
-            id: uuid::Uuid::now_v7().to_string(),
-            source: "tocsin".into(),
-            received_at: now,
-            trace: None,
-        };
-        self.downstream(key, event, meta, now, Some("raised by flap detection"));
-    }
-
-    /// The id of the active suppression that stops `team`'s event, if any.
-    fn suppressed_by(&self, team: u32, event: &Event, at: i64) -> Option<String> {
-        let team = self.team_name(team);
-        self.rules
-            .suppressions
-            .iter()
-            .find(|s| s.stops(team, event, at))
-            .map(|s| s.id.clone())
-    }
-
-    /// The catalogue entry of the event's service, when `team` owns it.
-    pub(super) fn service_of(
-        &self,
-        team: &str,
-        event: &Event,
-    ) -> Option<std::sync::Arc<tocsin_model::catalogue::Service>> {
-        self.rules
-            .service_for(team, event.context.get("service")?)
-            .cloned()
-    }
-
-    fn set_hold(&mut self, key: AlertKey, hold: Option<Hold>) {
-        if let Some(tracked) = self.alerts.get_mut(&key) {
-            tracked.hold = hold;
-        }
-    }
-
-    /// Keeps `event` as the latest held one for `key`.
-    fn hold(
-        &mut self,
-        key: AlertKey,
-        kind: Hold,
-        event: &Event,
-        meta: &EventMeta,
-        due: Option<i64>,
-        suppression: Option<String>,
-    ) {
-        self.set_hold(key, Some(kind));
-        self.held.insert(
-            key,
-            Held {
-                kind,
-                due,
-                suppression,
-                id: meta.id.clone(),
-                source: meta.source.clone(),
-                received_at: meta.received_at,
-                trace: meta.trace.clone(),
-                event: event.clone(),
-            },
-        );
-        self.pending.held_put.insert(key);
-        self.pending.held_delete.remove(&key);
-    }
-
-    fn unhold(&mut self, key: AlertKey) {
-        if self.held.remove(&key).is_some() {
-            self.pending.held_put.remove(&key);
-            self.pending.held_delete.insert(key);
-        }
-    }
-
-    /// Marks an alert's row for rewriting after a change no journal row caused.
-    fn touch(&mut self, key: AlertKey, held: &Held) {
-        let Some(tracked) = self.alerts.get(&key) else {
-            return;
-        };
-        let since = tracked.since;
-        let source = self.pending.alerts.entry(key).or_insert_with(|| RowSource {
-            first_seen: held.received_at,
-            last_seen: held.received_at.max(since),
-            last_event: held.id.clone(),
-            ..RowSource::default()
-        });
-        if source.labels.is_empty() {
-            source.monitor.clone_from(&held.event.alert.monitor);
-            source.labels = serde_json::to_string(&held.event.context).unwrap_or_default();
-        }
-        source.full = true;
     }
 }
 
@@ -767,113 +370,10 @@ fn min_age(filters: &[FilterSpec]) -> Option<i64> {
         .max()
 }
 
-fn is_flapping_alert(event: &Event) -> bool {
-    event
-        .context
-        .get(FLAPPING_LABEL)
-        .is_some_and(|v| v == "true")
-}
-
-/// The alert flap detection raises (unhealthy) and resolves (healthy): the flapping
-/// alert's labels plus `flapping: "true"`, at low priority.
-fn flapping_alert(event: &Event, status: Status, changes: usize, window: i64) -> Event {
-    let mut context: BTreeMap<String, String> = event.context.clone();
-    context.insert(FLAPPING_LABEL.into(), "true".into());
-    let mut alerting = event.alerting.clone().unwrap_or_default();
-    alerting.priority = Some(Priority::Low);
-    Event {
-        alert: tocsin_model::event::Alert {
-            monitor: event.alert.monitor.clone(),
-            status,
-            since: None,
-            message: Some(if status == Status::Unhealthy {
-                format!(
-                    "{} is flapping: {changes} status changes within {}. Its changes are held until it keeps one status for {}.",
-                    event.alert.monitor,
-                    human(window),
-                    human(window)
-                )
-            } else {
-                format!("{} is stable again.", event.alert.monitor)
-            }),
-            count: None,
-        },
-        context,
-        filters: Vec::new(),
-        grouping: event.grouping.clone(),
-        alerting: Some(alerting),
-        plugins: event.plugins.clone(),
-    }
-}
-
 fn instance_of(event: &Event) -> &str {
     event
         .context
         .get("instance")
         .or_else(|| event.context.get("host"))
         .map_or("?", String::as_str)
-}
-
-/// `90000` → `1m30s`.
-pub(super) fn human(ms: i64) -> String {
-    let mut s = ms / 1000;
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
-        if s >= size {
-            out.push_str(&format!("{}{unit}", s / size));
-            s %= size;
-        }
-    }
-    if out.is_empty() {
-        format!("{ms}ms")
-    } else {
-        out
-    }
-}
-
-/// What the filter plugins decided about one event.
-#[derive(Debug, Default)]
-pub(super) struct PluginOutcome {
-    /// Dropped by this plugin, for this reason.
-    dropped: Option<(String, String)>,
-    /// Replaced by a plugin (the last replacement wins).
-    replaced: Option<Box<Event>>,
-    /// Annotations: plugins that failed open.
-    notes: Vec<String>,
-}
-
-/// An event on its way through its plugins.
-struct Judged {
-    id: String,
-    team: String,
-    event: Event,
-    received_at: i64,
-    /// (plugin name, params as JSON) in order.
-    plugins: Vec<(String, String)>,
-    outcome: PluginOutcome,
-}
-
-/// The `plugin` entries of a filter list: (name, params as JSON text).
-fn plugin_filters(filters: &[FilterSpec]) -> Vec<(String, String)> {
-    filters
-        .iter()
-        .filter(|f| f.kind == "plugin")
-        .filter_map(|f| {
-            let name = f.params.get("name")?.as_str()?.to_owned();
-            Some((
-                name,
-                serde_json::Value::Object(f.params.clone()).to_string(),
-            ))
-        })
-        .collect()
-}
-
-/// The plugin runtime the pre-filter calls.
-#[derive(Clone)]
-pub(super) struct Runner(pub(super) std::sync::Arc<dyn tocsin_model::plugin::Filter>);
-
-impl std::fmt::Debug for Runner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Runner")
-    }
 }

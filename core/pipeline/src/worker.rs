@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
-use super::grouping::IncidentError;
-use super::{Config, Engine};
+use crate::config::Config;
+use crate::engine::Engine;
+use tocsin_model::rows::IncidentError;
 use tocsin_model::clock::now_ms;
 use tocsin_model::plugin::Filter;
 use tocsin_model::rows::{
