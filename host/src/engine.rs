@@ -8,8 +8,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// How often the epoch advances. A call's deadline is counted in these ticks, so a
 /// deadline is honoured to within one tick. 5 ms, not 1: the ticker thread then wakes
-/// 200 times a second instead of 1,000, which measurably steadies the cost of a call
-/// on a two-core machine (median fresh call 20.1 → 19.4 µs over seven runs).
+/// 200 times a second instead of 1,000, which steadies the cost of a call on a small
+/// machine (docs/benchmarks.md, plugins).
 pub const TICK: Duration = Duration::from_millis(5);
 
 /// The limits every plugin call runs under.
@@ -90,8 +90,7 @@ pub fn build(limits: &Limits) -> wasmtime::Result<Engine> {
     // the kernel has PAGEMAP_SCAN (Linux 6.7+), Wasmtime finds the pages the call
     // dirtied and resets them with memset, keeping them resident: no madvise, no TLB
     // shootdown, no page faults on the next call. That halves the cost of a call
-    // (measured: 44 → 21 µs fresh instance + call; 1.55 → 2.6 M events/s in
-    // batches). 2 MiB covers a Rust guest's stack, data and a batch's heap. Without
+    // (docs/benchmarks.md, plugins). 2 MiB covers a Rust guest's stack, data and a batch's heap. Without
     // the ioctl, memset would clear the whole region blindly, so keep only the first
     // 64 KiB resident and let madvise do the rest.
     if PoolingAllocationConfig::is_pagemap_scan_available() {

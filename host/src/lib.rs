@@ -1,4 +1,5 @@
-//! Tocsin's WebAssembly plugin runtime (DESIGN §5), and the `tocsin` binary beside it.
+//! Tocsin's WebAssembly plugin runtime ([docs/plugins.md](../../docs/plugins.md)), a
+//! library apart from the `tocsin` binary: only what runs plugins links wasmtime.
 //!
 //! Teams upload components built for the `tocsin:plugin` WIT (`wit/`): transformers,
 //! filters and collectors. This crate validates and compiles them, keeps every team's
@@ -9,6 +10,15 @@
 //!
 //! Not here: where plugins run in the pipeline (the core's pre-filter calls
 //! [`tocsin_model::plugin::Filter`]) and the HTTP API (the core's `api::plugins`).
+//!
+//! Layout, from the bottom up (a module uses only those above it):
+//! - `world`: the bindings generated from the WIT.
+//! - `engine`: the wasmtime engine, its limits and pooling allocator.
+//! - `sandbox`: one call's store: fuel, memory, the host functions a plugin may call.
+//! - `convert`: model values to WIT values and back.
+//! - `runtime`: compiles a component and runs one call on a fresh instance.
+//! - `registry`: every team's active versions, uploads and rollbacks, over the store's
+//!   [`tocsin_store::PluginStore`]; it implements the model's plugin traits.
 
 mod convert;
 mod engine;

@@ -1,4 +1,4 @@
-//! Plugin figures (DESIGN §8): a filter plugin over batches of 1,000 events (3 labels
+//! Plugin figures (docs/benchmarks.md, plugins): a filter plugin over batches of 1,000 events (3 labels
 //! each) in events per second on one core, beside the same logic compiled natively;
 //! and a fresh instance plus one call, median and p99.
 //!

@@ -1,4 +1,4 @@
-//! The isolation matrix (DESIGN §3, tenancy), against a real `tocsin serve` with
+//! The isolation matrix (docs/security.md, teams as tenants), against a real `tocsin serve` with
 //! notifiers: teams bender and flexo each own one of every object; then, for every route
 //! of `/openapi.json`, flexo acts on bender's objects by id, by name, with `?team=` and
 //! with filters. Every answer must be a refusal (403, 404) or flexo's own data, no

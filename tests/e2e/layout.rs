@@ -17,11 +17,25 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("tocsin-collect", &["tocsin-model", "tocsin-store"]),
     ("tocsin-ingest", &["tocsin-model", "tocsin-store"]),
     ("tocsin-pipeline", &["tocsin-model", "tocsin-store"]),
-    ("tocsin-outbox", &["tocsin-model", "tocsin-store", "tocsin-notify", "tocsin-collect"]),
+    (
+        "tocsin-outbox",
+        &[
+            "tocsin-model",
+            "tocsin-store",
+            "tocsin-notify",
+            "tocsin-collect",
+        ],
+    ),
     ("tocsin-host", &["tocsin-model", "tocsin-store"]),
     (
         "tocsin-api",
-        &["tocsin-model", "tocsin-store", "tocsin-ingest", "tocsin-notify", "tocsin-collect"],
+        &[
+            "tocsin-model",
+            "tocsin-store",
+            "tocsin-ingest",
+            "tocsin-notify",
+            "tocsin-collect",
+        ],
     ),
     (
         "tocsin-server",
@@ -60,36 +74,54 @@ fn metadata() -> serde_json::Value {
 fn graph(meta: &serde_json::Value) -> (HashMap<String, String>, HashMap<String, Vec<String>>) {
     let names = meta["packages"]
         .as_array()
-        .unwrap()
+        .expect("cargo metadata's JSON")
         .iter()
-        .map(|p| (p["id"].as_str().unwrap().to_owned(), p["name"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["id"].as_str().expect("cargo metadata's JSON").to_owned(),
+                p["name"]
+                    .as_str()
+                    .expect("cargo metadata's JSON")
+                    .to_owned(),
+            )
+        })
         .collect();
     let deps = meta["resolve"]["nodes"]
         .as_array()
-        .unwrap()
+        .expect("cargo metadata's JSON")
         .iter()
         .map(|node| {
             let normal = node["deps"]
                 .as_array()
-                .unwrap()
+                .expect("cargo metadata's JSON")
                 .iter()
                 .filter(|d| {
                     d["dep_kinds"]
                         .as_array()
-                        .unwrap()
+                        .expect("cargo metadata's JSON")
                         .iter()
                         .any(|k| k["kind"].is_null())
                 })
-                .map(|d| d["pkg"].as_str().unwrap().to_owned())
+                .map(|d| d["pkg"].as_str().expect("cargo metadata's JSON").to_owned())
                 .collect();
-            (node["id"].as_str().unwrap().to_owned(), normal)
+            (
+                node["id"]
+                    .as_str()
+                    .expect("cargo metadata's JSON")
+                    .to_owned(),
+                normal,
+            )
         })
         .collect();
     (names, deps)
 }
 
 /// Every package `id` links, by name (itself excluded).
-fn closure(id: &str, names: &HashMap<String, String>, deps: &HashMap<String, Vec<String>>) -> BTreeSet<String> {
+fn closure(
+    id: &str,
+    names: &HashMap<String, String>,
+    deps: &HashMap<String, Vec<String>>,
+) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut todo = deps[id].clone();
     while let Some(next) = todo.pop() {
@@ -106,9 +138,9 @@ fn crates_depend_only_downwards_and_the_model_does_no_io() {
     let (names, deps) = graph(&meta);
     let members: Vec<String> = meta["workspace_members"]
         .as_array()
-        .unwrap()
+        .expect("workspace members")
         .iter()
-        .map(|id| id.as_str().unwrap().to_owned())
+        .map(|id| id.as_str().expect("an id").to_owned())
         .collect();
     let allowed: HashMap<&str, &[&str]> = ALLOWED.iter().copied().collect();
     let mut wrong = Vec::new();
@@ -170,8 +202,14 @@ fn the_cycle_check_sees_a_cycle() {
     assert_eq!(crate_.cycle().map(|c| c.len()), Some(3));
     let mut crate_ = Crate::default();
     crate_.add(vec![], "mod a;\nmod b;\npub use a::A;\n");
-    crate_.add(vec!["a".into()], "use crate::b::{B, self as bee}; use super::b::C;");
-    crate_.add(vec!["b".into()], "macro_rules! m { () => { use super::*; } }");
+    crate_.add(
+        vec!["a".into()],
+        "use crate::b::{B, self as bee}; use super::b::C;",
+    );
+    crate_.add(
+        vec!["b".into()],
+        "macro_rules! m { () => { use super::*; } }",
+    );
     assert_eq!(crate_.cycle(), None);
     crate_.add(vec!["b".into()], "fn f() { let _ = crate::a::A; }");
     crate_.add(vec!["a".into()], "use crate::b::B;");
@@ -181,9 +219,13 @@ fn the_cycle_check_sees_a_cycle() {
 /// The root file (`lib.rs` or `main.rs`) of every workspace crate.
 fn crate_roots() -> Vec<PathBuf> {
     let mut roots = Vec::new();
-    let mut dirs = vec![workspace().join("host"), workspace().join("cli"), workspace().join("tests")];
-    for entry in std::fs::read_dir(workspace().join("core")).unwrap() {
-        dirs.push(entry.unwrap().path());
+    let mut dirs = vec![
+        workspace().join("host"),
+        workspace().join("cli"),
+        workspace().join("tests"),
+    ];
+    for entry in std::fs::read_dir(workspace().join("core")).expect("core/ is a directory") {
+        dirs.push(entry.expect("core/ lists").path());
     }
     for dir in dirs {
         for file in ["src/lib.rs", "src/main.rs"] {
@@ -212,9 +254,10 @@ impl Crate {
 
     /// Reads module `path` from `file`, and the modules it declares.
     fn load_file(&mut self, path: Vec<String>, file: &Path, owns_dir: bool) {
-        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let text =
+            std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let dir = if owns_dir {
-            file.parent().unwrap().to_path_buf()
+            file.parent().expect("a file has a directory").to_path_buf()
         } else {
             file.with_extension("")
         };
@@ -340,15 +383,25 @@ impl Crate {
                 match pending.pop() {
                     Some(next) => match colour.get(next) {
                         Some(1) => {
-                            let from = stack.iter().position(|(n, _)| *n == next).unwrap();
-                            let mut cycle: Vec<String> = stack[from..].iter().map(|(n, _)| name(n)).collect();
+                            let from = stack
+                                .iter()
+                                .position(|(n, _)| *n == next)
+                                .expect("on the stack");
+                            let mut cycle: Vec<String> =
+                                stack[from..].iter().map(|(n, _)| name(n)).collect();
                             cycle.push(name(next));
                             return Some(cycle);
                         }
                         Some(_) => {}
                         None => {
                             colour.insert(next, 1);
-                            stack.push((next, edges.get(next).map(|e| e.iter().collect()).unwrap_or_default()));
+                            stack.push((
+                                next,
+                                edges
+                                    .get(next)
+                                    .map(|e| e.iter().collect())
+                                    .unwrap_or_default(),
+                            ));
                         }
                     },
                     None => {
@@ -381,11 +434,13 @@ fn strip(text: &str) -> String {
             i += rest.find('\n').unwrap_or(rest.len());
         } else if rest.starts_with("/*") {
             i += rest.find("*/").map_or(rest.len(), |e| e + 2);
-        } else if rest.starts_with("r#\"") {
-            i += rest[3..].find("\"#").map_or(rest.len(), |e| e + 5);
+        } else if let Some(raw) = rest.strip_prefix("r#\"") {
+            i += raw.find("\"#").map_or(rest.len(), |e| e + 5);
             out.push_str("\"\"");
-        } else if rest.starts_with("r\"") && !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_') {
-            i += rest[2..].find('"').map_or(rest.len(), |e| e + 3);
+        } else if let Some(raw) = rest.strip_prefix("r\"")
+            && !text[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+        {
+            i += raw.find('"').map_or(rest.len(), |e| e + 3);
             out.push_str("\"\"");
         } else if bytes[i] == b'"' {
             let mut j = i + 1;
@@ -399,7 +454,10 @@ fn strip(text: &str) -> String {
             let mut chars = rest[1..].char_indices();
             match (chars.next(), chars.next()) {
                 (Some((_, '\\')), _) => {
-                    i += rest.get(3..).and_then(|r| r.find('\'')).map_or(rest.len(), |e| e + 4);
+                    i += rest
+                        .get(3..)
+                        .and_then(|r| r.find('\''))
+                        .map_or(rest.len(), |e| e + 4);
                 }
                 (Some(_), Some((at, '\''))) => i += at + 2,
                 _ => {
@@ -408,7 +466,7 @@ fn strip(text: &str) -> String {
                 }
             }
         } else {
-            let c = rest.chars().next().unwrap();
+            let c = rest.chars().next().expect("not at the end");
             out.push(c);
             i += c.len_utf8();
         }
@@ -425,7 +483,11 @@ fn tokenize(text: &str) -> Vec<String> {
         let c = chars[i];
         if c.is_alphanumeric() || c == '_' || c == '$' {
             let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || (i == start && chars[i] == '$')) {
+            while i < chars.len()
+                && (chars[i].is_alphanumeric()
+                    || chars[i] == '_'
+                    || (i == start && chars[i] == '$'))
+            {
                 i += 1;
             }
             tokens.push(chars[start..i].iter().collect());
@@ -443,7 +505,10 @@ fn tokenize(text: &str) -> Vec<String> {
 }
 
 fn is_ident(token: &str) -> bool {
-    token.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+    token
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
 }
 
 /// The index of the `}` that closes the `{` at `open`.
@@ -472,12 +537,16 @@ fn paths(tokens: &[String]) -> Vec<Path_> {
     let mut i = 0;
     while i < tokens.len() {
         if tokens[i] == "macro_rules" && i + 3 < tokens.len() && tokens[i + 1] == "!" {
-            let open = (i..tokens.len()).find(|&k| tokens[k] == "{").unwrap_or(tokens.len());
+            let open = (i..tokens.len())
+                .find(|&k| tokens[k] == "{")
+                .unwrap_or(tokens.len());
             macro_end = matching(tokens, open);
         }
         let in_macro = i < macro_end;
         if tokens[i] == "use" {
-            let end = (i..tokens.len()).find(|&k| tokens[k] == ";").unwrap_or(tokens.len());
+            let end = (i..tokens.len())
+                .find(|&k| tokens[k] == ";")
+                .unwrap_or(tokens.len());
             use_tree(&tokens[i + 1..end], &mut Vec::new(), &mut |segments| {
                 found.push(Path_ { segments, in_macro });
             });
@@ -523,7 +592,7 @@ fn use_tree(tokens: &[String], prefix: &mut Vec<String>, leaf: &mut dyn FnMut(Ve
             token if is_ident(token) => {
                 prefix.push(token.to_owned());
                 i += 1;
-                if !tokens.get(i).is_some_and(|t| t == "::") {
+                if tokens.get(i).is_none_or(|t| t != "::") {
                     leaf(prefix.clone());
                 }
             }

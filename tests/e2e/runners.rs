@@ -39,11 +39,23 @@ fn pipeline_alone(store: Arc<dyn Store>) -> (Arc<Signal>, JoinHandle<()>) {
         refresh_every_ms: 0,
         ..tocsin_pipeline::Config::default()
     };
-    let task = tokio::spawn(worker::run(store, config, None, signal.clone(), Hooks::default()));
+    let task = tokio::spawn(worker::run(
+        store,
+        config,
+        None,
+        signal.clone(),
+        Hooks::default(),
+    ));
     (signal, task)
 }
 
-async fn call(router: &Router, token: &str, method: &str, uri: &str, body: Option<Value>) -> (StatusCode, Value) {
+async fn call(
+    router: &Router,
+    token: &str,
+    method: &str,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
     let request = Request::builder()
         .method(method)
         .uri(uri)
@@ -53,7 +65,12 @@ async fn call(router: &Router, token: &str, method: &str, uri: &str, body: Optio
         .expect("request");
     let response = router.clone().oneshot(request).await.expect("infallible");
     let status = response.status();
-    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, value)
@@ -68,23 +85,38 @@ fn failing(monitor: &str) -> Value {
 async fn incident_of(router: &Router, token: &str, monitor: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, page) = call(router, token, "GET", &format!("/v1/incidents?service={monitor}"), None).await;
+        let (status, page) = call(
+            router,
+            token,
+            "GET",
+            &format!("/v1/incidents?service={monitor}"),
+            None,
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{page}");
         if let Some(id) = page["incidents"][0]["id"].as_str() {
             return id.to_owned();
         }
-        assert!(Instant::now() < deadline, "no incident for {monitor}: {page}");
+        assert!(
+            Instant::now() < deadline,
+            "no incident for {monitor}: {page}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 async fn runs_apart(url: &str) {
-    let store = tocsin_store::open(url, StoreOptions::default()).await.expect("store opens");
-    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "").await.expect("token");
+    let store = tocsin_store::open(url, StoreOptions::default())
+        .await
+        .expect("store opens");
+    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
+        .await
+        .expect("token");
     let api = api_alone(store.clone());
 
     // Accepted with no pipeline anywhere: durable in the journal, waiting.
-    let (status, receipt) = call(&api, &team, "POST", "/v1/events", Some(failing("checkout"))).await;
+    let (status, receipt) =
+        call(&api, &team, "POST", "/v1/events", Some(failing("checkout"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     assert_eq!(store.lag().await.expect("lag"), 1);
     let (_, page) = call(&api, &team, "GET", "/v1/incidents", None).await;
@@ -95,26 +127,68 @@ async fn runs_apart(url: &str) {
     let id = incident_of(&api, &team, "checkout").await;
 
     // Commands reach it through the store.
-    let (status, detail) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/ack"), None).await;
+    let (status, detail) = call(
+        &api,
+        &team,
+        "POST",
+        &format!("/v1/incidents/{id}/ack"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert!(detail["acked_at"].is_string(), "{detail}");
-    let (status, detail) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/close"), None).await;
+    let (status, detail) = call(
+        &api,
+        &team,
+        "POST",
+        &format!("/v1/incidents/{id}/close"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert_eq!(detail["state"], "closed", "{detail}");
-    let (status, error) = call(&api, &team, "POST", &format!("/v1/incidents/{id}/close"), None).await;
+    let (status, error) = call(
+        &api,
+        &team,
+        "POST",
+        &format!("/v1/incidents/{id}/close"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
-    let (status, error) = call(&api, &team, "POST", "/v1/incidents/no-such-incident/ack", None).await;
+    let (status, error) = call(
+        &api,
+        &team,
+        "POST",
+        "/v1/incidents/no-such-incident/ack",
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
 
     // With no pipeline running, a command is refused for now and stays queued...
-    let (status, receipt) = call(&api, &team, "POST", "/v1/events", Some(failing("payments"))).await;
+    let (status, receipt) =
+        call(&api, &team, "POST", "/v1/events", Some(failing("payments"))).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
     let second = incident_of(&api, &team, "payments").await;
     signal.stop();
     task.await.expect("pipeline stops");
-    let (status, error) = call(&api, &team, "POST", &format!("/v1/incidents/{second}/ack"), None).await;
+    let (status, error) = call(
+        &api,
+        &team,
+        "POST",
+        &format!("/v1/incidents/{second}/ack"),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
-    assert!(error["error"].as_str().unwrap_or_default().contains("stays queued"), "{error}");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("stays queued"),
+        "{error}"
+    );
     let (_, detail) = call(&api, &team, "GET", &format!("/v1/incidents/{second}"), None).await;
     assert!(detail["acked_at"].is_null(), "{detail}");
 
@@ -126,7 +200,10 @@ async fn runs_apart(url: &str) {
         if detail["acked_at"].is_string() {
             break;
         }
-        assert!(Instant::now() < deadline, "the queued ack was never applied: {detail}");
+        assert!(
+            Instant::now() < deadline,
+            "the queued ack was never applied: {detail}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     signal.stop();
@@ -142,4 +219,48 @@ async fn the_api_and_the_pipeline_run_apart_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_api_and_the_pipeline_run_apart_on_postgres() {
     runs_apart(&tocsin_tests::postgres_url().await).await;
+}
+
+/// A notifier process alone: it is given one notice from outside (as a queue message
+/// would give it), reads its incident from the store, pages, and leaves the notice
+/// delivered. The pipeline that made the notice ran in another "process", with no
+/// in-memory handoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_delivers_one_notice_given_from_outside() {
+    let fakes = tocsin_tests::fakes::Fakes::start().await.expect("fakes");
+    let notifiers = Arc::new(
+        tocsin_notify::config::Notifiers::parse(&format!(
+            "retry: {{ attempts: 3, first: 10ms, max: 50ms }}\n\
+             notifiers:\n  pd: {{ kind: pagerduty, routing-key: \"0123456789abcdef0123456789abcdef\", url: \"{}\" }}\n\
+             routes:\n  - {{ team: bender, page: pd }}\n",
+            fakes.url
+        ))
+        .expect("notifiers parse"),
+    );
+    let (_dir, url) = tocsin_tests::sqlite_url();
+    let store = tocsin_store::open(&url, StoreOptions::default()).await.expect("store opens");
+    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "").await.expect("token");
+    let api = api_alone(store.clone());
+    let event = json!([{"alert": {"monitor": "checkout", "status": "unhealthy"},
+                        "context": {"service": "checkout", "region": "eu"},
+                        "alerting": {"priority": "high"}}]);
+    let (status, receipt) = call(&api, &team, "POST", "/v1/events", Some(event)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{receipt}");
+    let (signal, task) = pipeline_alone(store.clone());
+    let id = incident_of(&api, &team, "checkout").await;
+    signal.stop();
+    task.await.expect("pipeline stops");
+
+    let notices = store.notices(10).await.expect("notices");
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].incident_id, id);
+    let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers);
+    outbox.deliver_notice(notices[0].clone()).await.expect("delivered");
+
+    assert_eq!(fakes.pages(), vec![id.clone()], "one page, keyed by the incident id");
+    assert!(store.notices(10).await.expect("notices").is_empty(), "the notice is done");
+    let (status, sent) = call(&api, &team, "GET", "/v1/notifications", None).await;
+    assert_eq!(status, StatusCode::OK, "{sent}");
+    assert_eq!(sent["notifications"][0]["state"], "sent", "{sent}");
+    assert_eq!(sent["notifications"][0]["incidentId"], id.as_str(), "{sent}");
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{ApiError, AppState, ErrorBody, body};
+use tocsin_model::rows::HistoryOutcome;
 use tocsin_model::team::Caller;
 use tocsin_model::views::{HistoryEntry, HistoryQuery};
 
@@ -75,12 +76,12 @@ pub(super) async fn list(
     for (name, value) in params {
         match name.as_str() {
             "outcome" => {
-                if !["passed", "dropped", "held", "suppressed"].contains(&value.as_str()) {
+                let Some(outcome) = HistoryOutcome::parse(&value) else {
                     return Err(bad(format!(
                         "invalid outcome \"{value}\": use passed, dropped, held or suppressed"
                     )));
-                }
-                query.outcome = Some(value);
+                };
+                query.outcome = Some(outcome);
             }
             "team" => {
                 if !caller.may_act_for(&value) {

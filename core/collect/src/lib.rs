@@ -1,4 +1,4 @@
-//! Context collection (DESIGN §4): what the engineer paged at 03:00 needs next to the
+//! Context collection ([docs/alerting.md](../../docs/alerting.md#context-collection)): what the engineer paged at 03:00 needs next to the
 //! alert: what to do (runbook), where to look (logs, cluster health, recent changes,
 //! previous incidents), and whatever a team's collector plugin adds.
 //!
@@ -14,6 +14,10 @@
 //! The `logs` collector runs a query the incident's team registered (see [`crate::logs`])
 //! on the logs database the operator assigned to that team; the event only names it and
 //! passes values, which are bound as parameters.
+//!
+//! Layout: this root runs the collectors for an incident, reading through the store's
+//! [`ViewStore`] only (collection never writes); `logs` holds the logs sources and their
+//! checks, and knows nothing of incidents.
 
 pub mod logs;
 

@@ -1,4 +1,4 @@
-//! The logs sources behind the `logs` collector (DESIGN §4): the SQL a team registers,
+//! The logs sources behind the `logs` collector ([docs/alerting.md](../../docs/alerting.md#logs-queries)): the SQL a team registers,
 //! checked once when it is registered, and the databases the operator assigns to teams.
 //!
 //! SQL text never comes from an event. A team registers a query under a name

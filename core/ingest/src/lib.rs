@@ -2,6 +2,11 @@
 //!
 //! One bad item never spoils its batch: each item is parsed and validated on its own, the
 //! valid ones go on, and every rejected one is reported with its index and field.
+//!
+//! Layout: this root parses and validates Tocsin's own events (JSON or YAML) into
+//! [`tocsin_store::Accepted`]; `adapt` turns Datadog and Loggly webhooks and
+//! Alertmanager alerts into those events, one module per source. Nothing here stores:
+//! the API hands what is accepted to its append.
 
 pub mod adapt;
 

@@ -84,6 +84,127 @@ impl Hold {
     }
 }
 
+/// What became of an event, as its history row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryOutcome {
+    /// It reached grouping.
+    Passed,
+    /// A pre-filter stopped it (the reason says which).
+    Dropped,
+    /// It waits: an `ignore-flap` hold, or its alert is flapping.
+    Held,
+    /// A suppression stopped it.
+    Suppressed,
+}
+
+impl HistoryOutcome {
+    /// Every outcome, in the order the docs list them.
+    pub const ALL: [Self; 4] = [Self::Passed, Self::Dropped, Self::Held, Self::Suppressed];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Dropped => "dropped",
+            Self::Held => "held",
+            Self::Suppressed => "suppressed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
+impl PartialEq<&str> for HistoryOutcome {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for HistoryOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What an incident's timeline entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TimelineKind {
+    /// The incident opened with its first alert.
+    Opened,
+    /// Another alert joined it.
+    AlertJoined,
+    /// One of its alerts recovered.
+    AlertHealthy,
+    /// One of its alerts failed again.
+    AlertUnhealthy,
+    /// Every alert is healthy: it resolves after the grace period.
+    Resolving,
+    /// An alert re-triggered within the grace period.
+    Reopened,
+    /// It resolved by itself.
+    Resolved,
+    /// Its grouping window ended: later alerts of its key open a new incident.
+    WindowExpired,
+    /// Someone acknowledged it.
+    Acked,
+    /// Someone closed it.
+    Closed,
+}
+
+impl TimelineKind {
+    /// Every kind.
+    pub const ALL: [Self; 10] = [
+        Self::Opened,
+        Self::AlertJoined,
+        Self::AlertHealthy,
+        Self::AlertUnhealthy,
+        Self::Resolving,
+        Self::Reopened,
+        Self::Resolved,
+        Self::WindowExpired,
+        Self::Acked,
+        Self::Closed,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::AlertJoined => "alert-joined",
+            Self::AlertHealthy => "alert-healthy",
+            Self::AlertUnhealthy => "alert-unhealthy",
+            Self::Resolving => "resolving",
+            Self::Reopened => "reopened",
+            Self::Resolved => "resolved",
+            Self::WindowExpired => "window-expired",
+            Self::Acked => "acked",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Reads a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl PartialEq<&str> for TimelineKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for TimelineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An incident's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -169,8 +290,7 @@ pub struct HistoryRow {
     pub monitor: String,
     pub status: Status,
     pub labels: String,
-    /// `passed`, `dropped`, `held` or `suppressed`.
-    pub outcome: &'static str,
+    pub outcome: HistoryOutcome,
     pub reason: String,
     pub suppression_id: Option<String>,
     pub incident_id: Option<String>,
@@ -246,7 +366,7 @@ pub struct MemberRow {
 pub struct TimelineRow {
     pub incident_id: String,
     pub at: i64,
-    pub kind: &'static str,
+    pub kind: TimelineKind,
     pub detail: String,
 }
 
@@ -392,7 +512,6 @@ impl Rules {
             .filter(|service| service.spec.team.as_deref() == Some(team))
     }
 }
-
 
 /// A new incident's notice handed to the outbox in memory, with what it is rendered from
 /// as the pipeline committed it: the outbox need not read any of it back.

@@ -6,7 +6,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::event::{Priority, Status};
-use crate::rows::IncidentState;
+use crate::rows::{HistoryOutcome, IncidentState, TimelineKind};
 use crate::suppression::Draft;
 
 /// An event the pipeline kept, with what happened to it and why.
@@ -35,8 +35,8 @@ pub struct HistoryEntry {
     /// Its labels.
     #[schema(value_type = Object)]
     pub labels: serde_json::Value,
-    /// `passed`, `dropped`, `held` or `suppressed`.
-    pub outcome: String,
+    /// What became of it.
+    pub outcome: HistoryOutcome,
     /// Why, such as `state-unchanged`, `retired-host: …`, `suppressed: <id>`.
     pub reason: String,
     /// The suppression that stopped it.
@@ -65,7 +65,7 @@ pub struct HistoryQuery {
     /// Only events this suppression stopped.
     pub suppression_id: Option<String>,
     /// Only this outcome.
-    pub outcome: Option<String>,
+    pub outcome: Option<HistoryOutcome>,
     /// Only this alert.
     pub fingerprint: Option<String>,
     /// Events processed after this one (the `next` cursor).
@@ -194,9 +194,8 @@ pub struct TimelineEntry {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub at: OffsetDateTime,
-    /// `opened`, `alert-joined`, `alert-healthy`, `alert-unhealthy`, `resolving`,
-    /// `reopened`, `resolved`, `window-expired`, `acked`, `closed`.
-    pub kind: String,
+    /// What happened.
+    pub kind: TimelineKind,
     /// What happened, for a human.
     pub detail: String,
 }

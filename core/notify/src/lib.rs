@@ -1,4 +1,4 @@
-//! What each notifier sends (DESIGN §4, alerting): the request bodies of PagerDuty's
+//! What each notifier sends ([docs/alerting.md](../../docs/alerting.md)): the request bodies of PagerDuty's
 //! Events API v2, Slack's Web API, Jira, GitHub issues and a signed webhook, built from
 //! one [`Notice`] so that every channel carries the same facts an engineer needs: what
 //! failed, the impact, how urgent, what to do, where to look, a link back and the trace
@@ -6,6 +6,11 @@
 //!
 //! The builders are pure functions, each within its service's documented limits; the
 //! delivery (the outbox, retries, the HTTP calls) uses them.
+//!
+//! Layout: this root holds the [`Notice`] every builder reads; `pagerduty`, `slack`,
+//! `jira`, `github` and `webhook` each build one service's bodies from it; `config` reads
+//! the notifiers file (notifiers, routes, retry budget) and knows who may use which.
+//! Only the model is below this crate.
 
 pub mod config;
 pub mod github;

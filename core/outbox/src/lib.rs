@@ -1,4 +1,4 @@
-//! The outbox (DESIGN §4, delivery): every notification is durable before it is sent,
+//! The outbox ([docs/alerting.md](../../docs/alerting.md#delivery-rules)): every notification is durable before it is sent,
 //! and nothing accepted is lost.
 //!
 //! The pipeline leaves a notice in the same transaction as the incident change that
@@ -15,6 +15,12 @@
 //!   jitter, waiting at least the service's `Retry-After`; a refusal (other 4xx) or an
 //!   exhausted budget makes the delivery dead, listed by `GET /v1/notifications?state=dead`
 //!   and queued again by `POST /v1/notifications/{id}/retry`.
+//!
+//! Layout: this root expands notices and schedules deliveries over the store's
+//! [`OutboxStore`], runs the collectors (`tocsin_collect`) and builds bodies
+//! (`tocsin_notify`); `send` makes the HTTP calls and classifies their answers. The
+//! pipeline is not below it: a runner may hand it new incidents' notices in memory
+//! through [`FastPath`], and [`Outbox::deliver_notice`] delivers one notice given from outside.
 
 mod send;
 

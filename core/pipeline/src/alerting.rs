@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use tocsin_model::rows::{IncidentRow, NoticeRow, TimelineRow};
+use tocsin_model::rows::{IncidentRow, NoticeRow, TimelineKind, TimelineRow};
 use tocsin_model::notice::Action;
 
 /// One notice per incident touched by the batch, in the order they were first touched.
@@ -19,10 +19,10 @@ pub(crate) fn notices(timeline: &[TimelineRow], incidents: &[IncidentRow]) -> Ve
     let mut actions: BTreeMap<&str, (usize, Action, i64)> = BTreeMap::new();
     for (order, entry) in timeline.iter().enumerate() {
         let action = match entry.kind {
-            "opened" => Action::Open,
-            "resolved" | "closed" => Action::Resolve,
+            TimelineKind::Opened => Action::Open,
+            TimelineKind::Resolved | TimelineKind::Closed => Action::Resolve,
             // A window expiring changes nothing a human acts on.
-            "window-expired" => continue,
+            TimelineKind::WindowExpired => continue,
             _ => Action::Update,
         };
         let slot = actions

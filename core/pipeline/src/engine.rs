@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tocsin_model::catalogue::Service;
 use tocsin_model::event::{Event, Fingerprint, Priority};
 use tocsin_model::plugin::Filter;
-use tocsin_model::rows::{HeldRow, HistoryRow, Hold, IncidentState, Rules, Snapshot, TrackedRow};
+use tocsin_model::rows::{HeldRow, HistoryOutcome, HistoryRow, Hold, IncidentState, Rules, Snapshot, TrackedRow};
 
 use crate::config::Config;
 use crate::plugins::{PluginOutcome, Runner};
@@ -264,14 +264,14 @@ impl Engine {
         key: AlertKey,
         meta: &EventMeta,
         event: &Event,
-        outcome: &'static str,
+        outcome: HistoryOutcome,
         reason: String,
         suppression_id: Option<String>,
         incident_id: Option<String>,
         priority: Option<Priority>,
         now: i64,
     ) {
-        if outcome == "dropped" {
+        if outcome == HistoryOutcome::Dropped {
             self.drop_count(
                 key.0,
                 reason

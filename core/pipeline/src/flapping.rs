@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use tocsin_model::event::{Alert, Event, FLAPPING_LABEL, Priority, Status};
-use tocsin_model::rows::Hold;
+use tocsin_model::rows::{HistoryOutcome, Hold};
 
 use crate::engine::Engine;
 use crate::state::{AlertKey, EventMeta, RowSource, Timer, Tracked};
@@ -30,7 +30,7 @@ impl Engine {
             "flapping: {changes} status changes within {}; one flapping alert is raised instead",
             human(self.config.flap_window_ms)
         );
-        self.record(key, &meta, &event, "held", reason, None, None, None, now);
+        self.record(key, &meta, &event, HistoryOutcome::Held, reason, None, None, None, now);
         let flapping = flapping_alert(
             &event,
             Status::Unhealthy,

@@ -4,7 +4,7 @@
 
 use tocsin_model::event::{Event, parse_duration, Priority, Status};
 use tocsin_model::event::render;
-use tocsin_model::rows::{IncidentError, IncidentRow, IncidentState, MemberRow, TimelineRow};
+use tocsin_model::rows::{IncidentError, IncidentRow, IncidentState, MemberRow, TimelineKind, TimelineRow};
 
 use crate::engine::Engine;
 use crate::state::{AlertKey, EventMeta, Incident, Timer};
@@ -106,12 +106,12 @@ impl Engine {
             incident.members.push(key);
             incident.row.alerts += 1;
             timeline.push((
-                "alert-joined",
+                TimelineKind::AlertJoined,
                 format!("{} joined ({})", describe(event), priority.as_str()),
             ));
         } else {
             timeline.push((
-                "alert-unhealthy",
+                TimelineKind::AlertUnhealthy,
                 format!("{} is unhealthy again", describe(event)),
             ));
         }
@@ -120,7 +120,7 @@ impl Engine {
             incident.row.state = IncidentState::Open;
             incident.row.resolve_at = None;
             timeline.push((
-                "reopened",
+                TimelineKind::Reopened,
                 "an alert re-triggered within the grace period".to_owned(),
             ));
         }
@@ -157,14 +157,14 @@ impl Engine {
         self.timeline(
             &id,
             now,
-            "alert-healthy",
+            TimelineKind::AlertHealthy,
             format!("{} is healthy", describe(event)),
         );
         if resolving {
             self.timeline(
                 &id,
                 now,
-                "resolving",
+                TimelineKind::Resolving,
                 format!(
                     "every alert is healthy; resolves in {} unless one re-triggers",
                     human(grace)
@@ -189,7 +189,7 @@ impl Engine {
         self.timeline(
             &id,
             at,
-            "resolved",
+            TimelineKind::Resolved,
             "resolved: every alert stayed healthy through the grace period".to_owned(),
         );
         self.finish(slot, IncidentState::Resolved, at, None);
@@ -211,7 +211,7 @@ impl Engine {
             incident.row.acked_at = Some(now);
             incident.row.acked_by = Some(who.to_owned());
             incident.row.updated_at = now;
-            self.timeline(id, now, "acked", format!("acknowledged by {who}"));
+            self.timeline(id, now, TimelineKind::Acked, format!("acknowledged by {who}"));
             self.pending.incidents.insert(slot);
         }
         Ok(())
@@ -226,7 +226,7 @@ impl Engine {
         now: i64,
     ) -> Result<(), IncidentError> {
         let slot = self.find(id, team)?;
-        self.timeline(id, now, "closed", format!("closed by {who}"));
+        self.timeline(id, now, TimelineKind::Closed, format!("closed by {who}"));
         self.finish(slot, IncidentState::Closed, now, Some(who));
         Ok(())
     }
@@ -297,7 +297,7 @@ impl Engine {
         self.timeline(
             &id,
             now,
-            "opened",
+            TimelineKind::Opened,
             format!("opened by {} (key {group_key})", describe(event)),
         );
         tracing::info!(incident = %id, key = %group_key, "incident opened");
@@ -318,7 +318,7 @@ impl Engine {
             self.timeline(
                 &id,
                 now,
-                "window-expired",
+                TimelineKind::WindowExpired,
                 "grouping window expired: new alerts of this key open a new incident".to_owned(),
             );
         }
@@ -401,7 +401,7 @@ impl Engine {
         }
     }
 
-    fn timeline(&mut self, incident: &str, at: i64, kind: &'static str, detail: String) {
+    fn timeline(&mut self, incident: &str, at: i64, kind: TimelineKind, detail: String) {
         self.pending.timeline.push(TimelineRow {
             incident_id: incident.to_owned(),
             at,

@@ -4,7 +4,7 @@
 //! what passes goes on to the dynamic pre-filter.
 
 use tocsin_model::event::{Event, FilterSpec, Status, parse_duration};
-use tocsin_model::rows::{Hold, Incoming};
+use tocsin_model::rows::{HistoryOutcome, Hold, Incoming};
 
 use crate::engine::Engine;
 use crate::flapping::is_flapping_alert;
@@ -154,7 +154,7 @@ impl Engine {
                 key,
                 &meta,
                 &event,
-                "held",
+                HistoryOutcome::Held,
                 "flapping".into(),
                 None,
                 None,
@@ -187,7 +187,7 @@ impl Engine {
                 instance_of(&event),
                 service.name
             );
-            self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+            self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
             return;
         }
 
@@ -207,7 +207,7 @@ impl Engine {
                             "ignore-flap: waiting until it has been unhealthy for {}",
                             human(min_age)
                         );
-                        self.record(key, &meta, &event, "held", reason, None, None, None, now);
+                        self.record(key, &meta, &event, HistoryOutcome::Held, reason, None, None, None, now);
                         return;
                     }
                 }
@@ -216,7 +216,7 @@ impl Engine {
                     self.unhold(key);
                     let reason =
                         "ignore-flap: recovered before its min-age; nothing was raised".to_owned();
-                    self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+                    self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
                     return;
                 }
                 Status::Healthy => {}
@@ -240,7 +240,7 @@ impl Engine {
             self.unhold(key);
             self.drop_count(key.0, "plugin");
             let reason = format!("plugin:{plugin}: {reason}");
-            self.record(key, &meta, &event, "dropped", reason, None, None, None, now);
+            self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
             return;
         }
         let event = match outcome.replaced {

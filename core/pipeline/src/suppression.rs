@@ -2,7 +2,7 @@
 //! then the priority an event gets from its service; then on to grouping.
 
 use tocsin_model::event::{Event, Priority, Status};
-use tocsin_model::rows::Hold;
+use tocsin_model::rows::{HistoryOutcome, Hold};
 
 use crate::engine::Engine;
 use crate::state::{AlertKey, EventMeta};
@@ -37,7 +37,7 @@ impl Engine {
                 key,
                 &meta,
                 &event,
-                "suppressed",
+                HistoryOutcome::Suppressed,
                 format!("suppressed: {id}"),
                 Some(id),
                 None,
@@ -73,7 +73,7 @@ impl Engine {
                 key,
                 &meta,
                 &event,
-                "dropped",
+                HistoryOutcome::Dropped,
                 reason,
                 None,
                 None,
@@ -90,7 +90,7 @@ impl Engine {
             key,
             &meta,
             &event,
-            "passed",
+            HistoryOutcome::Passed,
             reasons.join("; "),
             None,
             incident,

@@ -69,9 +69,14 @@ macro_rules! backend {
         use super::*;
 
         /// Lists alert states in (team, fingerprint) order.
-        pub async fn alerts(pool: &sqlx::Pool<$db>, query: &AlertQuery) -> Result<Vec<AlertState>, StoreError> {
+        pub async fn alerts(
+            pool: &sqlx::Pool<$db>,
+            query: &AlertQuery,
+        ) -> Result<Vec<AlertState>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(concat!(
-                "SELECT team, fingerprint, monitor, labels", $text, " AS labels, status, since, count, \
+                "SELECT team, fingerprint, monitor, labels",
+                $text,
+                " AS labels, status, since, count, \
                  first_seen, last_seen, last_event FROM alerts WHERE 1 = 1",
             ));
             if let Some(team) = &query.team {
@@ -129,10 +134,18 @@ macro_rules! backend {
 
 /// The functions for SQLite: a label is `json_extract(labels, '$."key"')`.
 pub(crate) mod sqlite {
-    backend!(sqlx::Sqlite, "", " AND json_extract(labels, ", ") = ", |key| format!("$.\"{key}\""));
+    backend!(
+        sqlx::Sqlite,
+        "",
+        " AND json_extract(labels, ",
+        ") = ",
+        |key| format!("$.\"{key}\"")
+    );
 }
 
 /// The functions for PostgreSQL: a label is `labels ->> 'key'`.
 pub(crate) mod postgres {
-    backend!(sqlx::Postgres, "::text", " AND labels ->> ", " = ", |key| key.to_owned());
+    backend!(sqlx::Postgres, "::text", " AND labels ->> ", " = ", |key| {
+        key.to_owned()
+    });
 }

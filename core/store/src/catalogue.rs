@@ -5,8 +5,8 @@
 
 use tocsin_model::catalogue::{Service, ServiceSpec};
 use tocsin_model::clock::millis;
-use tocsin_model::views::{AuditEntry, SuppressionRecord};
 use tocsin_model::suppression::Draft;
+use tocsin_model::views::{AuditEntry, SuppressionRecord};
 
 use crate::decode::{json, time};
 use crate::error::StoreError;

@@ -4,7 +4,7 @@
 use time::OffsetDateTime;
 
 use tocsin_model::event::{Priority, Status};
-use tocsin_model::rows::IncidentState;
+use tocsin_model::rows::{HistoryOutcome, IncidentState, TimelineKind};
 
 use crate::error::StoreError;
 
@@ -13,7 +13,6 @@ pub(crate) fn from_millis(ms: i64) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .map_err(|e| StoreError::Corrupt(format!("timestamp {ms}: {e}")))
 }
-
 
 pub(crate) fn status(text: &str) -> Result<Status, StoreError> {
     text.parse()
@@ -38,3 +37,12 @@ pub(crate) fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
+pub(crate) fn history_outcome(text: &str) -> Result<HistoryOutcome, StoreError> {
+    HistoryOutcome::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("history outcome \"{text}\"")))
+}
+
+pub(crate) fn timeline_kind(text: &str) -> Result<TimelineKind, StoreError> {
+    TimelineKind::parse(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("timeline kind \"{text}\"")))
+}

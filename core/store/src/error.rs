@@ -19,4 +19,3 @@ pub enum StoreError {
     #[error("another process moved the pipeline on; reloading its state")]
     Conflict,
 }
-

@@ -59,21 +59,28 @@ macro_rules! stages {
                 }
 
                 async fn lag(&self) -> Result<u64, StoreError> {
-                    let lag: i64 = sqlx::query_scalar($crate::journal::LAG).fetch_one(&self.$read).await?;
+                    let lag: i64 = sqlx::query_scalar($crate::journal::LAG)
+                        .fetch_one(&self.$read)
+                        .await?;
                     Ok(lag as u64)
                 }
 
                 async fn event_count(&self) -> Result<u64, StoreError> {
-                    let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM ({}) AS ids", $crate::journal::EVENT_IDS))
-                        .fetch_one(&self.$read)
-                        .await?;
+                    let n: i64 = sqlx::query_scalar(&format!(
+                        "SELECT COUNT(*) FROM ({}) AS ids",
+                        $crate::journal::EVENT_IDS
+                    ))
+                    .fetch_one(&self.$read)
+                    .await?;
                     Ok(n as u64)
                 }
 
                 async fn event_ids(&self) -> Result<Vec<String>, StoreError> {
-                    Ok(sqlx::query_scalar(&format!("{} ORDER BY id", $crate::journal::EVENT_IDS))
-                        .fetch_all(&self.$read)
-                        .await?)
+                    Ok(
+                        sqlx::query_scalar(&format!("{} ORDER BY id", $crate::journal::EVENT_IDS))
+                            .fetch_all(&self.$read)
+                            .await?,
+                    )
                 }
 
                 async fn ready(&self) -> Result<(), StoreError> {
@@ -87,7 +94,10 @@ macro_rules! stages {
 
             #[async_trait::async_trait]
             impl ViewStore for $store {
-                async fn incidents(&self, query: &IncidentQuery) -> Result<Vec<IncidentSummary>, StoreError> {
+                async fn incidents(
+                    &self,
+                    query: &IncidentQuery,
+                ) -> Result<Vec<IncidentSummary>, StoreError> {
                     $crate::incidents::$backend::incidents(&self.$read, query).await
                 }
 
@@ -110,7 +120,10 @@ macro_rules! stages {
                     $crate::alerts::$backend::alerts(&self.$read, query).await
                 }
 
-                async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError> {
+                async fn history(
+                    &self,
+                    query: &HistoryQuery,
+                ) -> Result<Vec<HistoryEntry>, StoreError> {
                     $crate::incidents::$backend::history(&self.$read, query).await
                 }
 
@@ -146,15 +159,25 @@ macro_rules! stages {
                     $crate::outbox::$backend::routes(&self.$read, team).await
                 }
 
-                async fn deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, StoreError> {
+                async fn deliveries(
+                    &self,
+                    query: &DeliveryQuery,
+                ) -> Result<Vec<Delivery>, StoreError> {
                     $crate::outbox::$backend::deliveries(&self.$read, query).await
                 }
 
-                async fn context(&self, incident_id: &str) -> Result<Vec<ContextSection>, StoreError> {
+                async fn context(
+                    &self,
+                    incident_id: &str,
+                ) -> Result<Vec<ContextSection>, StoreError> {
                     $crate::context::$backend::context(&self.$read, incident_id).await
                 }
 
-                async fn runbook(&self, team: &str, id: &str) -> Result<Option<Runbook>, StoreError> {
+                async fn runbook(
+                    &self,
+                    team: &str,
+                    id: &str,
+                ) -> Result<Option<Runbook>, StoreError> {
                     $crate::context::$backend::runbook(&self.$read, team, id).await
                 }
 
@@ -165,14 +188,22 @@ macro_rules! stages {
                     since: i64,
                     limit: i64,
                 ) -> Result<Vec<Change>, StoreError> {
-                    $crate::context::$backend::changes(&self.$read, team, service, since, limit).await
+                    $crate::context::$backend::changes(&self.$read, team, service, since, limit)
+                        .await
                 }
 
-                async fn logs_query(&self, team: &str, name: &str) -> Result<Option<LogsQuery>, StoreError> {
+                async fn logs_query(
+                    &self,
+                    team: &str,
+                    name: &str,
+                ) -> Result<Option<LogsQuery>, StoreError> {
                     $crate::logs::$backend::get(&self.$read, team, name).await
                 }
 
-                async fn logs_queries(&self, team: Option<&str>) -> Result<Vec<LogsQuery>, StoreError> {
+                async fn logs_queries(
+                    &self,
+                    team: Option<&str>,
+                ) -> Result<Vec<LogsQuery>, StoreError> {
                     $crate::logs::$backend::list(&self.$read, team).await
                 }
 
@@ -185,14 +216,21 @@ macro_rules! stages {
                     $crate::plugins::$backend::dead_letters(&self.$read, team, plugin, limit).await
                 }
 
-                async fn command_outcome(&self, id: &str) -> Result<Option<CommandOutcome>, StoreError> {
+                async fn command_outcome(
+                    &self,
+                    id: &str,
+                ) -> Result<Option<CommandOutcome>, StoreError> {
                     $crate::commands::$backend::outcome(&self.$read, id).await
                 }
             }
 
             #[async_trait::async_trait]
             impl PipelineStore for $store {
-                async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
+                async fn journal_after(
+                    &self,
+                    after: i64,
+                    max: usize,
+                ) -> Result<Vec<Incoming>, StoreError> {
                     $crate::pipeline::$backend::journal_after(&self.$read, after, max).await
                 }
 
@@ -222,20 +260,29 @@ macro_rules! stages {
                 async fn rules(&self, now: i64) -> Result<Rules, StoreError> {
                     let mut rules = $crate::pipeline::$backend::rules(&self.$write, now).await?;
                     // Read after the version: at least as new as it.
-                    rules.routes = std::sync::Arc::new($crate::outbox::$backend::routes(&self.$write, None).await?);
+                    rules.routes = std::sync::Arc::new(
+                        $crate::outbox::$backend::routes(&self.$write, None).await?,
+                    );
                     Ok(rules)
                 }
 
-                async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+                async fn commit(
+                    &self,
+                    outcome: &Outcome,
+                    generation: i64,
+                ) -> Result<(), StoreError> {
                     self.commit_outcome(outcome, generation).await
                 }
 
                 async fn prune(&self, before: i64) -> Result<u64, StoreError> {
-                    Ok($crate::pipeline::$backend::prune(&self.$write, before).await?
-                        + $crate::plugins::$backend::prune_dead_letters(&self.$write, before).await?
-                        + $crate::outbox::$backend::prune(&self.$write, before).await?
-                        + $crate::context::$backend::prune(&self.$write, before).await?
-                        + $crate::commands::$backend::prune(&self.$write, before).await?)
+                    Ok(
+                        $crate::pipeline::$backend::prune(&self.$write, before).await?
+                            + $crate::plugins::$backend::prune_dead_letters(&self.$write, before)
+                                .await?
+                            + $crate::outbox::$backend::prune(&self.$write, before).await?
+                            + $crate::context::$backend::prune(&self.$write, before).await?
+                            + $crate::commands::$backend::prune(&self.$write, before).await?,
+                    )
                 }
 
                 async fn finished_incident(
@@ -246,10 +293,21 @@ macro_rules! stages {
                     who: &str,
                     now: i64,
                 ) -> Result<bool, StoreError> {
-                    $crate::incidents::$backend::finished_incident(&self.$write, id, team, close, who, now).await
+                    $crate::incidents::$backend::finished_incident(
+                        &self.$write,
+                        id,
+                        team,
+                        close,
+                        who,
+                        now,
+                    )
+                    .await
                 }
 
-                async fn pending_commands(&self, limit: i64) -> Result<Vec<CommandRow>, StoreError> {
+                async fn pending_commands(
+                    &self,
+                    limit: i64,
+                ) -> Result<Vec<CommandRow>, StoreError> {
                     $crate::commands::$backend::pending(&self.$read, limit).await
                 }
 
@@ -277,7 +335,11 @@ macro_rules! stages {
                     $crate::outbox::$backend::expand(&self.$write, notices, deliveries).await
                 }
 
-                async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError> {
+                async fn due_deliveries(
+                    &self,
+                    now: i64,
+                    limit: i64,
+                ) -> Result<Vec<Delivery>, StoreError> {
                     $crate::outbox::$backend::due(&self.$read, now, limit).await
                 }
 
@@ -306,7 +368,8 @@ macro_rules! stages {
                     error: &str,
                     now: i64,
                 ) -> Result<(), StoreError> {
-                    $crate::outbox::$backend::settle(&self.$write, id, state, due_at, error, now).await
+                    $crate::outbox::$backend::settle(&self.$write, id, state, due_at, error, now)
+                        .await
                 }
 
                 async fn delivery_ref(
@@ -323,7 +386,13 @@ macro_rules! stages {
                     notifier: &str,
                     reference: &str,
                 ) -> Result<(), StoreError> {
-                    $crate::outbox::$backend::set_reference(&self.$write, incident_id, notifier, reference).await
+                    $crate::outbox::$backend::set_reference(
+                        &self.$write,
+                        incident_id,
+                        notifier,
+                        reference,
+                    )
+                    .await
                 }
 
                 async fn put_context(
@@ -331,7 +400,8 @@ macro_rules! stages {
                     incident_id: &str,
                     sections: &[ContextSection],
                 ) -> Result<(), StoreError> {
-                    $crate::context::$backend::put_context(&self.$write, incident_id, sections).await
+                    $crate::context::$backend::put_context(&self.$write, incident_id, sections)
+                        .await
                 }
             }
 
@@ -359,14 +429,28 @@ macro_rules! stages {
                     detail: &str,
                     now: i64,
                 ) -> Result<(), StoreError> {
-                    $crate::catalogue::$backend::retime_suppression(&self.$write, id, start, end, actor, action, detail, now).await
+                    $crate::catalogue::$backend::retime_suppression(
+                        &self.$write,
+                        id,
+                        start,
+                        end,
+                        actor,
+                        action,
+                        detail,
+                        now,
+                    )
+                    .await
                 }
 
                 async fn put_route(&self, route: &StoredRoute) -> Result<(), StoreError> {
                     $crate::outbox::$backend::put_route(&self.$write, route).await
                 }
 
-                async fn delete_route(&self, team: &str, service: Option<&str>) -> Result<bool, StoreError> {
+                async fn delete_route(
+                    &self,
+                    team: &str,
+                    service: Option<&str>,
+                ) -> Result<bool, StoreError> {
                     $crate::outbox::$backend::delete_route(&self.$write, team, service).await
                 }
 
@@ -395,15 +479,26 @@ macro_rules! stages {
                     $crate::logs::$backend::put(&self.$write, query).await
                 }
 
-                async fn delete_logs_query(&self, team: &str, name: &str) -> Result<bool, StoreError> {
+                async fn delete_logs_query(
+                    &self,
+                    team: &str,
+                    name: &str,
+                ) -> Result<bool, StoreError> {
                     $crate::logs::$backend::delete(&self.$write, team, name).await
                 }
 
-                async fn create_token(&self, token: &TokenRecord, hash: &str) -> Result<(), StoreError> {
+                async fn create_token(
+                    &self,
+                    token: &TokenRecord,
+                    hash: &str,
+                ) -> Result<(), StoreError> {
                     $crate::tokens::$backend::create(&self.$write, token, hash).await
                 }
 
-                async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+                async fn token_by_hash(
+                    &self,
+                    hash: &str,
+                ) -> Result<Option<TokenRecord>, StoreError> {
                     $crate::tokens::$backend::by_hash(&self.$read, hash).await
                 }
 
@@ -411,14 +506,21 @@ macro_rules! stages {
                     $crate::tokens::$backend::list(&self.$read).await
                 }
 
-                async fn revoke_token(&self, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
+                async fn revoke_token(
+                    &self,
+                    id: &str,
+                    at: OffsetDateTime,
+                ) -> Result<bool, StoreError> {
                     $crate::tokens::$backend::revoke(&self.$write, id, at).await
                 }
             }
 
             #[async_trait::async_trait]
             impl PluginStore for $store {
-                async fn put_plugin_version(&self, new: &NewVersion<'_>) -> Result<i64, StoreError> {
+                async fn put_plugin_version(
+                    &self,
+                    new: &NewVersion<'_>,
+                ) -> Result<i64, StoreError> {
                     $crate::plugins::$backend::put_version(&self.$write, new).await
                 }
 
@@ -464,14 +566,18 @@ macro_rules! stages {
                     puts: &[(String, Vec<u8>)],
                     deletes: &[String],
                 ) -> Result<(), StoreError> {
-                    $crate::plugins::$backend::save_state(&self.$write, team, name, puts, deletes).await
+                    $crate::plugins::$backend::save_state(&self.$write, team, name, puts, deletes)
+                        .await
                 }
 
-                async fn put_dead_letter(&self, letter: &DeadLetter, body: &[u8]) -> Result<(), StoreError> {
+                async fn put_dead_letter(
+                    &self,
+                    letter: &DeadLetter,
+                    body: &[u8],
+                ) -> Result<(), StoreError> {
                     $crate::plugins::$backend::put_dead_letter(&self.$write, letter, body).await
                 }
             }
-
         };
     };
 }

@@ -5,13 +5,13 @@
 use std::collections::HashMap;
 
 use tocsin_model::event::{Priority, Status};
-use tocsin_model::rows::{IncidentRow, Outcome};
+use tocsin_model::rows::{IncidentRow, Outcome, TimelineKind};
 use tocsin_model::views::{
     HistoryEntry, HistoryQuery, IncidentAlert, IncidentDetail, IncidentQuery, IncidentSummary,
     TimelineEntry,
 };
 
-use crate::decode::{json, priority, state, status, time};
+use crate::decode::{history_outcome, json, priority, state, status, time, timeline_kind};
 use crate::error::StoreError;
 
 /// An incident row as the API shows it.
@@ -126,7 +126,7 @@ pub fn incident_from(outcome: &Outcome, id: &str) -> Option<IncidentDetail> {
     for entry in outcome.timeline.iter().filter(|t| t.incident_id == id) {
         timeline.push(TimelineEntry {
             at: time(entry.at).ok()?,
-            kind: entry.kind.to_owned(),
+            kind: entry.kind,
             detail: entry.detail.clone(),
         });
     }
@@ -138,7 +138,6 @@ pub fn incident_from(outcome: &Outcome, id: &str) -> Option<IncidentDetail> {
         context: Vec::new(),
     })
 }
-
 
 macro_rules! backend {
     ($db:ty, $jsonb:literal, $text:literal, $batched:literal, $backend:ident) => {
@@ -189,7 +188,7 @@ macro_rules! backend {
                 sql.push(" AND suppression_id = ").push_bind(id.clone());
             }
             if let Some(outcome) = &query.outcome {
-                sql.push(" AND outcome = ").push_bind(outcome.clone());
+                sql.push(" AND outcome = ").push_bind(outcome.as_str());
             }
             if let Some(fingerprint) = &query.fingerprint {
                 sql.push(" AND fingerprint = ").push_bind(fingerprint.clone());
@@ -216,7 +215,7 @@ macro_rules! backend {
                         monitor: row.try_get("monitor")?,
                         status: status(row.try_get("status")?)?,
                         labels: json(&labels),
-                        outcome: row.try_get("outcome")?,
+                        outcome: history_outcome(row.try_get("outcome")?)?,
                         reason: row.try_get("reason")?,
                         suppression_id: row.try_get("suppression_id")?,
                         incident_id: row.try_get("incident_id")?,
@@ -303,7 +302,7 @@ macro_rules! backend {
             for row in entries {
                 timeline.push(TimelineEntry {
                     at: time(row.try_get("at")?)?,
-                    kind: row.try_get("kind")?,
+                    kind: timeline_kind(row.try_get("kind")?)?,
                     detail: row.try_get("detail")?,
                 });
             }
@@ -336,7 +335,7 @@ macro_rules! backend {
                 sql.push_values(std::iter::once(()), |mut v, ()| {
                     v.push_bind(id.to_owned())
                         .push_bind(now)
-                        .push_bind(if close { "closed" } else { "acked" })
+                        .push_bind(if close { TimelineKind::Closed } else { TimelineKind::Acked }.as_str())
                         .push_bind(format!("{} by {who}", if close { "closed" } else { "acknowledged" }));
                 });
                 sql.build().execute(&mut *tx).await?;

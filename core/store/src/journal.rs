@@ -156,4 +156,3 @@ pub(crate) fn chunk_sizes(mut n: usize) -> Vec<usize> {
     }
     sizes
 }
-

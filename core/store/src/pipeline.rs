@@ -326,7 +326,7 @@ macro_rules! backend {
                         .push_bind(h.monitor.clone())
                         .push_bind(h.status.as_str())
                         .push_bind(h.labels.clone())
-                        .push_bind(h.outcome)
+                        .push_bind(h.outcome.as_str())
                         .push_bind(h.reason.clone())
                         .push_bind(h.suppression_id.clone())
                         .push_bind(h.incident_id.clone())
@@ -431,7 +431,7 @@ macro_rules! backend {
             for chunk in outcome.timeline.chunks(CHUNK) {
                 sql.push("INSERT INTO incident_timeline (incident_id, at, kind, detail) ");
                 sql.push_values(chunk, |mut v, t| {
-                    v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind).push_bind(t.detail.clone());
+                    v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind.as_str()).push_bind(t.detail.clone());
                 });
                 end(&mut tx, &mut sql, batched).await?;
             }

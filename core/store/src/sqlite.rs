@@ -352,8 +352,8 @@ impl SqliteStore {
 crate::forward::stages!(SqliteStore, sqlite, read: readers, write: writer);
 
 /// WAL size (in pages, 64 MiB at SQLite's 4 KiB) past which a checkpoint makes the WAL
-/// start over, at the cost of holding the writer for the few pages left (and their
-/// fsyncs: 3-8 ms here). Doing that every second held every 100th commit up by as much.
+/// start over, at the cost of holding the writer for the few pages left and their
+/// fsyncs: rare enough that commits are not held up by it (docs/benchmarks.md, the store).
 const WAL_RESTART_PAGES: i64 = 16_384;
 /// How often committed pages are copied from the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);

@@ -63,10 +63,7 @@ pub trait ViewStore: Send + Sync + 'static {
     /// The event history.
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<HistoryEntry>, StoreError>;
     /// Events stopped so far, by reason: one team's, or (`None`) every team's summed.
-    async fn drops(
-        &self,
-        team: Option<&str>,
-    ) -> Result<HashMap<String, i64>, StoreError>;
+    async fn drops(&self, team: Option<&str>) -> Result<HashMap<String, i64>, StoreError>;
     /// Services in name order, one team's or all.
     async fn services(&self, team: Option<&str>) -> Result<Vec<Service>, StoreError>;
     /// One service.

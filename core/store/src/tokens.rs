@@ -35,11 +35,18 @@ macro_rules! backend {
 
         type Pool = sqlx::Pool<$db>;
 
-        const COLUMNS: &str = "SELECT id, team, admin, description, created_at, revoked_at FROM tokens";
+        const COLUMNS: &str =
+            "SELECT id, team, admin, description, created_at, revoked_at FROM tokens";
 
         /// Stores a new token (its hash only).
-        pub async fn create(pool: &Pool, token: &TokenRecord, hash: &str) -> Result<(), StoreError> {
-            let mut sql = QueryBuilder::<$db>::new("INSERT INTO tokens (id, hash, team, admin, description, created_at) ");
+        pub async fn create(
+            pool: &Pool,
+            token: &TokenRecord,
+            hash: &str,
+        ) -> Result<(), StoreError> {
+            let mut sql = QueryBuilder::<$db>::new(
+                "INSERT INTO tokens (id, hash, team, admin, description, created_at) ",
+            );
             sql.push_values(std::iter::once(token), |mut v, t| {
                 v.push_bind(t.id.clone())
                     .push_bind(hash.to_owned())
@@ -55,21 +62,36 @@ macro_rules! backend {
         /// The live (not revoked) token with this hash.
         pub async fn by_hash(pool: &Pool, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(COLUMNS);
-            sql.push(" WHERE hash = ").push_bind(hash.to_owned()).push(" AND revoked_at IS NULL");
-            sql.build().fetch_optional(pool).await?.as_ref().map(record).transpose()
+            sql.push(" WHERE hash = ")
+                .push_bind(hash.to_owned())
+                .push(" AND revoked_at IS NULL");
+            sql.build()
+                .fetch_optional(pool)
+                .await?
+                .as_ref()
+                .map(record)
+                .transpose()
         }
 
         /// Every token, revoked ones included.
         pub async fn list(pool: &Pool) -> Result<Vec<TokenRecord>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(COLUMNS);
             sql.push(" ORDER BY created_at, id");
-            sql.build().fetch_all(pool).await?.iter().map(record).collect()
+            sql.build()
+                .fetch_all(pool)
+                .await?
+                .iter()
+                .map(record)
+                .collect()
         }
 
         /// Revokes a token; `false` when no live token has this id.
         pub async fn revoke(pool: &Pool, id: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
             let mut sql = QueryBuilder::<$db>::new("UPDATE tokens SET revoked_at = ");
-            sql.push_bind(millis(at)).push(" WHERE id = ").push_bind(id.to_owned()).push(" AND revoked_at IS NULL");
+            sql.push_bind(millis(at))
+                .push(" WHERE id = ")
+                .push_bind(id.to_owned())
+                .push(" AND revoked_at IS NULL");
             Ok(sql.build().execute(pool).await?.rows_affected() == 1)
         }
 
