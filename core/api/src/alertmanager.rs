@@ -113,11 +113,7 @@ pub(super) async fn list_silences(
             Filter::parse(value).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     let records = state.store.suppressions(None, team, now_ms()).await?;
     Ok(Json(
         records

@@ -58,7 +58,7 @@ pub(super) async fn list(
         ));
     }
     let mut query = AlertQuery {
-        team: caller.team.clone(),
+        team: caller.scope().map(str::to_owned),
         limit: DEFAULT_LIMIT,
         ..AlertQuery::default()
     };

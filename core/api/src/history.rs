@@ -64,11 +64,7 @@ pub(super) async fn list(
 ) -> Result<Json<HistoryPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = HistoryQuery {
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 1_000,
         ..HistoryQuery::default()
     };

@@ -43,11 +43,7 @@ pub(super) async fn list(
 ) -> Result<Json<IncidentPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = IncidentQuery {
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 100,
         ..IncidentQuery::default()
     };
@@ -86,14 +82,6 @@ pub(super) async fn list(
     Ok(Json(IncidentPage { incidents, next }))
 }
 
-fn scope(caller: &Caller) -> Option<&str> {
-    if caller.admin {
-        None
-    } else {
-        caller.team.as_deref().or(Some(""))
-    }
-}
-
 /// One incident with its alerts and timeline.
 #[utoipa::path(get, path = "/v1/incidents/{id}", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
 pub(super) async fn get(
@@ -103,7 +91,7 @@ pub(super) async fn get(
 ) -> Result<Json<IncidentDetail>, ApiError> {
     state
         .store
-        .incident(&id, scope(&caller))
+        .incident(&id, caller.scope())
         .await?
         .map(Json)
         .ok_or_else(|| {
@@ -128,7 +116,7 @@ async fn apply(
     let row = CommandRow {
         id: uuid::Uuid::now_v7().to_string(),
         incident_id: id.to_owned(),
-        team: scope(caller).map(str::to_owned),
+        team: caller.scope().map(str::to_owned),
         command,
         who: caller.token_id.clone(),
         requested_at: now_ms(),

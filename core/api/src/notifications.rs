@@ -76,11 +76,7 @@ pub(super) async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     if state.store.retry_delivery(&id, team, now_ms()).await? {
         tracing::info!(delivery = %id, by = %caller.token_id, "dead notification queued again");
         Ok(StatusCode::ACCEPTED)
@@ -100,6 +96,6 @@ pub(super) async fn notifiers(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Json<serde_json::Value> {
-    let team = (!caller.admin).then(|| caller.team.as_deref().unwrap_or_default());
+    let team = caller.scope();
     Json(state.notifiers.public(team))
 }

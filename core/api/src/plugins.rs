@@ -104,11 +104,7 @@ pub(super) async fn list(
     caller: Caller,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Json<PluginList>, ApiError> {
-    let team = if caller.admin && !query.contains_key("team") {
-        None
-    } else {
-        Some(team_of(&caller, &query)?)
-    };
+    let team = super::listed_team(&caller, query.get("team").map(String::as_str))?;
     Ok(Json(PluginList {
         plugins: state.plugins.list(team.as_deref()).await?,
     }))

@@ -112,15 +112,6 @@ fn invalid(errors: Vec<tocsin_model::event::FieldError>) -> ApiError {
     )
 }
 
-/// The team whose alerts a new suppression stops: a team token's own, or the one an
-/// admin names; `None` (every team's) only for an admin who names none.
-fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, ApiError> {
-    if caller.admin && named.is_none() {
-        return Ok(None);
-    }
-    super::acting_team(caller, named).map(Some)
-}
-
 /// Counts the known alerts of `team` (of every team when `None`) a matcher matches, and
 /// keeps the first few: the guard and the preview see only the alerts the suppression
 /// could stop, so they disclose nothing of other teams.
@@ -176,7 +167,7 @@ pub(super) async fn preview(
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Preview>, ApiError> {
-    let team = scope(&caller, params.team.as_deref())?;
+    let team = super::listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.policy).map_err(invalid)?;
     let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
@@ -202,7 +193,9 @@ pub(super) async fn create(
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
-    let team = scope(&caller, params.team.as_deref())?;
+    // Whose alerts it stops follows the listing rule: an admin who names no team stops
+    // every team's.
+    let team = super::listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let record = create_record(&state, &caller, team, draft, params.force).await?;
     Ok((StatusCode::CREATED, Json(record)))
@@ -278,11 +271,7 @@ pub(super) async fn find(
     caller: &Caller,
     id: &str,
 ) -> Result<SuppressionRecord, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     state
         .store
         .suppressions(Some(id), team, now_ms())
@@ -449,11 +438,7 @@ pub(super) async fn suppressed(
     // An admin's suppression may stop every team's alerts; a team sees only its own.
     let mut query = HistoryQuery {
         suppression_id: Some(id),
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 1_000,
         ..HistoryQuery::default()
     };
