@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::views::{HistoryEntry, HistoryQuery};
 
@@ -25,7 +27,7 @@ pub struct HistoryPage {
 }
 
 /// Reads a `next` cursor: `<processed_at>/<id>`.
-pub(super) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
+pub(crate) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
     value
         .split_once('/')
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
@@ -38,7 +40,7 @@ pub(super) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
 }
 
 /// The `next` cursor of a full page.
-pub(super) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
+pub(crate) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
     (events.len() == limit as usize)
         .then(|| events.last())
         .flatten()
@@ -57,7 +59,7 @@ pub(super) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
         ("limit" = Option<u32>, Query, description = "1-10000, default 1000"),
     ),
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,

@@ -8,7 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
 use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
@@ -23,7 +26,7 @@ const PREVIEW_ALERTS: usize = 100;
 
 /// Query of `POST /v1/suppressions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub(super) struct CreateParams {
+pub(crate) struct CreateParams {
     /// Admins only: create it even if it matches more than the policy share.
     #[serde(default)]
     force: bool,
@@ -35,7 +38,7 @@ pub(super) struct CreateParams {
 
 /// Query of `POST /v1/suppressions/preview`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub(super) struct PreviewParams {
+pub(crate) struct PreviewParams {
     /// As for `POST /v1/suppressions`: whose alerts the draft would stop.
     #[serde(default)]
     team: Option<String>,
@@ -160,14 +163,14 @@ async fn scan(
 #[utoipa::path(post, path = "/v1/suppressions/preview", params(PreviewParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
-pub(super) async fn preview(
+pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<PreviewParams>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Preview>, ApiError> {
-    let team = super::listed_team(&caller, params.team.as_deref())?;
+    let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft.validate(&state.policy).map_err(invalid)?;
     let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
@@ -186,7 +189,7 @@ pub(super) async fn preview(
 #[utoipa::path(post, path = "/v1/suppressions", params(CreateParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 201, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<CreateParams>,
@@ -195,7 +198,7 @@ pub(super) async fn create(
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
     // Whose alerts it stops follows the listing rule: an admin who names no team stops
     // every team's.
-    let team = super::listed_team(&caller, params.team.as_deref())?;
+    let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let record = create_record(&state, &caller, team, draft, params.force).await?;
     Ok((StatusCode::CREATED, Json(record)))
@@ -204,7 +207,7 @@ pub(super) async fn create(
 /// Checks a draft against every rule and guard, and stores it as `team`'s (every team's
 /// when `None`, which the caller has checked is an admin's act): what `POST
 /// /v1/suppressions` and the Alertmanager silences API both do.
-pub(super) async fn create_record(
+pub(crate) async fn create_record(
     state: &AppState,
     caller: &Caller,
     team: Option<String>,
@@ -252,13 +255,13 @@ pub(super) async fn create_record(
 #[utoipa::path(get, path = "/v1/suppressions",
     params(("team" = Option<String>, Query, description = "admins: what this team sees; a team token may name only its own")),
     responses((status = 200, body = SuppressionList), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<SuppressionList>, ApiError> {
-    let named = super::named_team(&query);
-    let team = super::listed_team(&caller, named)?;
+    let named = named_team(&query);
+    let team = listed_team(&caller, named)?;
     let suppressions = state
         .store
         .suppressions(None, team.as_deref(), now_ms())
@@ -266,7 +269,7 @@ pub(super) async fn list(
     Ok(Json(SuppressionList { suppressions }))
 }
 
-pub(super) async fn find(
+pub(crate) async fn find(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -289,7 +292,7 @@ pub(super) async fn find(
 /// One suppression with its audit trail: a team sees its own, and an admin's suppression
 /// of every team once it stopped one of the team's alerts.
 #[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -302,7 +305,7 @@ pub(super) async fn get(
 /// Moves a suppression's start or end (the other rules are checked again).
 #[utoipa::path(patch, path = "/v1/suppressions/{id}", request_body = Retime,
     responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn edit(
+pub(crate) async fn edit(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -330,7 +333,7 @@ fn may_change(caller: &Caller, record: &SuppressionRecord) -> Result<(), ApiErro
 }
 
 /// Moves a suppression's start or end, checks the rules again, and audits the change.
-pub(super) async fn retime_record(
+pub(crate) async fn retime_record(
     state: &AppState,
     caller: &Caller,
     mut record: SuppressionRecord,
@@ -383,7 +386,7 @@ pub(super) async fn retime_record(
 
 /// Ends a suppression now (its record and what it suppressed stay).
 #[utoipa::path(delete, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
-pub(super) async fn end(
+pub(crate) async fn end(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -393,7 +396,7 @@ pub(super) async fn end(
 }
 
 /// Ends a suppression now, and audits it; one that has ended already stays as it is.
-pub(super) async fn end_record(
+pub(crate) async fn end_record(
     state: &AppState,
     caller: &Caller,
     mut record: SuppressionRecord,
@@ -428,7 +431,7 @@ pub(super) async fn end_record(
 #[utoipa::path(get, path = "/v1/suppressions/{id}/suppressed",
     params(("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
     responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody)))]
-pub(super) async fn suppressed(
+pub(crate) async fn suppressed(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -445,7 +448,7 @@ pub(super) async fn suppressed(
     for (name, value) in params {
         match name.as_str() {
             "limit" => query.limit = body::limit(&value, 10_000)?,
-            "after" => query.after = Some(super::history::cursor(&value)?),
+            "after" => query.after = Some(crate::history::cursor(&value)?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -455,7 +458,7 @@ pub(super) async fn suppressed(
         }
     }
     let events = state.store.history(&query).await?;
-    let next = super::history::next(&events, query.limit);
+    let next = crate::history::next(&events, query.limit);
     Ok(Json(Suppressed { events, next }))
 }
 
