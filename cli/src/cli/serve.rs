@@ -10,7 +10,7 @@ use tocsin_pipeline as pipeline;
 use tocsin_store::{self as store, StoreOptions, Synchronous};
 use tracing::info;
 
-use super::Database;
+use crate::cli::database::Database;
 
 /// Arguments of `tocsin serve`.
 #[derive(Debug, clap::Args)]
