@@ -14,12 +14,13 @@ use crate::body;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{Receipt, commit};
 use crate::state::AppState;
-use crate::suppressions::{Retime, create_record, end_record, find, retime_record};
+use crate::suppressions::{create_record, end_record, find, retime_record};
 use crate::trace::Trace;
 use crate::webhooks::{caller, refused};
 use tocsin_ingest::adapt::alertmanager::{self, draft, Filter, GettableSilence, PostableSilence, silences, suppression_id};
 use tocsin_ingest::MAX_BODY_BYTES;
 use tocsin_model::clock::now_ms;
+use tocsin_model::suppression::lifecycle::Retime;
 
 /// An error in Alertmanager's shape: its API answers errors with a bare JSON string,
 /// and its clients (`amtool`) cannot read anything else.

@@ -8,6 +8,7 @@ use serde::Serialize;
 use tracing::error;
 
 use tocsin_ingest::Rejected;
+use tocsin_model::suppression::lifecycle::SuppressionError;
 use tocsin_store::StoreError;
 
 /// The body of every error response.
@@ -70,6 +71,19 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         Self::internal(&e)
+    }
+}
+
+impl From<SuppressionError> for ApiError {
+    fn from(e: SuppressionError) -> Self {
+        let status = match &e {
+            SuppressionError::Invalid(_) | SuppressionError::TooBroad(_) => StatusCode::BAD_REQUEST,
+            SuppressionError::ForceNeedsAdmin | SuppressionError::AdminOnly(_) => {
+                StatusCode::FORBIDDEN
+            }
+            SuppressionError::Ended(_) => StatusCode::CONFLICT,
+        };
+        Self::new(status, e.to_string())
     }
 }
 

@@ -16,7 +16,9 @@ use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
 use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
 use tocsin_store::{AlertQuery, AlertState};
-use tocsin_model::clock::millis;
+use tocsin_model::suppression::lifecycle::{
+    self, Change, NewSuppression, Retime, SuppressionError,
+};
 use tocsin_model::suppression::{check_share, Draft, Matcher};
 
 /// Alerts read per page when a draft is checked against every known alert.
@@ -77,20 +79,6 @@ pub struct SuppressionDetail {
     pub audit: Vec<AuditEntry>,
 }
 
-/// New start or end times.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Retime {
-    /// New start.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub start_time: Option<time::OffsetDateTime>,
-    /// New end.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub end_time: Option<time::OffsetDateTime>,
-}
-
 /// Events a suppression stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suppressed {
@@ -99,20 +87,6 @@ pub struct Suppressed {
     /// Pass as `after` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
-}
-
-fn invalid(errors: Vec<tocsin_model::event::FieldError>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        format!(
-            "invalid suppression: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    )
 }
 
 /// Counts the known alerts of `team` (of every team when `None`) a matcher matches, and
@@ -172,7 +146,9 @@ pub(crate) async fn preview(
 ) -> Result<Json<Preview>, ApiError> {
     let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
-    let matcher = draft.validate(&state.policy).map_err(invalid)?;
+    let matcher = draft
+        .validate(&state.policy)
+        .map_err(SuppressionError::Invalid)?;
     let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
     let reason = check_share(matched, known, &state.policy).err();
     Ok(Json(Preview {
@@ -214,36 +190,10 @@ pub(crate) async fn create_record(
     draft: Draft,
     force: bool,
 ) -> Result<SuppressionRecord, ApiError> {
-    let matcher = draft.validate(&state.policy).map_err(invalid)?;
-    if force && !caller.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only an admin token may force a suppression past the share guard",
-        ));
-    }
-    let (matched, known, _) = scan(state, caller, team.as_deref(), &matcher).await?;
-    if let Err(reason) = check_share(matched, known, &state.policy)
-        && !force
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("refused: {reason}"),
-        ));
-    }
+    let new = NewSuppression::check(draft, team, caller, force, &state.policy)?;
+    let (matched, known, _) = scan(state, caller, new.team(), new.matcher()).await?;
     let now = now_ms();
-    let record = SuppressionRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        team,
-        state: tocsin_store::suppression_state(
-            millis(draft.start_time),
-            millis(draft.end_time),
-            now,
-        ),
-        draft,
-        created_at: tocsin_model::clock::from_millis_lossy(now),
-        created_by: caller.token_id.clone(),
-        forced: force,
-    };
+    let record = new.admit(matched, known, uuid::Uuid::now_v7().to_string(), now)?;
     state.store.create_suppression(&record, now).await?;
     state.wake.rules();
     tracing::info!(suppression = %record.id, matched, known, "suppression created");
@@ -317,71 +267,16 @@ pub(crate) async fn edit(
     Ok(Json(retime_record(&state, &caller, record, retime).await?))
 }
 
-/// A team sees an admin's suppression of every team that stopped its alerts, but only an
-/// admin changes or ends it.
-fn may_change(caller: &Caller, record: &SuppressionRecord) -> Result<(), ApiError> {
-    if caller.admin || (record.team.is_some() && record.team == caller.team) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!(
-            "suppression {} was made by an admin for every team: only an admin can change or end it",
-            record.id
-        ),
-    ))
-}
-
 /// Moves a suppression's start or end, checks the rules again, and audits the change.
 pub(crate) async fn retime_record(
     state: &AppState,
     caller: &Caller,
-    mut record: SuppressionRecord,
+    record: SuppressionRecord,
     retime: Retime,
 ) -> Result<SuppressionRecord, ApiError> {
-    may_change(caller, &record)?;
-    let id = record.id.clone();
-    if record.state == "ended" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("suppression {id} has ended; create a new one"),
-        ));
-    }
-    let before = (record.draft.start_time, record.draft.end_time);
-    if let Some(start) = retime.start_time {
-        record.draft.start_time = start;
-    }
-    if let Some(end) = retime.end_time {
-        record.draft.end_time = end;
-    }
-    record
-        .draft
-        .validate(&state.policy)
-        .map_err(invalid)?;
     let now = now_ms();
-    let (start, end) = (
-        millis(record.draft.start_time),
-        millis(record.draft.end_time),
-    );
-    let detail = serde_json::json!({
-        "startTime": [rfc3339(before.0), rfc3339(record.draft.start_time)],
-        "endTime": [rfc3339(before.1), rfc3339(record.draft.end_time)],
-    });
-    state
-        .store
-        .retime_suppression(
-            &id,
-            start,
-            end,
-            &caller.token_id,
-            "edited",
-            &detail.to_string(),
-            now,
-        )
-        .await?;
-    state.wake.rules();
-    record.state = tocsin_store::suppression_state(start, end, now);
-    Ok(record)
+    let change = lifecycle::retime(&record, caller, &retime, &state.policy, now)?;
+    store_change(state, caller, change, now).await
 }
 
 /// Ends a suppression now (its record and what it suppressed stay).
@@ -399,32 +294,36 @@ pub(crate) async fn end(
 pub(crate) async fn end_record(
     state: &AppState,
     caller: &Caller,
-    mut record: SuppressionRecord,
+    record: SuppressionRecord,
 ) -> Result<SuppressionRecord, ApiError> {
-    may_change(caller, &record)?;
-    if record.state == "ended" {
-        return Ok(record);
-    }
     let now = now_ms();
-    let start = millis(record.draft.start_time).min(now);
-    let detail = serde_json::json!({ "endTime": [rfc3339(record.draft.end_time), rfc3339(tocsin_model::clock::from_millis_lossy(now))] });
+    match lifecycle::end(&record, caller, now)? {
+        Some(change) => store_change(state, caller, change, now).await,
+        None => Ok(record),
+    }
+}
+
+/// Stores a retimed or ended suppression with its audit entry, and tells the pipeline.
+async fn store_change(
+    state: &AppState,
+    caller: &Caller,
+    change: Change,
+    now: i64,
+) -> Result<SuppressionRecord, ApiError> {
     state
         .store
         .retime_suppression(
-            &record.id,
-            start,
-            now,
+            &change.record.id,
+            change.start,
+            change.end,
             &caller.token_id,
-            "ended",
-            &detail.to_string(),
+            change.action,
+            &change.detail,
             now,
         )
         .await?;
     state.wake.rules();
-    record.draft.start_time = tocsin_model::clock::from_millis_lossy(start);
-    record.draft.end_time = tocsin_model::clock::from_millis_lossy(now);
-    record.state = "ended";
-    Ok(record)
+    Ok(change.record)
 }
 
 /// Every event a suppression stopped, oldest first.
@@ -460,9 +359,4 @@ pub(crate) async fn suppressed(
     let events = state.store.history(&query).await?;
     let next = crate::history::next(&events, query.limit);
     Ok(Json(Suppressed { events, next }))
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
