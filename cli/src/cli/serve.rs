@@ -76,7 +76,7 @@ impl PluginArgs {
     }
 }
 
-/// The pipeline's settings (DESIGN §4 defaults).
+/// The pipeline's settings (defaults as in `docs/pipeline.md`).
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
     /// Status changes within --flap-window that make an alert flapping.

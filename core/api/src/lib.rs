@@ -1,5 +1,23 @@
-//! The HTTP API of DESIGN §3: one [`app`] that `tocsin serve`, the Lambda functions and
-//! the tests all serve.
+//! Tocsin's HTTP API (`docs/api.md`): one [`app`] that `tocsin serve`, the Lambda
+//! functions and the tests all serve. Handlers stay thin: each reads the request, calls
+//! the model, the stages and the store, and answers.
+//!
+//! ```text
+//! lib                     app(): the router, its layers, the OpenAPI doc, the probes
+//! alertmanager            the Alertmanager v2 API, on the functions of webhooks and
+//!                         suppressions
+//! webhooks, plugins       vendor webhooks and plugin ingest, both ending in events
+//! events, alerts, history, incidents, suppressions, services, routes, notifications,
+//! logs, context           one module per /v1 resource
+//! caller, body, trace     who calls and for which team; request bodies; trace ids
+//! auth, error, state      tokens; ApiError, mapped to HTTP once; AppState
+//! ```
+//!
+//! Dependencies point down the list (within a line, suppressions reads history's cursor
+//! and routes checks names with services), and no module names the root. Out of the
+//! crate they point to the stages (ingest, notify, collect), the store and the model,
+//! never to a runner: the local server and the Lambda functions hand their wiring in
+//! through [`AppState`].
 
 mod alertmanager;
 pub mod auth;
