@@ -1,6 +1,7 @@
 //! Command-line parsing (clap derive); each command calls the same core functions as
 //! the API.
 
+mod database;
 mod plugin;
 mod send;
 mod serve;
@@ -45,19 +46,6 @@ enum Command {
     /// Upload, list, test, roll back and remove WebAssembly plugins; scaffold a new one.
     #[command(subcommand)]
     Plugin(plugin::Command),
-}
-
-/// Where the database is: shared by `serve` and `token`.
-#[derive(Debug, clap::Args)]
-struct Database {
-    /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        hide_env_values = true,
-        default_value = "sqlite://tocsin.db"
-    )]
-    database_url: String,
 }
 
 pub fn main() -> ExitCode {

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use serde_json::Value;
 
-use super::suppress::{Server, answer, client};
+use crate::cli::suppress::{Server, answer, client};
 
 /// `tocsin plugin …`
 #[derive(Debug, clap::Subcommand)]

@@ -10,7 +10,7 @@ use tocsin_pipeline as pipeline;
 use tocsin_store::{self as store, StoreOptions, Synchronous};
 use tracing::info;
 
-use super::Database;
+use crate::cli::database::Database;
 
 /// Arguments of `tocsin serve`.
 #[derive(Debug, clap::Args)]
@@ -76,7 +76,7 @@ impl PluginArgs {
     }
 }
 
-/// The pipeline's settings (DESIGN §4 defaults).
+/// The pipeline's settings (defaults as in `docs/pipeline.md`).
 #[derive(Debug, clap::Args)]
 pub struct PipelineArgs {
     /// Status changes within --flap-window that make an alert flapping.

@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use tocsin_api::auth::{self, Grant};
 use tocsin_store::{self as store, StoreOptions};
 
-use super::Database;
+use crate::cli::database::Database;
 
 /// Token subcommands.
 #[derive(Debug, clap::Subcommand)]

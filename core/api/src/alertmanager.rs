@@ -10,18 +10,22 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::events::{Receipt, commit};
-use super::suppressions::{Retime, create_record, end_record, find, retime_record};
-use super::webhooks::{caller, refused};
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::error::{ApiError, ErrorBody};
+use crate::events::{Receipt, commit};
+use crate::state::AppState;
+use crate::suppressions::{create_record, end_record, find, retime_record};
+use crate::trace::Trace;
+use crate::webhooks::{caller, refused};
 use tocsin_ingest::adapt::alertmanager::{self, draft, Filter, GettableSilence, PostableSilence, silences, suppression_id};
 use tocsin_ingest::MAX_BODY_BYTES;
 use tocsin_model::clock::now_ms;
+use tocsin_model::suppression::lifecycle::Retime;
 
 /// An error in Alertmanager's shape: its API answers errors with a bare JSON string,
 /// and its clients (`amtool`) cannot read anything else.
 #[derive(Debug)]
-pub(super) struct AmError(ApiError);
+pub(crate) struct AmError(ApiError);
 
 impl From<ApiError> for AmError {
     fn from(e: ApiError) -> Self {
@@ -37,7 +41,7 @@ impl From<tocsin_store::StoreError> for AmError {
 
 impl IntoResponse for AmError {
     fn into_response(self) -> Response {
-        let ErrorBody { error, rejected } = self.0.body;
+        let (status, ErrorBody { error, rejected }) = self.0.into_parts();
         let mut message = error;
         for item in rejected {
             message.push_str(&format!(
@@ -45,7 +49,7 @@ impl IntoResponse for AmError {
                 item.index, item.field, item.error
             ));
         }
-        (self.0.status, Json(message)).into_response()
+        (status, Json(message)).into_response()
     }
 }
 
@@ -68,10 +72,10 @@ pub struct SilenceCreated {
         (status = 401, description = "missing or invalid token", body = String),
         (status = 413, description = "over 10 MiB", body = String),
     ))]
-pub(super) async fn post_alerts(
+pub(crate) async fn post_alerts(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
-    trace: super::Trace,
+    trace: Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Receipt>, AmError> {
@@ -100,7 +104,7 @@ pub(super) async fn post_alerts(
 #[utoipa::path(get, path = "/api/v2/silences",
     params(("filter" = Option<Vec<String>>, Query, description = "Prometheus matchers")),
     responses((status = 200, body = Vec<GettableSilence>), (status = 400, body = String)))]
-pub(super) async fn list_silences(
+pub(crate) async fn list_silences(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -113,11 +117,7 @@ pub(super) async fn list_silences(
             Filter::parse(value).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     let records = state.store.suppressions(None, team, now_ms()).await?;
     Ok(Json(
         records
@@ -131,7 +131,7 @@ pub(super) async fn list_silences(
 /// One silence.
 #[utoipa::path(get, path = "/api/v2/silence/{id}",
     responses((status = 200, body = GettableSilence), (status = 404, body = String)))]
-pub(super) async fn get_silence(
+pub(crate) async fn get_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -150,7 +150,7 @@ pub(super) async fn get_silence(
 /// with `id` replaces one: new times only move it, new matchers end it and start another.
 #[utoipa::path(post, path = "/api/v2/silences", request_body = PostableSilence,
     responses((status = 200, body = SilenceCreated), (status = 400, body = String), (status = 404, body = String)))]
-pub(super) async fn post_silence(
+pub(crate) async fn post_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -188,7 +188,7 @@ pub(super) async fn post_silence(
 /// targets, all of them).
 #[utoipa::path(delete, path = "/api/v2/silence/{id}",
     responses((status = 200), (status = 404, body = String)))]
-pub(super) async fn delete_silence(
+pub(crate) async fn delete_silence(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
@@ -203,7 +203,7 @@ pub(super) async fn delete_silence(
 /// What `amtool` checks before it acts: Tocsin answers as the Alertmanager release
 /// whose API it follows.
 #[utoipa::path(get, path = "/api/v2/status", security(), responses((status = 200, body = Object)))]
-pub(super) async fn status() -> Json<serde_json::Value> {
+pub(crate) async fn status() -> Json<serde_json::Value> {
     static STARTED: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         time::OffsetDateTime::now_utc()
             .format(&time::format_description::well_known::Rfc3339)

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::{Caller, check_team_name};
 use tocsin_store::{AlertQuery, AlertState};
 use tocsin_model::template::check_label_key;
@@ -44,7 +45,7 @@ pub struct AlertPage {
         (status = 403, description = "another team's alerts", body = ErrorBody),
     )
 )]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
@@ -58,7 +59,7 @@ pub(super) async fn list(
         ));
     }
     let mut query = AlertQuery {
-        team: caller.team.clone(),
+        team: caller.scope().map(str::to_owned),
         limit: DEFAULT_LIMIT,
         ..AlertQuery::default()
     };

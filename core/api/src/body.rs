@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 
-use super::ApiError;
+use crate::error::ApiError;
 use tocsin_ingest::Format;
 
 /// Largest settings body: a service with thousands of retired instances fits.

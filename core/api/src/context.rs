@@ -10,7 +10,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{acting_team, listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
 use tocsin_store::{Change, Runbook};
@@ -20,8 +23,8 @@ use tocsin_model::clock::millis;
 pub const MAX_RUNBOOK_BYTES: usize = 256 * 1024;
 
 /// The team a request acts for (`?team=` for an admin).
-fn acting_team(caller: &Caller, query: &[(String, String)]) -> Result<String, ApiError> {
-    super::acting_team(caller, super::named_team(query))
+fn team_of(caller: &Caller, query: &[(String, String)]) -> Result<String, ApiError> {
+    acting_team(caller, named_team(query))
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -46,7 +49,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     params(("team" = Option<String>, Query, description = "admins: the owning team (required)")),
     request_body(content = String, content_type = "text/markdown"),
     responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub(super) async fn put_runbook(
+pub(crate) async fn put_runbook(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -55,7 +58,7 @@ pub(super) async fn put_runbook(
     request: Body,
 ) -> Result<Json<Runbook>, ApiError> {
     check_id(&id)?;
-    let team = acting_team(&caller, &query)?;
+    let team = team_of(&caller, &query)?;
     let bytes = body::bytes(
         &headers,
         request,
@@ -86,14 +89,14 @@ pub(super) async fn put_runbook(
 #[utoipa::path(get, path = "/v1/runbooks/{id}",
     params(("team" = Option<String>, Query, description = "admins: the owning team (required)")),
     responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get_runbook(
+pub(crate) async fn get_runbook(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<Runbook>, ApiError> {
     check_id(&id)?;
-    let team = acting_team(&caller, &query)?;
+    let team = team_of(&caller, &query)?;
     state
         .store
         .runbook(&team, &id)
@@ -126,14 +129,14 @@ pub struct NewChange {
 #[utoipa::path(post, path = "/v1/changes", request_body = NewChange,
     params(("team" = Option<String>, Query, description = "admins: the team that records it (required)")),
     responses((status = 201, body = Change), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn post_change(
+pub(crate) async fn post_change(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<Change>), ApiError> {
-    let team = acting_team(&caller, &query)?;
+    let team = team_of(&caller, &query)?;
     let new: NewChange = body::read(&headers, request).await?;
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     if new.service.is_empty()
@@ -184,7 +187,7 @@ pub(super) async fn post_change(
         ("team" = Option<String>, Query, description = "admins: only this team's"),
     ),
     responses((status = 200, body = Vec<Change>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn list_changes(
+pub(crate) async fn list_changes(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
@@ -204,7 +207,7 @@ pub(super) async fn list_changes(
             format!("unknown query parameter \"{other}\": use service, since or team"),
         ));
     }
-    let team = super::listed_team(&caller, super::named_team(&query))?;
+    let team = listed_team(&caller, named_team(&query))?;
     let service = value("service").ok_or_else(|| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -7,7 +7,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, Trace};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
+use crate::trace::Trace;
 use tocsin_model::team::Caller;
 use tocsin_model::event::Event;
 use tocsin_ingest::{Batch, BodyError, Format, MAX_BODY_BYTES, Rejected};
@@ -49,7 +51,7 @@ enum EventsBody {
         (status = 415, description = "neither JSON nor YAML", body = ErrorBody),
     )
 )]
-pub(super) async fn post(
+pub(crate) async fn post(
     State(state): State<AppState>,
     caller: Caller,
     trace: Trace,
@@ -100,7 +102,7 @@ pub(super) async fn post(
 /// and answers with its receipt once they are durable. Every way in (the API, adapters,
 /// transformer plugins) ends here, so this is where an event asking for a channel or
 /// ticket queue its team may not reach is refused (a 400 when nothing is left).
-pub(super) async fn commit(
+pub(crate) async fn commit(
     state: &AppState,
     mut batch: Batch,
     trace: &Trace,
@@ -137,5 +139,5 @@ pub(super) async fn commit(
 
 /// Reads at most [`MAX_BODY_BYTES`].
 async fn read_body(headers: &HeaderMap, body: Body) -> Result<bytes::Bytes, ApiError> {
-    super::body::bytes(headers, body, MAX_BODY_BYTES, "(10 MiB): split the batch").await
+    crate::body::bytes(headers, body, MAX_BODY_BYTES, "(10 MiB): split the batch").await
 }

@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::rows::HistoryOutcome;
 use tocsin_model::team::Caller;
 use tocsin_model::views::{HistoryEntry, HistoryQuery};
@@ -26,7 +28,7 @@ pub struct HistoryPage {
 }
 
 /// Reads a `next` cursor: `<processed_at>/<id>`.
-pub(super) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
+pub(crate) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
     value
         .split_once('/')
         .and_then(|(at, id)| Some((at.parse().ok()?, id.to_owned())))
@@ -39,7 +41,7 @@ pub(super) fn cursor(value: &str) -> Result<(i64, String), ApiError> {
 }
 
 /// The `next` cursor of a full page.
-pub(super) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
+pub(crate) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
     (events.len() == limit as usize)
         .then(|| events.last())
         .flatten()
@@ -58,18 +60,14 @@ pub(super) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
         ("limit" = Option<u32>, Query, description = "1-10000, default 1000"),
     ),
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = HistoryQuery {
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 1_000,
         ..HistoryQuery::default()
     };

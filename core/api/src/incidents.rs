@@ -7,7 +7,9 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use std::time::{Duration, Instant};
 
@@ -36,18 +38,14 @@ pub struct IncidentPage {
         ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
     ),
     responses((status = 200, body = IncidentPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<IncidentPage>, ApiError> {
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
     let mut query = IncidentQuery {
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 100,
         ..IncidentQuery::default()
     };
@@ -86,24 +84,16 @@ pub(super) async fn list(
     Ok(Json(IncidentPage { incidents, next }))
 }
 
-fn scope(caller: &Caller) -> Option<&str> {
-    if caller.admin {
-        None
-    } else {
-        caller.team.as_deref().or(Some(""))
-    }
-}
-
 /// One incident with its alerts and timeline.
 #[utoipa::path(get, path = "/v1/incidents/{id}", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     state
         .store
-        .incident(&id, scope(&caller))
+        .incident(&id, caller.scope())
         .await?
         .map(Json)
         .ok_or_else(|| {
@@ -128,7 +118,7 @@ async fn apply(
     let row = CommandRow {
         id: uuid::Uuid::now_v7().to_string(),
         incident_id: id.to_owned(),
-        team: scope(caller).map(str::to_owned),
+        team: caller.scope().map(str::to_owned),
         command,
         who: caller.token_id.clone(),
         requested_at: now_ms(),
@@ -170,7 +160,7 @@ async fn apply(
 
 /// Acknowledges an incident: someone is on it (recorded with who and when).
 #[utoipa::path(post, path = "/v1/incidents/{id}/ack", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn ack(
+pub(crate) async fn ack(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -180,7 +170,7 @@ pub(super) async fn ack(
 
 /// Closes an incident for good: later events of its key open a new incident.
 #[utoipa::path(post, path = "/v1/incidents/{id}/close", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn close(
+pub(crate) async fn close(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,

@@ -1,11 +1,31 @@
-//! The HTTP API of DESIGN §3: one [`app`] that `tocsin serve`, the Lambda functions and
-//! the tests all serve.
+//! Tocsin's HTTP API (`docs/api.md`): one [`app`] that `tocsin serve`, the Lambda
+//! functions and the tests all serve. Handlers stay thin: each reads the request, calls
+//! the model, the stages and the store, and answers.
+//!
+//! ```text
+//! lib                     app(): the router, its layers, the OpenAPI doc, the probes
+//! alertmanager            the Alertmanager v2 API, on the functions of webhooks and
+//!                         suppressions
+//! webhooks, plugins       vendor webhooks and plugin ingest, both ending in events
+//! events, alerts, history, incidents, suppressions, services, routes, notifications,
+//! logs, context           one module per /v1 resource
+//! caller, body, trace     who calls and for which team; request bodies; trace ids
+//! auth, error, state      tokens; ApiError, mapped to HTTP once; AppState
+//! ```
+//!
+//! Dependencies point down the list (within a line, suppressions reads history's cursor
+//! and routes checks names with services), and no module names the root. Out of the
+//! crate they point to the stages (ingest, notify, collect), the store and the model,
+//! never to a runner: the local server and the Lambda functions hand their wiring in
+//! through [`AppState`].
 
 mod alertmanager;
 pub mod auth;
 mod alerts;
 mod body;
+mod caller;
 mod context;
+mod error;
 mod events;
 mod history;
 mod incidents;
@@ -19,13 +39,12 @@ mod suppressions;
 mod trace;
 mod webhooks;
 
+pub use error::{ApiError, ErrorBody};
 pub use state::{AppState, Append, AppendError, Directory, NoWake, StoreAppend, Wake};
 pub use trace::Trace;
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{Request, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
@@ -35,10 +54,6 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use tracing::{error, info_span};
 use utoipa::OpenApi;
-
-use tocsin_model::team::Caller;
-use tocsin_ingest::Rejected;
-use tocsin_store::StoreError;
 
 /// The whole API as one router.
 pub fn app(state: AppState) -> Router {
@@ -203,142 +218,6 @@ impl utoipa::Modify for BearerAuth {
 
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
-}
-
-/// The body of every error response.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
-    /// What went wrong and what to do about it.
-    pub error: String,
-    /// For event batches: why each item was refused.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rejected: Vec<Rejected>,
-}
-
-/// An error answer: a status and a message a human can act on. Internal failures carry
-/// a generic message; the real error goes to the log.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    /// An error with this status and message.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            body: ErrorBody {
-                error: message.into(),
-                rejected: Vec::new(),
-            },
-        }
-    }
-
-    /// A 400 listing every refused item.
-    pub fn rejected(message: impl Into<String>, rejected: Vec<Rejected>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            body: ErrorBody {
-                error: message.into(),
-                rejected,
-            },
-        }
-    }
-
-    /// A 500 that logs `cause` and tells the client only that it was not their fault.
-    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal error: the server log has the details",
-        )
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        Self::internal(&e)
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
-        response
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing token: send \"Authorization: Bearer <token>\"; an admin creates tokens with `tocsin token create`",
-            )
-        })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "malformed Authorization header: expected \"Bearer <token>\"",
-                )
-            })?;
-        auth::authenticate(state.store.as_ref(), token)
-            .await?
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "invalid or revoked token"))
-    }
-}
-
-/// The team a request acts for: a team token's own, or the one an admin (or a team
-/// token, naming its own) gives with `?team=`; another team's is a 403.
-pub(crate) fn acting_team(caller: &Caller, named: Option<&str>) -> Result<String, ApiError> {
-    match (&caller.team, named) {
-        (Some(own), Some(named)) if own != named && !caller.admin => Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            format!("this token acts for team \"{own}\"; it cannot act for team \"{named}\""),
-        )),
-        (_, Some(named)) => {
-            tocsin_model::team::check_team_name(named).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
-            Ok(named.to_owned())
-        }
-        (Some(own), None) => Ok(own.clone()),
-        (None, None) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "an admin token acts for no team: say which with ?team=NAME",
-        )),
-    }
-}
-
-/// The team a request names with `?team=`, if any.
-pub(crate) fn named_team(query: &[(String, String)]) -> Option<&str> {
-    query
-        .iter()
-        .find(|(k, _)| k == "team")
-        .map(|(_, v)| v.as_str())
-}
-
-/// The team a listing shows: a team token's own (naming another with `?team=` is a
-/// 403), or for an admin the one it names, or every team's (`None`).
-pub(crate) fn listed_team(
-    caller: &Caller,
-    named: Option<&str>,
-) -> Result<Option<String>, ApiError> {
-    if caller.admin && named.is_none() {
-        return Ok(None);
-    }
-    acting_team(caller, named).map(Some)
 }
 
 /// Liveness and readiness answers.

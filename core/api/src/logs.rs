@@ -8,7 +8,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{acting_team, listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_collect::logs::LogsSql;
 use tocsin_model::clock::now_ms;
@@ -69,7 +72,7 @@ fn not_found(name: &str) -> ApiError {
         ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     request_body(content((NewLogsQuery = "application/json"), (NewLogsQuery = "application/yaml"))),
     responses((status = 200, body = LogsQuery), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
-pub(super) async fn put(
+pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -78,7 +81,7 @@ pub(super) async fn put(
     request: Body,
 ) -> Result<Json<LogsQuery>, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, super::named_team(&query))?;
+    let team = acting_team(&caller, named_team(&query))?;
     let new: NewLogsQuery = body::read(&headers, request).await?;
     let sql = LogsSql::parse(&new.sql)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
@@ -106,12 +109,12 @@ pub(super) async fn put(
 #[utoipa::path(get, path = "/v1/logs-queries",
     params(("team" = Option<String>, Query, description = "the team (admin tokens)")),
     responses((status = 200, body = LogsQueryList), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogsQueryList>, ApiError> {
-    let team = super::listed_team(&caller, super::named_team(&query))?;
+    let team = listed_team(&caller, named_team(&query))?;
     Ok(Json(LogsQueryList {
         queries: state.store.logs_queries(team.as_deref()).await?,
     }))
@@ -121,14 +124,14 @@ pub(super) async fn list(
 #[utoipa::path(get, path = "/v1/logs-queries/{name}",
     params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     responses((status = 200, body = LogsQuery), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<LogsQuery>, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, super::named_team(&query))?;
+    let team = acting_team(&caller, named_team(&query))?;
     state
         .store
         .logs_query(&team, &name)
@@ -141,14 +144,14 @@ pub(super) async fn get(
 #[utoipa::path(delete, path = "/v1/logs-queries/{name}",
     params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<StatusCode, ApiError> {
     check_name(&name)?;
-    let team = super::acting_team(&caller, super::named_team(&query))?;
+    let team = acting_team(&caller, named_team(&query))?;
     if state.store.delete_logs_query(&team, &name).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {

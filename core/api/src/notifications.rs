@@ -7,7 +7,10 @@ use axum::http::StatusCode;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::notice::DeliveryState;
 use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
@@ -30,14 +33,14 @@ pub struct DeliveryList {
         ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
     ),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let named = super::named_team(&params);
+    let named = named_team(&params);
     let mut query = DeliveryQuery {
-        team: super::listed_team(&caller, named)?,
+        team: listed_team(&caller, named)?,
         limit: 100,
         ..DeliveryQuery::default()
     };
@@ -72,16 +75,12 @@ pub(super) async fn list(
 /// Queues a dead delivery again, due now, with a fresh retry budget.
 #[utoipa::path(post, path = "/v1/notifications/{id}/retry",
     responses((status = 202), (status = 404, body = ErrorBody)))]
-pub(super) async fn retry(
+pub(crate) async fn retry(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     if state.store.retry_delivery(&id, team, now_ms()).await? {
         tracing::info!(delivery = %id, by = %caller.token_id, "dead notification queued again");
         Ok(StatusCode::ACCEPTED)
@@ -97,10 +96,10 @@ pub(super) async fn retry(
 /// path: a team token sees the notifiers open to its team, what it may name on them,
 /// and the routes that can apply to it; an admin sees all.
 #[utoipa::path(get, path = "/v1/notifiers", responses((status = 200, body = Object)))]
-pub(super) async fn notifiers(
+pub(crate) async fn notifiers(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Json<serde_json::Value> {
-    let team = (!caller.admin).then(|| caller.team.as_deref().unwrap_or_default());
+    let team = caller.scope();
     Json(state.notifiers.public(team))
 }

@@ -10,8 +10,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::events::Receipt;
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{acting_team, listed_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::events::Receipt;
+use crate::state::AppState;
+use crate::trace::Trace;
 use tocsin_model::team::Caller;
 use tocsin_model::event::Event;
 use tocsin_ingest::MAX_BODY_BYTES;
@@ -42,7 +46,7 @@ impl From<PluginError> for ApiError {
 
 /// The team a request acts for: a team token's own; an admin names one with `?team=`.
 fn team_of(caller: &Caller, query: &BTreeMap<String, String>) -> Result<String, ApiError> {
-    super::acting_team(caller, query.get("team").map(String::as_str))
+    acting_team(caller, query.get("team").map(String::as_str))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
@@ -65,7 +69,7 @@ pub struct PluginList {
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses((status = 201, body = PluginInfo), (status = 400, body = ErrorBody),
               (status = 413, body = ErrorBody)))]
-pub(super) async fn put(
+pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -99,16 +103,12 @@ pub(super) async fn put(
 
 /// Lists plugins: a team's own, or every team's for an admin (or one team's with `?team=`).
 #[utoipa::path(get, path = "/v1/plugins", responses((status = 200, body = PluginList)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<BTreeMap<String, String>>,
 ) -> Result<Json<PluginList>, ApiError> {
-    let team = if caller.admin && !query.contains_key("team") {
-        None
-    } else {
-        Some(team_of(&caller, &query)?)
-    };
+    let team = listed_team(&caller, query.get("team").map(String::as_str))?;
     Ok(Json(PluginList {
         plugins: state.plugins.list(team.as_deref()).await?,
     }))
@@ -117,7 +117,7 @@ pub(super) async fn list(
 /// One plugin: its versions, state size and statistics.
 #[utoipa::path(get, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "plugin name")),
     responses((status = 200, body = PluginInfo), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -130,7 +130,7 @@ pub(super) async fn get(
 /// Removes a plugin with every version, its state and its dead letters.
 #[utoipa::path(delete, path = "/v1/plugins/{name}", params(("name" = String, Path, description = "plugin name")),
     responses((status = 204), (status = 404, body = ErrorBody)))]
-pub(super) async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -144,7 +144,7 @@ pub(super) async fn remove(
 /// Makes the version before the active one active again.
 #[utoipa::path(post, path = "/v1/plugins/{name}/rollback", params(("name" = String, Path, description = "plugin name")),
     responses((status = 200, body = PluginInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn rollback(
+pub(crate) async fn rollback(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -184,7 +184,7 @@ pub struct TestRequest {
 #[utoipa::path(post, path = "/v1/plugins/{name}/test", params(("name" = String, Path, description = "plugin name")),
     request_body = TestRequest,
     responses((status = 200, body = TestRun), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
-pub(super) async fn test(
+pub(crate) async fn test(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -237,7 +237,7 @@ pub struct DeadLetterList {
 /// Inputs a transformer failed on, newest first (`?limit=`, default 100).
 #[utoipa::path(get, path = "/v1/plugins/{name}/dead-letters", params(("name" = String, Path, description = "plugin name")),
     responses((status = 200, body = DeadLetterList), (status = 404, body = ErrorBody)))]
-pub(super) async fn dead_letters(
+pub(crate) async fn dead_letters(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -279,10 +279,10 @@ pub struct DeadLettered {
 #[utoipa::path(post, path = "/v1/ingest/{plugin}", params(("plugin" = String, Path, description = "a transformer plugin")),
     request_body(content = Vec<u8>, content_type = "*/*"),
     responses((status = 202, body = Receipt), (status = 404, body = ErrorBody), (status = 422, body = DeadLettered)))]
-pub(super) async fn ingest(
+pub(crate) async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
-    trace: super::Trace,
+    trace: Trace,
     Path(plugin): Path<String>,
     Query(mut query): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
@@ -337,7 +337,7 @@ pub(super) async fn ingest(
                     batch.rejected,
                 )
             } else {
-                let receipt = super::events::commit(&state, batch, &trace)
+                let receipt = crate::events::commit(&state, batch, &trace)
                     .await
                     .map_err(IntoResponse::into_response)?;
                 return Ok((StatusCode::ACCEPTED, Json(receipt)));

@@ -9,7 +9,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{acting_team, listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::notice::Route;
 use tocsin_model::clock::now_ms;
@@ -48,13 +51,13 @@ pub struct RouteList {
 #[utoipa::path(get, path = "/v1/routes",
     params(("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own")),
     responses((status = 200, body = RouteList), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<RouteList>, ApiError> {
-    let named = super::named_team(&query);
-    let team = super::listed_team(&caller, named)?;
+    let named = named_team(&query);
+    let team = listed_team(&caller, named)?;
     let routes = state.store.routes(team.as_deref()).await?;
     let file = state
         .notifiers
@@ -69,7 +72,7 @@ pub(super) async fn list(
 /// Sets the route of all of a team's incidents.
 #[utoipa::path(put, path = "/v1/routes/{team}", request_body = RouteBody,
     responses((status = 200, body = StoredRoute), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn put_team(
+pub(crate) async fn put_team(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
@@ -82,7 +85,7 @@ pub(super) async fn put_team(
 /// Sets the route of a team's incidents of one service (it wins over the team's).
 #[utoipa::path(put, path = "/v1/routes/{team}/{service}", request_body = RouteBody,
     responses((status = 200, body = StoredRoute), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn put_service(
+pub(crate) async fn put_service(
     State(state): State<AppState>,
     caller: Caller,
     Path((team, service)): Path<(String, String)>,
@@ -95,7 +98,7 @@ pub(super) async fn put_service(
 /// Removes a team's route; its incidents go by the file's routes again.
 #[utoipa::path(delete, path = "/v1/routes/{team}",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_team(
+pub(crate) async fn delete_team(
     State(state): State<AppState>,
     caller: Caller,
     Path(team): Path<String>,
@@ -106,7 +109,7 @@ pub(super) async fn delete_team(
 /// Removes the route of a team's service.
 #[utoipa::path(delete, path = "/v1/routes/{team}/{service}",
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
-pub(super) async fn delete_service(
+pub(crate) async fn delete_service(
     State(state): State<AppState>,
     caller: Caller,
     Path((team, service)): Path<(String, String)>,
@@ -122,9 +125,9 @@ async fn put(
     headers: &HeaderMap,
     request: Body,
 ) -> Result<Json<StoredRoute>, ApiError> {
-    let team = super::acting_team(caller, Some(&team))?;
+    let team = acting_team(caller, Some(&team))?;
     if let Some(service) = &service {
-        super::services::check_name(service)?;
+        crate::services::check_name(service)?;
     }
     let body: RouteBody = body::read(headers, request).await?;
     let stored = StoredRoute {
@@ -163,7 +166,7 @@ async fn delete(
     team: String,
     service: Option<String>,
 ) -> Result<StatusCode, ApiError> {
-    let team = super::acting_team(caller, Some(&team))?;
+    let team = acting_team(caller, Some(&team))?;
     if state.store.delete_route(&team, service.as_deref()).await? {
         tracing::info!(team = %team, service = ?service, by = %caller.token_id, "route removed");
         Ok(StatusCode::NO_CONTENT)

@@ -7,7 +7,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::catalogue::{Service, ServiceSpec};
 use tocsin_model::clock::now_ms;
@@ -24,13 +27,13 @@ pub struct ServiceList {
 #[utoipa::path(get, path = "/v1/services",
     params(("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own")),
     responses((status = 200, body = ServiceList), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<ServiceList>, ApiError> {
-    let named = super::named_team(&query);
-    let team = super::listed_team(&caller, named)?;
+    let named = named_team(&query);
+    let team = listed_team(&caller, named)?;
     Ok(Json(ServiceList {
         services: state.store.services(team.as_deref()).await?,
     }))
@@ -39,7 +42,7 @@ pub(super) async fn list(
 /// One service.
 #[utoipa::path(get, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
     responses((status = 200, body = Service), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -59,7 +62,7 @@ pub(super) async fn get(
 #[utoipa::path(put, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
     request_body(content((ServiceSpec = "application/json"), (ServiceSpec = "application/yaml"))),
     responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn put(
+pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -138,7 +141,7 @@ async fn used_by_another_team(state: &AppState, team: &str, name: &str) -> Resul
 }
 
 /// A service name as the `service` label carries it: 1-256 characters, no NUL.
-pub(super) fn check_name(name: &str) -> Result<(), ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty()
         || name.chars().count() > tocsin_model::event::MAX_LABEL_VALUE_LEN
         || name.contains('\0')

@@ -8,12 +8,17 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiError, AppState, ErrorBody, body};
+use crate::body;
+use crate::caller::{listed_team, named_team};
+use crate::error::{ApiError, ErrorBody};
+use crate::state::AppState;
 use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
 use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
 use tocsin_store::{AlertQuery, AlertState};
-use tocsin_model::clock::millis;
+use tocsin_model::suppression::lifecycle::{
+    self, Change, NewSuppression, Retime, SuppressionError,
+};
 use tocsin_model::suppression::{check_share, Draft, Matcher};
 
 /// Alerts read per page when a draft is checked against every known alert.
@@ -23,7 +28,7 @@ const PREVIEW_ALERTS: usize = 100;
 
 /// Query of `POST /v1/suppressions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub(super) struct CreateParams {
+pub(crate) struct CreateParams {
     /// Admins only: create it even if it matches more than the policy share.
     #[serde(default)]
     force: bool,
@@ -35,7 +40,7 @@ pub(super) struct CreateParams {
 
 /// Query of `POST /v1/suppressions/preview`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub(super) struct PreviewParams {
+pub(crate) struct PreviewParams {
     /// As for `POST /v1/suppressions`: whose alerts the draft would stop.
     #[serde(default)]
     team: Option<String>,
@@ -74,20 +79,6 @@ pub struct SuppressionDetail {
     pub audit: Vec<AuditEntry>,
 }
 
-/// New start or end times.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Retime {
-    /// New start.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub start_time: Option<time::OffsetDateTime>,
-    /// New end.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub end_time: Option<time::OffsetDateTime>,
-}
-
 /// Events a suppression stopped.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suppressed {
@@ -96,29 +87,6 @@ pub struct Suppressed {
     /// Pass as `after` for the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
-}
-
-fn invalid(errors: Vec<tocsin_model::event::FieldError>) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        format!(
-            "invalid suppression: {}",
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    )
-}
-
-/// The team whose alerts a new suppression stops: a team token's own, or the one an
-/// admin names; `None` (every team's) only for an admin who names none.
-fn scope(caller: &Caller, named: Option<&str>) -> Result<Option<String>, ApiError> {
-    if caller.admin && named.is_none() {
-        return Ok(None);
-    }
-    super::acting_team(caller, named).map(Some)
 }
 
 /// Counts the known alerts of `team` (of every team when `None`) a matcher matches, and
@@ -169,16 +137,18 @@ async fn scan(
 #[utoipa::path(post, path = "/v1/suppressions/preview", params(PreviewParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
-pub(super) async fn preview(
+pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<PreviewParams>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Preview>, ApiError> {
-    let team = scope(&caller, params.team.as_deref())?;
+    let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
-    let matcher = draft.validate(&state.policy).map_err(invalid)?;
+    let matcher = draft
+        .validate(&state.policy)
+        .map_err(SuppressionError::Invalid)?;
     let (matched, known, alerts) = scan(&state, &caller, team.as_deref(), &matcher).await?;
     let reason = check_share(matched, known, &state.policy).err();
     Ok(Json(Preview {
@@ -195,14 +165,16 @@ pub(super) async fn preview(
 #[utoipa::path(post, path = "/v1/suppressions", params(CreateParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
     responses((status = 201, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
-pub(super) async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     Query(params): Query<CreateParams>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
-    let team = scope(&caller, params.team.as_deref())?;
+    // Whose alerts it stops follows the listing rule: an admin who names no team stops
+    // every team's.
+    let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let record = create_record(&state, &caller, team, draft, params.force).await?;
     Ok((StatusCode::CREATED, Json(record)))
@@ -211,43 +183,17 @@ pub(super) async fn create(
 /// Checks a draft against every rule and guard, and stores it as `team`'s (every team's
 /// when `None`, which the caller has checked is an admin's act): what `POST
 /// /v1/suppressions` and the Alertmanager silences API both do.
-pub(super) async fn create_record(
+pub(crate) async fn create_record(
     state: &AppState,
     caller: &Caller,
     team: Option<String>,
     draft: Draft,
     force: bool,
 ) -> Result<SuppressionRecord, ApiError> {
-    let matcher = draft.validate(&state.policy).map_err(invalid)?;
-    if force && !caller.admin {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only an admin token may force a suppression past the share guard",
-        ));
-    }
-    let (matched, known, _) = scan(state, caller, team.as_deref(), &matcher).await?;
-    if let Err(reason) = check_share(matched, known, &state.policy)
-        && !force
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("refused: {reason}"),
-        ));
-    }
+    let new = NewSuppression::check(draft, team, caller, force, &state.policy)?;
+    let (matched, known, _) = scan(state, caller, new.team(), new.matcher()).await?;
     let now = now_ms();
-    let record = SuppressionRecord {
-        id: uuid::Uuid::now_v7().to_string(),
-        team,
-        state: tocsin_store::suppression_state(
-            millis(draft.start_time),
-            millis(draft.end_time),
-            now,
-        ),
-        draft,
-        created_at: tocsin_model::clock::from_millis_lossy(now),
-        created_by: caller.token_id.clone(),
-        forced: force,
-    };
+    let record = new.admit(matched, known, uuid::Uuid::now_v7().to_string(), now)?;
     state.store.create_suppression(&record, now).await?;
     state.wake.rules();
     tracing::info!(suppression = %record.id, matched, known, "suppression created");
@@ -259,13 +205,13 @@ pub(super) async fn create_record(
 #[utoipa::path(get, path = "/v1/suppressions",
     params(("team" = Option<String>, Query, description = "admins: what this team sees; a team token may name only its own")),
     responses((status = 200, body = SuppressionList), (status = 403, body = ErrorBody)))]
-pub(super) async fn list(
+pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<SuppressionList>, ApiError> {
-    let named = super::named_team(&query);
-    let team = super::listed_team(&caller, named)?;
+    let named = named_team(&query);
+    let team = listed_team(&caller, named)?;
     let suppressions = state
         .store
         .suppressions(None, team.as_deref(), now_ms())
@@ -273,16 +219,12 @@ pub(super) async fn list(
     Ok(Json(SuppressionList { suppressions }))
 }
 
-pub(super) async fn find(
+pub(crate) async fn find(
     state: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<SuppressionRecord, ApiError> {
-    let team = if caller.admin {
-        None
-    } else {
-        caller.team.as_deref()
-    };
+    let team = caller.scope();
     state
         .store
         .suppressions(Some(id), team, now_ms())
@@ -300,7 +242,7 @@ pub(super) async fn find(
 /// One suppression with its audit trail: a team sees its own, and an admin's suppression
 /// of every team once it stopped one of the team's alerts.
 #[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
-pub(super) async fn get(
+pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -313,7 +255,7 @@ pub(super) async fn get(
 /// Moves a suppression's start or end (the other rules are checked again).
 #[utoipa::path(patch, path = "/v1/suppressions/{id}", request_body = Retime,
     responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub(super) async fn edit(
+pub(crate) async fn edit(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -325,76 +267,21 @@ pub(super) async fn edit(
     Ok(Json(retime_record(&state, &caller, record, retime).await?))
 }
 
-/// A team sees an admin's suppression of every team that stopped its alerts, but only an
-/// admin changes or ends it.
-fn may_change(caller: &Caller, record: &SuppressionRecord) -> Result<(), ApiError> {
-    if caller.admin || (record.team.is_some() && record.team == caller.team) {
-        return Ok(());
-    }
-    Err(ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!(
-            "suppression {} was made by an admin for every team: only an admin can change or end it",
-            record.id
-        ),
-    ))
-}
-
 /// Moves a suppression's start or end, checks the rules again, and audits the change.
-pub(super) async fn retime_record(
+pub(crate) async fn retime_record(
     state: &AppState,
     caller: &Caller,
-    mut record: SuppressionRecord,
+    record: SuppressionRecord,
     retime: Retime,
 ) -> Result<SuppressionRecord, ApiError> {
-    may_change(caller, &record)?;
-    let id = record.id.clone();
-    if record.state == "ended" {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            format!("suppression {id} has ended; create a new one"),
-        ));
-    }
-    let before = (record.draft.start_time, record.draft.end_time);
-    if let Some(start) = retime.start_time {
-        record.draft.start_time = start;
-    }
-    if let Some(end) = retime.end_time {
-        record.draft.end_time = end;
-    }
-    record
-        .draft
-        .validate(&state.policy)
-        .map_err(invalid)?;
     let now = now_ms();
-    let (start, end) = (
-        millis(record.draft.start_time),
-        millis(record.draft.end_time),
-    );
-    let detail = serde_json::json!({
-        "startTime": [rfc3339(before.0), rfc3339(record.draft.start_time)],
-        "endTime": [rfc3339(before.1), rfc3339(record.draft.end_time)],
-    });
-    state
-        .store
-        .retime_suppression(
-            &id,
-            start,
-            end,
-            &caller.token_id,
-            "edited",
-            &detail.to_string(),
-            now,
-        )
-        .await?;
-    state.wake.rules();
-    record.state = tocsin_store::suppression_state(start, end, now);
-    Ok(record)
+    let change = lifecycle::retime(&record, caller, &retime, &state.policy, now)?;
+    store_change(state, caller, change, now).await
 }
 
 /// Ends a suppression now (its record and what it suppressed stay).
 #[utoipa::path(delete, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
-pub(super) async fn end(
+pub(crate) async fn end(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -404,42 +291,46 @@ pub(super) async fn end(
 }
 
 /// Ends a suppression now, and audits it; one that has ended already stays as it is.
-pub(super) async fn end_record(
+pub(crate) async fn end_record(
     state: &AppState,
     caller: &Caller,
-    mut record: SuppressionRecord,
+    record: SuppressionRecord,
 ) -> Result<SuppressionRecord, ApiError> {
-    may_change(caller, &record)?;
-    if record.state == "ended" {
-        return Ok(record);
-    }
     let now = now_ms();
-    let start = millis(record.draft.start_time).min(now);
-    let detail = serde_json::json!({ "endTime": [rfc3339(record.draft.end_time), rfc3339(tocsin_model::clock::from_millis_lossy(now))] });
+    match lifecycle::end(&record, caller, now)? {
+        Some(change) => store_change(state, caller, change, now).await,
+        None => Ok(record),
+    }
+}
+
+/// Stores a retimed or ended suppression with its audit entry, and tells the pipeline.
+async fn store_change(
+    state: &AppState,
+    caller: &Caller,
+    change: Change,
+    now: i64,
+) -> Result<SuppressionRecord, ApiError> {
     state
         .store
         .retime_suppression(
-            &record.id,
-            start,
-            now,
+            &change.record.id,
+            change.start,
+            change.end,
             &caller.token_id,
-            "ended",
-            &detail.to_string(),
+            change.action,
+            &change.detail,
             now,
         )
         .await?;
     state.wake.rules();
-    record.draft.start_time = tocsin_model::clock::from_millis_lossy(start);
-    record.draft.end_time = tocsin_model::clock::from_millis_lossy(now);
-    record.state = "ended";
-    Ok(record)
+    Ok(change.record)
 }
 
 /// Every event a suppression stopped, oldest first.
 #[utoipa::path(get, path = "/v1/suppressions/{id}/suppressed",
     params(("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
     responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody)))]
-pub(super) async fn suppressed(
+pub(crate) async fn suppressed(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -449,18 +340,14 @@ pub(super) async fn suppressed(
     // An admin's suppression may stop every team's alerts; a team sees only its own.
     let mut query = HistoryQuery {
         suppression_id: Some(id),
-        team: if caller.admin {
-            None
-        } else {
-            caller.team.clone()
-        },
+        team: caller.scope().map(str::to_owned),
         limit: 1_000,
         ..HistoryQuery::default()
     };
     for (name, value) in params {
         match name.as_str() {
             "limit" => query.limit = body::limit(&value, 10_000)?,
-            "after" => query.after = Some(super::history::cursor(&value)?),
+            "after" => query.after = Some(crate::history::cursor(&value)?),
             other => {
                 return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
@@ -470,11 +357,6 @@ pub(super) async fn suppressed(
         }
     }
     let events = state.store.history(&query).await?;
-    let next = super::history::next(&events, query.limit);
+    let next = crate::history::next(&events, query.limit);
     Ok(Json(Suppressed { events, next }))
-}
-
-fn rfc3339(t: time::OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }

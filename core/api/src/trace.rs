@@ -1,7 +1,7 @@
-//! W3C Trace Context (DESIGN §7): every request has a trace id, taken from its
-//! `traceparent` header or made anew. The answer's `traceparent` names it, the request's
-//! log span records it, and every event the request brings carries it to the history,
-//! to the incident it opens and to each notification about that incident.
+//! W3C Trace Context (`docs/alerting.md#trace-ids`): every request has a trace id, taken
+//! from its `traceparent` header or made anew. The answer's `traceparent` names it, the
+//! request's log span records it, and every event the request brings carries it to the
+//! history, to the incident it opens and to each notification about that incident.
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderValue;

@@ -11,10 +11,13 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 
-use super::events::{Receipt, commit};
-use super::{ApiError, AppState, ErrorBody, body};
-use tocsin_ingest::adapt::{AdaptError, datadog, loggly, MAX_WEBHOOK_BYTES};
 use crate::auth;
+use crate::body;
+use crate::error::{ApiError, ErrorBody};
+use crate::events::{Receipt, commit};
+use crate::state::AppState;
+use crate::trace::Trace;
+use tocsin_ingest::adapt::{AdaptError, datadog, loggly, MAX_WEBHOOK_BYTES};
 use tocsin_model::team::Caller;
 use tocsin_model::event::Event;
 
@@ -23,7 +26,7 @@ pub const TOKEN_HEADER: &str = "x-tocsin-token";
 
 /// The caller a webhook's secret stands for. Every failure reads the same, so a
 /// prober learns nothing about which part of a guess was wrong.
-pub(super) async fn caller(
+pub(crate) async fn caller(
     state: &AppState,
     headers: &HeaderMap,
     query: &[(String, String)],
@@ -55,16 +58,16 @@ pub(super) async fn caller(
 }
 
 /// A 400 for a payload or option an adapter cannot read.
-pub(super) fn refused(e: AdaptError) -> ApiError {
+pub(crate) fn refused(e: AdaptError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, e.to_string())
 }
 
 /// Validates and commits what an adapter produced; a 400 listing why when nothing is
 /// valid.
-pub(super) async fn accept(
+pub(crate) async fn accept(
     state: &AppState,
     caller: &Caller,
-    trace: &super::Trace,
+    trace: &Trace,
     events: Vec<Event>,
     source: &'static str,
 ) -> Result<Receipt, ApiError> {
@@ -100,10 +103,10 @@ async fn read(headers: &HeaderMap, request: Body) -> Result<bytes::Bytes, ApiErr
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 413, description = "over 1 MiB", body = ErrorBody),
     ))]
-pub(super) async fn datadog(
+pub(crate) async fn datadog(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
-    trace: super::Trace,
+    trace: Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
@@ -127,10 +130,10 @@ pub(super) async fn datadog(
         (status = 401, description = "missing or invalid token", body = ErrorBody),
         (status = 413, description = "over 1 MiB", body = ErrorBody),
     ))]
-pub(super) async fn loggly(
+pub(crate) async fn loggly(
     State(state): State<AppState>,
     Query(query): Query<Vec<(String, String)>>,
-    trace: super::Trace,
+    trace: Trace,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {

@@ -1,5 +1,5 @@
-//! The event of DESIGN §2: what a check tells Tocsin, as serde types, and the rules an
-//! event must follow before it is accepted.
+//! The event of `docs/events.md`: what a check tells Tocsin, as serde types, and the rules
+//! an event must follow before it is accepted.
 //!
 //! Parsing (serde) catches wrong shapes and types; [`Event::validate`] catches what types
 //! cannot say: lengths, label syntax, template names. Both report the offending field.

@@ -1,5 +1,5 @@
-//! What the core needs of team plugins (DESIGN §5), without knowing how they run: the
-//! three plugin kinds as traits ([`Transformer`], [`Filter`], [`Collector`]), the
+//! What the core needs of team plugins (`docs/plugins.md`), without knowing how they run:
+//! the three plugin kinds as traits ([`Transformer`], [`Filter`], [`Collector`]), the
 //! [`Registry`] the API manages them through, and the values that cross between them.
 //!
 //! `tocsin-host` implements all of them with wasmtime. [`Disabled`] stands in where no

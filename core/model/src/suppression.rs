@@ -1,12 +1,13 @@
-//! Suppressions (DESIGN §4): a team's statement that some alerts are expected for a while,
-//! such as during maintenance, so the dynamic pre-filter drops them with the
-//! suppression's id instead of paging anyone.
+//! Suppressions (`docs/pipeline.md#suppressions`): a team's statement that some alerts
+//! are expected for a while, such as during maintenance, so the dynamic pre-filter drops
+//! them with the suppression's id instead of paging anyone.
 //!
 //! A [`Draft`] is what an API client writes; [`Draft::validate`] refuses a draft that
 //! would silence too much or too long and compiles its targets into a [`Matcher`], which
 //! the pipeline runs against every alert. The one rule that needs the store, the share of
 //! known alerts a draft would match, is the caller's: it counts matches with the
-//! [`Matcher`] and asks [`check_share`].
+//! [`Matcher`] and asks [`check_share`]. The `lifecycle` module creates, moves and ends
+//! suppressions behind these rules and the guards on who may do what.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,6 +18,8 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::event::{FieldError, MAX_LABEL_VALUE_LEN, MAX_LABELS};
 use crate::template::{check_label_key, quote_label};
+
+pub mod lifecycle;
 
 /// Most targets on one suppression.
 pub const MAX_TARGETS: usize = 100;
@@ -110,9 +113,10 @@ impl Pattern {
 }
 
 impl Draft {
-    /// Checks every rule of DESIGN §4 except the share of known alerts (see
-    /// [`check_share`]) and compiles the targets; reports every problem, each with the
-    /// path of its field (`description`, `endTime`, `targets[1]`, `targets[0].monitor`).
+    /// Checks every rule of `docs/pipeline.md#suppressions` except the share of known
+    /// alerts (see [`check_share`]) and compiles the targets; reports every problem, each
+    /// with the path of its field (`description`, `endTime`, `targets[1]`,
+    /// `targets[0].monitor`).
     pub fn validate(&self, policy: &Policy) -> Result<Matcher, Vec<FieldError>> {
         let mut errors = Vec::new();
         self.check_description(&mut errors);

@@ -16,6 +16,17 @@ impl Caller {
     pub fn may_act_for(&self, team: &str) -> bool {
         self.admin || self.team.as_deref() == Some(team)
     }
+
+    /// The team filter this caller reads with: `None` (every team) for an admin, its own
+    /// team otherwise. A non-admin token without a team, which the schema forbids, reads
+    /// as team `""` rather than as every team, so a bad row can never widen a read.
+    pub fn scope(&self) -> Option<&str> {
+        if self.admin {
+            None
+        } else {
+            Some(self.team.as_deref().unwrap_or_default())
+        }
+    }
 }
 
 /// Checks a team name: 1-64 characters of `a-z 0-9 - _`, starting with a letter or digit.
@@ -67,5 +78,27 @@ mod tests {
             admin: true,
         };
         assert!(admin.may_act_for("flexo"));
+    }
+
+    #[test]
+    fn an_admin_reads_every_team_and_a_team_caller_its_own() {
+        let team = Caller {
+            token_id: "t".into(),
+            team: Some("bender".into()),
+            admin: false,
+        };
+        assert_eq!(team.scope(), Some("bender"));
+        let admin = Caller {
+            token_id: "a".into(),
+            team: None,
+            admin: true,
+        };
+        assert_eq!(admin.scope(), None);
+        let teamless = Caller {
+            token_id: "x".into(),
+            team: None,
+            admin: false,
+        };
+        assert_eq!(teamless.scope(), Some(""), "never every team");
     }
 }
