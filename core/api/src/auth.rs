@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use tocsin_model::team::Caller;
 
-use tocsin_store::{Store, StoreError, TokenRecord};
+use tocsin_store::{AdminStore, StoreError, TokenRecord};
 
 /// Who a new token is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub fn hash(token: &str) -> String {
 
 /// Creates a token and stores its hash; the returned secret is shown once and never again.
 pub async fn create(
-    store: &dyn Store,
+    store: &dyn AdminStore,
     grant: Grant,
     description: &str,
 ) -> Result<(String, TokenRecord), StoreError> {
@@ -56,7 +56,7 @@ pub async fn create(
 }
 
 /// The caller a bearer token stands for, or `None` when it is unknown or revoked.
-pub async fn authenticate(store: &dyn Store, token: &str) -> Result<Option<Caller>, StoreError> {
+pub async fn authenticate(store: &dyn AdminStore, token: &str) -> Result<Option<Caller>, StoreError> {
     // Anything that is not shaped like our tokens cannot match: skip the database.
     if !token.starts_with("tocsin_") || token.len() > 128 {
         return Ok(None);

@@ -5,22 +5,11 @@
 
 use tocsin_model::catalogue::{Service, ServiceSpec};
 use tocsin_model::clock::millis;
-use tocsin_model::suppression::Draft;
+use tocsin_model::suppression::{Draft, lifecycle};
 use tocsin_model::views::{AuditEntry, SuppressionRecord};
 
 use crate::decode::{json, time};
 use crate::error::StoreError;
-
-/// A suppression's state at `now`.
-pub fn suppression_state(start: i64, end: i64, now: i64) -> &'static str {
-    if now < start {
-        "scheduled"
-    } else if now < end {
-        "active"
-    } else {
-        "ended"
-    }
-}
 
 macro_rules! backend {
     ($db:ty, $jsonb:literal, $text:literal, $batched:literal, $backend:ident) => {
@@ -183,7 +172,7 @@ macro_rules! backend {
                             metadata: serde_json::from_str(&metadata).map_err(corrupt)?,
                             targets: serde_json::from_str(&targets).map_err(corrupt)?,
                         },
-                        state: suppression_state(start, end, now),
+                        state: lifecycle::state(start, end, now),
                         created_at: time(row.try_get("created_at")?)?,
                         created_by: row.try_get("created_by")?,
                         forced: row.try_get("forced")?,

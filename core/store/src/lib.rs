@@ -37,7 +37,6 @@ mod tokens;
 use std::sync::Arc;
 
 pub use alerts::{AlertQuery, AlertState};
-pub use catalogue::suppression_state;
 pub use context::{Change, Runbook};
 pub use error::StoreError;
 pub use incidents::incident_from;
