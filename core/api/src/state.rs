@@ -10,7 +10,7 @@ use tocsin_model::notice::Route;
 use tocsin_model::plugin::Plugins;
 use tocsin_model::suppression::Policy;
 use tocsin_notify::config::Notifiers;
-use tocsin_store::{Record, Store};
+use tocsin_store::{JournalStore, Record, Store};
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -46,7 +46,7 @@ pub struct AppendError;
 /// Appends straight to the store's journal, one transaction per request: for a process
 /// that runs no journal writer of its own.
 #[derive(Clone)]
-pub struct StoreAppend(pub Arc<dyn Store>);
+pub struct StoreAppend(pub Arc<dyn JournalStore>);
 
 #[async_trait::async_trait]
 impl Append for StoreAppend {

@@ -17,7 +17,7 @@ use tracing::{Instrument, debug, error, info_span};
 
 use crate::feed::Feed;
 use tocsin_pipeline::worker::Signal;
-use tocsin_store::{Record, Store};
+use tocsin_store::{JournalStore, Record};
 
 /// Most events committed in one transaction.
 const MAX_GROUP_EVENTS: usize = 20_000;
@@ -56,7 +56,7 @@ pub fn channel() -> (Journal, Writer) {
 impl Writer {
     /// Commits appends until every journal handle is gone; each commit's rows go to
     /// `feed` (when it has room) and wake the pipeline through `signal`.
-    pub async fn run(self, store: Arc<dyn Store>, feed: &Feed, signal: &Signal) {
+    pub async fn run(self, store: Arc<dyn JournalStore>, feed: &Feed, signal: &Signal) {
         write(store, self.requests, feed, signal).await;
     }
 }
@@ -83,7 +83,7 @@ impl Journal {
 }
 
 async fn write(
-    store: Arc<dyn Store>,
+    store: Arc<dyn JournalStore>,
     mut requests: mpsc::Receiver<Append>,
     feed: &Feed,
     signal: &Signal,
