@@ -81,28 +81,42 @@ fn failing(monitor: &str) -> Value {
             "context": {"service": monitor, "region": "eu"}}])
 }
 
-/// The id of the incident the pipeline opened for `monitor`, once it has.
-async fn incident_of(router: &Router, token: &str, monitor: &str) -> String {
+/// Asks for an incident command (ack, close) with no body.
+async fn command(router: &Router, token: &str, uri: &str) -> (StatusCode, Value) {
+    call(router, token, "POST", uri, None).await
+}
+
+/// Reads `uri` until `found` picks something out of it (15 s at most).
+async fn read_until<T>(
+    router: &Router,
+    token: &str,
+    uri: &str,
+    found: impl Fn(&Value) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let (status, page) = call(
-            router,
-            token,
-            "GET",
-            &format!("/v1/incidents?service={monitor}"),
-            None,
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{page}");
-        if let Some(id) = page["incidents"][0]["id"].as_str() {
-            return id.to_owned();
+        let (status, body) = call(router, token, "GET", uri, None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        if let Some(value) = found(&body) {
+            return value;
         }
         assert!(
             Instant::now() < deadline,
-            "no incident for {monitor}: {page}"
+            "{uri} never showed what the test waits for: {body}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The id of the incident the pipeline opened for `monitor`, once it has.
+async fn incident_of(router: &Router, token: &str, monitor: &str) -> String {
+    read_until(
+        router,
+        token,
+        &format!("/v1/incidents?service={monitor}"),
+        |page| page["incidents"][0]["id"].as_str().map(str::to_owned),
+    )
+    .await
 }
 
 async fn runs_apart(url: &str) {
@@ -127,43 +141,15 @@ async fn runs_apart(url: &str) {
     let id = incident_of(&api, &team, "checkout").await;
 
     // Commands reach it through the store.
-    let (status, detail) = call(
-        &api,
-        &team,
-        "POST",
-        &format!("/v1/incidents/{id}/ack"),
-        None,
-    )
-    .await;
+    let (status, detail) = command(&api, &team, &format!("/v1/incidents/{id}/ack")).await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert!(detail["acked_at"].is_string(), "{detail}");
-    let (status, detail) = call(
-        &api,
-        &team,
-        "POST",
-        &format!("/v1/incidents/{id}/close"),
-        None,
-    )
-    .await;
+    let (status, detail) = command(&api, &team, &format!("/v1/incidents/{id}/close")).await;
     assert_eq!(status, StatusCode::OK, "{detail}");
     assert_eq!(detail["state"], "closed", "{detail}");
-    let (status, error) = call(
-        &api,
-        &team,
-        "POST",
-        &format!("/v1/incidents/{id}/close"),
-        None,
-    )
-    .await;
+    let (status, error) = command(&api, &team, &format!("/v1/incidents/{id}/close")).await;
     assert_eq!(status, StatusCode::CONFLICT, "{error}");
-    let (status, error) = call(
-        &api,
-        &team,
-        "POST",
-        "/v1/incidents/no-such-incident/ack",
-        None,
-    )
-    .await;
+    let (status, error) = command(&api, &team, "/v1/incidents/no-such-incident/ack").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
 
     // With no pipeline running, a command is refused for now and stays queued...
@@ -173,14 +159,7 @@ async fn runs_apart(url: &str) {
     let second = incident_of(&api, &team, "payments").await;
     signal.stop();
     task.await.expect("pipeline stops");
-    let (status, error) = call(
-        &api,
-        &team,
-        "POST",
-        &format!("/v1/incidents/{second}/ack"),
-        None,
-    )
-    .await;
+    let (status, error) = command(&api, &team, &format!("/v1/incidents/{second}/ack")).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{error}");
     assert!(
         error["error"]
@@ -194,18 +173,10 @@ async fn runs_apart(url: &str) {
 
     // ... and the next pipeline to run applies it.
     let (signal, task) = pipeline_alone(store.clone());
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (_, detail) = call(&api, &team, "GET", &format!("/v1/incidents/{second}"), None).await;
-        if detail["acked_at"].is_string() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the queued ack was never applied: {detail}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    read_until(&api, &team, &format!("/v1/incidents/{second}"), |detail| {
+        detail["acked_at"].is_string().then_some(())
+    })
+    .await;
     signal.stop();
     task.await.expect("pipeline stops");
 }
@@ -238,8 +209,12 @@ async fn the_outbox_delivers_one_notice_given_from_outside() {
         .expect("notifiers parse"),
     );
     let (_dir, url) = tocsin_tests::sqlite_url();
-    let store = tocsin_store::open(&url, StoreOptions::default()).await.expect("store opens");
-    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "").await.expect("token");
+    let store = tocsin_store::open(&url, StoreOptions::default())
+        .await
+        .expect("store opens");
+    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
+        .await
+        .expect("token");
     let api = api_alone(store.clone());
     let event = json!([{"alert": {"monitor": "checkout", "status": "unhealthy"},
                         "context": {"service": "checkout", "region": "eu"},
@@ -255,12 +230,26 @@ async fn the_outbox_delivers_one_notice_given_from_outside() {
     assert_eq!(notices.len(), 1, "{notices:?}");
     assert_eq!(notices[0].incident_id, id);
     let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers);
-    outbox.deliver_notice(notices[0].clone()).await.expect("delivered");
+    outbox
+        .deliver_notice(notices[0].clone())
+        .await
+        .expect("delivered");
 
-    assert_eq!(fakes.pages(), vec![id.clone()], "one page, keyed by the incident id");
-    assert!(store.notices(10).await.expect("notices").is_empty(), "the notice is done");
+    assert_eq!(
+        fakes.pages(),
+        vec![id.clone()],
+        "one page, keyed by the incident id"
+    );
+    assert!(
+        store.notices(10).await.expect("notices").is_empty(),
+        "the notice is done"
+    );
     let (status, sent) = call(&api, &team, "GET", "/v1/notifications", None).await;
     assert_eq!(status, StatusCode::OK, "{sent}");
     assert_eq!(sent["notifications"][0]["state"], "sent", "{sent}");
-    assert_eq!(sent["notifications"][0]["incidentId"], id.as_str(), "{sent}");
+    assert_eq!(
+        sent["notifications"][0]["incidentId"],
+        id.as_str(),
+        "{sent}"
+    );
 }

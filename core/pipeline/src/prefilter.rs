@@ -342,20 +342,8 @@ impl Engine {
         if held.kind != Hold::IgnoreFlap || held.due != Some(at) {
             return; // Cancelled or replaced since.
         }
-        let Some(held) = self.held.remove(&key) else {
-            return;
-        };
-        self.pending.held_delete.insert(key);
         self.set_hold(key, None);
-        self.touch(key, &held);
-        let (event, meta) = held.into_event();
-        self.downstream(
-            key,
-            event,
-            meta,
-            at,
-            Some("released by ignore-flap: unhealthy for its whole min-age"),
-        );
+        self.pass_held(key, at, "released by ignore-flap: unhealthy for its whole min-age");
     }
 }
 

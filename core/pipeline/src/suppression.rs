@@ -8,6 +8,18 @@ use crate::engine::Engine;
 use crate::state::{AlertKey, EventMeta};
 
 impl Engine {
+    /// Takes the event held for `key` out of the held set and sends it on through the
+    /// dynamic pre-filter, with `note` saying why it goes now.
+    pub(crate) fn pass_held(&mut self, key: AlertKey, at: i64, note: &str) {
+        let Some(held) = self.held.remove(&key) else {
+            return;
+        };
+        self.pending.held_delete.insert(key);
+        self.touch(key, &held);
+        let (event, meta) = held.into_event();
+        self.downstream(key, event, meta, at, Some(note));
+    }
+
     /// The dynamic pre-filter, then grouping.
     pub(crate) fn downstream(
         &mut self,
@@ -118,19 +130,7 @@ impl Engine {
             .collect();
         keys.sort();
         for key in keys {
-            let Some(held) = self.held.remove(&key) else {
-                continue;
-            };
-            self.pending.held_delete.insert(key);
-            self.touch(key, &held);
-            let (event, meta) = held.into_event();
-            self.downstream(
-                key,
-                event,
-                meta,
-                at,
-                Some("its suppression ended while it was unhealthy"),
-            );
+            self.pass_held(key, at, "its suppression ended while it was unhealthy");
         }
     }
 

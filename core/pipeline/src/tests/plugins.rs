@@ -62,33 +62,14 @@ fn filter_plugins_judge_a_batch_in_one_call_per_plugin_in_order() {
     b.engine.set_plugins(fake.clone());
     let mut eu = alert("Health", "unhealthy", "i-1");
     eu["context"]["region"] = json!("eu");
-    let rows: Vec<Incoming> = [
-        with_plugins(eu, &["shout", "drop-eu"]),
-        with_plugins(alert("Health", "unhealthy", "i-2"), &["shout", "drop-eu"]),
-        with_plugins(alert("Disk", "unhealthy", "i-3"), &["shout", "drop-eu"]),
-    ]
-    .into_iter()
-    .enumerate()
-    .map(|(i, event)| {
-        let event: Event = serde_json::from_value(event).expect("event");
-        Incoming {
-            seq: i as i64 + 1,
-            id: format!("e{i}"),
-            team: "ops".into(),
-            fingerprint: event.fingerprint().to_string(),
-            source: "api".into(),
-            received_at: 0,
-            monitor: event.alert.monitor.clone(),
-            status: event.alert.status,
-            labels: serde_json::to_string(&event.context).expect("labels"),
-            reported_since: None,
-            reported_count: None,
-            trace_id: None,
-            event: serde_json::to_string(&event).expect("event"),
-        }
-    })
-    .collect();
-    let outcome = b.engine.process(rows, 0);
+    let outcome = b.batch(
+        0,
+        vec![
+            with_plugins(eu, &["shout", "drop-eu"]),
+            with_plugins(alert("Health", "unhealthy", "i-2"), &["shout", "drop-eu"]),
+            with_plugins(alert("Disk", "unhealthy", "i-3"), &["shout", "drop-eu"]),
+        ],
+    );
     b.absorb(outcome);
     assert_eq!(
         *fake.calls.lock().expect("lock"),
