@@ -1,6 +1,6 @@
 //! The `--database-url` option of the commands that open the database themselves.
 
-/// Where the database is: shared by `serve` and `token`.
+/// Where the database is: shared by `serve`, `token` and `migrate`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Database {
     /// sqlite://PATH (created if missing) or postgres://USER@HOST/DB.

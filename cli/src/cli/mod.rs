@@ -2,6 +2,7 @@
 //! the API.
 
 mod database;
+mod migrate;
 mod plugin;
 mod send;
 mod serve;
@@ -38,6 +39,8 @@ enum Command {
     /// Create, list and revoke API tokens (works on the database directly).
     #[command(subcommand)]
     Token(token::Command),
+    /// Bring the database schema up to date (a deploy step; `serve` migrates by itself).
+    Migrate(migrate::Args),
     /// Send events from JSON or YAML files to a server.
     Send(send::Args),
     /// Create, list and end suppressions on a server (from automation: one command).
@@ -65,6 +68,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Token(command) => token::run(command).await,
+            Command::Migrate(args) => migrate::run(args).await,
             Command::Send(args) => send::run(args).await,
             Command::Suppress(command) => suppress::run(command).await,
             Command::Plugin(command) => plugin::run(command).await,

@@ -163,15 +163,21 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         None => Arc::new(tocsin_notify::config::Notifiers::default()),
     };
-    let store = store::open(url, StoreOptions { synchronous })
-        .await
-        .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
+    let store = store::open(
+        url,
+        StoreOptions {
+            synchronous,
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .with_context(|| format!("cannot open the database {}", store::redact(url)))?;
     let plugins = tocsin_host::WasmPlugins::start(store.clone(), args.plugins.limits())
         .await
         .context("cannot start the plugin runtime")?;
     let local = tocsin_server::start(store.clone(), config, Some(Arc::new(plugins.clone())));
-    let mut collectors = tocsin_collect::Collectors::new(store.clone())
-        .with_plugins(Arc::new(plugins.clone()));
+    let mut collectors =
+        tocsin_collect::Collectors::new(store.clone()).with_plugins(Arc::new(plugins.clone()));
     if args.logs_database.is_some() || !args.team_logs_database.is_empty() {
         let logs = tocsin_collect::logs::LogsSources::open(
             args.logs_database.as_deref(),
@@ -180,8 +186,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("cannot use the logs databases: {e}"))?;
         collectors = collectors.with_logs(logs);
     }
-    let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers.clone())
-        .with_collectors(collectors);
+    let outbox =
+        tocsin_outbox::Outbox::new(store.clone(), notifiers.clone()).with_collectors(collectors);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

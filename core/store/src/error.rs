@@ -15,6 +15,10 @@ pub enum StoreError {
     /// A stored row no longer parses (a bug or a hand-edited database).
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The database lacks migrations this build needs, and the caller asked not to
+    /// apply them ([`crate::Migrations::Require`]).
+    #[error("the database schema is not up to date ({0}): run `tocsin migrate --database-url …` first")]
+    NotMigrated(String),
     /// Another process committed pipeline state since this one loaded it.
     #[error("another process moved the pipeline on; reloading its state")]
     Conflict,

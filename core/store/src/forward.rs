@@ -11,7 +11,7 @@ pub(crate) fn check_migrations(
     applied: &[i64],
 ) -> Result<(), StoreError> {
     match migrator.iter().find(|m| !applied.contains(&m.version)) {
-        Some(missing) => Err(StoreError::Corrupt(format!(
+        Some(missing) => Err(StoreError::NotMigrated(format!(
             "migration {} ({}) is not applied",
             missing.version, missing.description
         ))),

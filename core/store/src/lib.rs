@@ -56,13 +56,31 @@ pub use tokens::TokenRecord;
 pub struct StoreOptions {
     /// SQLite's `synchronous` setting (ignored by PostgreSQL).
     pub synchronous: Synchronous,
+    /// Whether opening a PostgreSQL database applies pending migrations.
+    pub migrations: Migrations,
+    /// Most PostgreSQL connections this process holds; `None` for the default (16).
+    /// SQLite's pools are fixed (one writer per file and a few readers).
+    pub connections: Option<u32>,
+}
+
+/// What opening a database does about its schema.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply pending migrations: the local server and the CLI, which own their database.
+    #[default]
+    Apply,
+    /// Apply nothing and refuse a database that lacks one ([`StoreError::NotMigrated`]):
+    /// processes that share a database with others and start often (the Lambda
+    /// functions), where migrating is a deploy step (`tocsin migrate`). SQLite, embedded
+    /// in one process, always applies.
+    Require,
 }
 
 /// Opens the store a URL names, creating a SQLite file on first use, and applies
 /// pending migrations.
 pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresStore::open(url).await?))
+        Ok(Arc::new(PostgresStore::open(url, options).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::open(url, options.synchronous).await?))
     } else {

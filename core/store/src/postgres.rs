@@ -6,6 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::StoreError;
+use crate::{Migrations, StoreOptions};
 use crate::journal::{Appended, Record};
 use crate::pipeline::postgres::commit;
 use tocsin_model::rows::Outcome;
@@ -19,14 +20,26 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to `url` and migrates the database.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
+    /// Connects to `url` and migrates the database, or checks that it is migrated (see
+    /// [`Migrations`]).
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(options.connections.unwrap_or(16).max(1))
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        match options.migrations {
+            Migrations::Apply => MIGRATOR.run(&pool).await?,
+            Migrations::Require => {
+                // No migrations table at all is the same answer as a missing migration.
+                let applied: Vec<i64> =
+                    sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                        .fetch_all(&pool)
+                        .await
+                        .map_err(|_| StoreError::NotMigrated("no migration is applied".into()))?;
+                crate::forward::check_migrations(&MIGRATOR, &applied)?;
+            }
+        }
         Ok(Self { pool })
     }
 }
