@@ -16,7 +16,7 @@ pub enum StoreError {
     #[error("corrupt row: {0}")]
     Corrupt(String),
     /// The database lacks migrations this build needs, and the caller asked not to
-    /// apply them ([`crate::Migrations::Require`]).
+    /// apply them ([`crate::options::Migrations::Require`]).
     #[error("the database schema is not up to date ({0}): run `tocsin migrate --database-url …` first")]
     NotMigrated(String),
     /// Another process committed pipeline state since this one loaded it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::StoreError;
-use crate::{Migrations, StoreOptions};
+use crate::options::{Migrations, StoreOptions};
 use crate::journal::{Appended, Record};
 use crate::pipeline::postgres::commit;
 use tocsin_model::rows::Outcome;
