@@ -11,9 +11,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use tocsin_ingest as ingest;
 use tocsin_ingest::adapt::{alertmanager, datadog, loggly};
 use tocsin_model::team::Caller;
-use tocsin_ingest as ingest;
 
 // The allocator `tocsin serve` runs with: adapters allocate many small strings.
 #[global_allocator]

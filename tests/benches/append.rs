@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use tocsin_model::team::Caller;
 use tocsin_ingest as ingest;
 use tocsin_ingest::Format;
+use tocsin_model::team::Caller;
 use tocsin_store as store;
 use tocsin_store::{Record, StoreOptions};
 

@@ -317,8 +317,7 @@ fn catch_up(db_url: &str) -> anyhow::Result<(u64, u128)> {
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let store =
-            tocsin_store::open(db_url, tocsin_store::StoreOptions::default()).await?;
+        let store = tocsin_store::open(db_url, tocsin_store::StoreOptions::default()).await?;
         let behind = store.lag().await?;
         let started = std::time::Instant::now();
         while store.lag().await? > 0 {

@@ -27,10 +27,10 @@ use serde_json::{Value, json};
 use tocsin_model::catalogue::{Service, ServiceSpec};
 use tocsin_model::event::{Event, Fingerprint};
 use tocsin_model::rows::{ActiveSuppression, IncidentRow, Incoming, Rules};
+use tocsin_model::suppression::{Draft, Policy};
 use tocsin_pipeline::{Config, Engine, worker};
 use tocsin_store as store;
 use tocsin_store::{Accepted, StoreOptions};
-use tocsin_model::suppression::{Draft, Policy};
 use tocsin_tests::storm::{self, MAINTENANCE_WINDOW, MINUTE, Params};
 
 /// Length of the scenario (`--minutes`, default the hour).

@@ -18,9 +18,9 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tocsin_host::{Limits, Runtime, State};
 use tocsin_model::Event;
 use tocsin_model::plugin::{FilterInput, Kind, Verdict};
-use tocsin_host::{Limits, Runtime, State};
 
 const BATCH: usize = 1_000;
 const HOSTS: [&str; 3] = ["web-7", "web-8", "db-3"];

@@ -9,9 +9,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use tocsin_api::auth::{self, Grant};
+use tocsin_api::{AppState, app};
 use tocsin_store as store;
 use tocsin_store::{Store, StoreOptions};
-use tocsin_api::{app, AppState};
 use tower::ServiceExt as _;
 
 pub struct Api {

@@ -413,23 +413,31 @@ async fn a_scaffolded_plugin_builds_and_is_managed_from_the_cli() {
 /// migrate` brings it up to date (twice is harmless), and then it opens.
 #[tokio::test]
 async fn migrate_is_a_deploy_step_and_require_refuses_an_unmigrated_database() {
-    use tocsin_store::{Migrations, StoreOptions, StoreError};
+    use tocsin_store::{Migrations, StoreError, StoreOptions};
     let url = tocsin_tests::postgres_url().await;
     let require = StoreOptions {
         migrations: Migrations::Require,
         connections: Some(2),
         ..StoreOptions::default()
     };
-    let refused = tocsin_store::open(&url, require).await.map(|_| ()).expect_err("an empty database is refused");
+    let refused = tocsin_store::open(&url, require)
+        .await
+        .map(|_| ())
+        .expect_err("an empty database is refused");
     assert!(matches!(refused, StoreError::NotMigrated(_)), "{refused}");
-    assert!(refused.to_string().contains("run `tocsin migrate"), "{refused}");
+    assert!(
+        refused.to_string().contains("run `tocsin migrate"),
+        "{refused}"
+    );
 
     for _ in 0..2 {
         let (ok, _, stderr) = tocsin(&["migrate", "--database-url", &url]).expect("tocsin runs");
         assert!(ok, "{stderr}");
         assert!(stderr.contains("is up to date"), "{stderr}");
     }
-    let store = tocsin_store::open(&url, require).await.expect("a migrated database opens");
+    let store = tocsin_store::open(&url, require)
+        .await
+        .expect("a migrated database opens");
     store.ready().await.expect("and is ready");
 
     let (ok, _, stderr) =

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tocsin_api::auth::{self, Grant};
+use tocsin_model::clock::now_ms;
 use tocsin_notify::config::Notifiers;
 use tocsin_outbox::Outbox;
-use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;

@@ -12,9 +12,9 @@ use sqlx::Connection as _;
 use tocsin_api::auth::{self, Grant};
 use tocsin_collect::Collectors;
 use tocsin_collect::logs::LogsSources;
+use tocsin_model::clock::now_ms;
 use tocsin_notify::config::Notifiers;
 use tocsin_outbox::Outbox;
-use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;

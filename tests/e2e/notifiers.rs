@@ -9,9 +9,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use tocsin_api::auth::{self, Grant};
+use tocsin_model::clock::now_ms;
 use tocsin_notify::config::Notifiers;
 use tocsin_outbox::Outbox;
-use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::{Fakes, Scripted};
 
 use crate::api::Api;

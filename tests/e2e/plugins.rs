@@ -296,8 +296,8 @@ async fn a_collector_plugin_puts_its_section_on_the_incident_and_its_page() {
     .expect("notifiers");
     let collectors = tocsin_collect::Collectors::new(api.store.clone())
         .with_plugins(api.collector.clone().expect("plugin runtime"));
-    let outbox = tocsin_outbox::Outbox::new(api.store.clone(), notifiers.into())
-        .with_collectors(collectors);
+    let outbox =
+        tocsin_outbox::Outbox::new(api.store.clone(), notifiers.into()).with_collectors(collectors);
     let incident_with = |monitor: &str, params: Value| {
         json!({
             "alert": { "monitor": monitor, "status": "unhealthy" },

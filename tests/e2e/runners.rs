@@ -31,6 +31,17 @@ fn api_alone(store: Arc<dyn Store>) -> Router {
     })
 }
 
+/// The store at `url`, an API alone over it, and a token of team bender.
+async fn api_alone_on(url: &str) -> (Arc<dyn Store>, Router, String) {
+    let store = tocsin_store::open(url, StoreOptions::default())
+        .await
+        .expect("store opens");
+    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
+        .await
+        .expect("token");
+    (store.clone(), api_alone(store), team)
+}
+
 /// A pipeline on its own over `store`, with no hooks: it finds events and commands by
 /// polling the store.
 fn pipeline_alone(store: Arc<dyn Store>) -> (Arc<Signal>, JoinHandle<()>) {
@@ -120,13 +131,7 @@ async fn incident_of(router: &Router, token: &str, monitor: &str) -> String {
 }
 
 async fn runs_apart(url: &str) {
-    let store = tocsin_store::open(url, StoreOptions::default())
-        .await
-        .expect("store opens");
-    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
-        .await
-        .expect("token");
-    let api = api_alone(store.clone());
+    let (store, api, team) = api_alone_on(url).await;
 
     // Accepted with no pipeline anywhere: durable in the journal, waiting.
     let (status, receipt) =
@@ -209,13 +214,7 @@ async fn the_outbox_delivers_one_notice_given_from_outside() {
         .expect("notifiers parse"),
     );
     let (_dir, url) = tocsin_tests::sqlite_url();
-    let store = tocsin_store::open(&url, StoreOptions::default())
-        .await
-        .expect("store opens");
-    let (team, _) = auth::create(store.as_ref(), Grant::Team("bender".into()), "")
-        .await
-        .expect("token");
-    let api = api_alone(store.clone());
+    let (store, api, team) = api_alone_on(&url).await;
     let event = json!([{"alert": {"monitor": "checkout", "status": "unhealthy"},
                         "context": {"service": "checkout", "region": "eu"},
                         "alerting": {"priority": "high"}}]);

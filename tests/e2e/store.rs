@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use time::OffsetDateTime;
-use tocsin_model::Status;
 use tocsin_api::auth::{self, Grant};
-use tocsin_model::team::Caller;
 use tocsin_ingest as ingest;
 use tocsin_ingest::Format;
+use tocsin_model::Status;
+use tocsin_model::team::Caller;
 use tocsin_store as store;
 use tocsin_store::{AlertQuery, AlertState, Record, Store, StoreOptions};
 

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tocsin_api::auth::{self, Grant};
+use tocsin_model::clock::now_ms;
 use tocsin_notify::config::Notifiers;
 use tocsin_outbox::Outbox;
-use tocsin_model::clock::now_ms;
 use tocsin_tests::fakes::Fakes;
 
 use crate::api::Api;

@@ -17,8 +17,10 @@ use crate::state::AppState;
 use crate::suppressions::{create_record, end_record, find, retime_record};
 use crate::trace::Trace;
 use crate::webhooks::{caller, refused};
-use tocsin_ingest::adapt::alertmanager::{self, draft, Filter, GettableSilence, PostableSilence, silences, suppression_id};
 use tocsin_ingest::MAX_BODY_BYTES;
+use tocsin_ingest::adapt::alertmanager::{
+    self, Filter, GettableSilence, PostableSilence, draft, silences, suppression_id,
+};
 use tocsin_model::clock::now_ms;
 use tocsin_model::suppression::lifecycle::Retime;
 

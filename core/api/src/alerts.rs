@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use tocsin_model::team::{Caller, check_team_name};
-use tocsin_store::{AlertQuery, AlertState};
 use tocsin_model::template::check_label_key;
+use tocsin_store::{AlertQuery, AlertState};
 
 const DEFAULT_LIMIT: u32 = 1_000;
 const MAX_LIMIT: u32 = 10_000;

@@ -56,7 +56,10 @@ pub async fn create(
 }
 
 /// The caller a bearer token stands for, or `None` when it is unknown or revoked.
-pub async fn authenticate(store: &dyn AdminStore, token: &str) -> Result<Option<Caller>, StoreError> {
+pub async fn authenticate(
+    store: &dyn AdminStore,
+    token: &str,
+) -> Result<Option<Caller>, StoreError> {
     // Anything that is not shaped like our tokens cannot match: skip the database.
     if !token.starts_with("tocsin_") || token.len() > 128 {
         return Ok(None);
@@ -70,4 +73,3 @@ pub async fn authenticate(store: &dyn AdminStore, token: &str) -> Result<Option<
             admin: record.admin,
         }))
 }
-

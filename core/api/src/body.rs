@@ -45,9 +45,8 @@ pub async fn read<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resul
         Format::Json => {
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("malformed JSON: {e}")))?
         }
-        Format::Yaml => {
-            tocsin_model::yaml::from_slice(&bytes).map_err(|e| bad(format!("malformed YAML: {e}")))?
-        }
+        Format::Yaml => tocsin_model::yaml::from_slice(&bytes)
+            .map_err(|e| bad(format!("malformed YAML: {e}")))?,
     };
     // Serde reads a struct from a sequence too: `[]` would be a body of all defaults.
     let kind = match &value {

@@ -14,10 +14,10 @@ use crate::body;
 use crate::caller::{acting_team, listed_team, named_team};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
-use tocsin_model::clock::now_ms;
-use tocsin_store::{Change, Runbook};
 use tocsin_model::clock::millis;
+use tocsin_model::clock::now_ms;
+use tocsin_model::team::Caller;
+use tocsin_store::{Change, Runbook};
 
 /// Largest runbook, in bytes.
 pub const MAX_RUNBOOK_BYTES: usize = 256 * 1024;

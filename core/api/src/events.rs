@@ -10,9 +10,9 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 use crate::trace::Trace;
-use tocsin_model::team::Caller;
-use tocsin_model::event::Event;
 use tocsin_ingest::{Batch, BodyError, Format, MAX_BODY_BYTES, Rejected};
+use tocsin_model::event::Event;
+use tocsin_model::team::Caller;
 
 /// Bodies above this size are parsed on a blocking thread so that they never stall the
 /// small requests sharing the async workers.

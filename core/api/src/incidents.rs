@@ -10,12 +10,12 @@ use utoipa::ToSchema;
 use crate::body;
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
 use std::time::{Duration, Instant};
+use tocsin_model::team::Caller;
 
 use tocsin_model::clock::now_ms;
-use tocsin_model::rows::{Command, CommandOutcome, CommandRow, IncidentError};
 use tocsin_model::rows::IncidentState;
+use tocsin_model::rows::{Command, CommandOutcome, CommandRow, IncidentError};
 use tocsin_model::views::{IncidentDetail, IncidentQuery, IncidentSummary};
 
 /// A page of incidents.

@@ -20,8 +20,8 @@
 //! through [`AppState`].
 
 mod alertmanager;
-pub mod auth;
 mod alerts;
+pub mod auth;
 mod body;
 mod caller;
 mod context;

@@ -12,9 +12,9 @@ use crate::body;
 use crate::caller::{acting_team, listed_team, named_team};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
 use tocsin_collect::logs::LogsSql;
 use tocsin_model::clock::now_ms;
+use tocsin_model::team::Caller;
 use tocsin_store::LogsQuery;
 
 /// Longest description, in characters.

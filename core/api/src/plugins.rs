@@ -16,10 +16,12 @@ use crate::error::{ApiError, ErrorBody};
 use crate::events::Receipt;
 use crate::state::AppState;
 use crate::trace::Trace;
-use tocsin_model::team::Caller;
-use tocsin_model::event::Event;
 use tocsin_ingest::MAX_BODY_BYTES;
-use tocsin_model::plugin::{self, IncidentContext, Kind, PluginError, PluginInfo, RawInput, Sample, TestRun};
+use tocsin_model::event::Event;
+use tocsin_model::plugin::{
+    self, IncidentContext, Kind, PluginError, PluginInfo, RawInput, Sample, TestRun,
+};
+use tocsin_model::team::Caller;
 use tocsin_store::DeadLetter;
 
 /// Headers a transformer never sees: Tocsin's own credentials and the sender's cookies.

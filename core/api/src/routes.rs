@@ -13,10 +13,10 @@ use crate::body;
 use crate::caller::{acting_team, listed_team, named_team};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
-use tocsin_model::notice::Route;
 use tocsin_model::clock::now_ms;
+use tocsin_model::notice::Route;
 use tocsin_model::notice::StoredRoute;
+use tocsin_model::team::Caller;
 
 /// What a route sends an incident to: names of configured notifiers.
 #[derive(Debug, Deserialize, ToSchema)]

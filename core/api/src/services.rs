@@ -11,9 +11,9 @@ use crate::body;
 use crate::caller::{listed_team, named_team};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
 use tocsin_model::catalogue::{Service, ServiceSpec};
 use tocsin_model::clock::now_ms;
+use tocsin_model::team::Caller;
 use tocsin_store::AlertQuery;
 
 /// Every service the caller may see.

@@ -12,14 +12,14 @@ use crate::body;
 use crate::caller::{listed_team, named_team};
 use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
-use tocsin_model::team::Caller;
 use tocsin_model::clock::now_ms;
-use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
-use tocsin_store::{AlertQuery, AlertState};
 use tocsin_model::suppression::lifecycle::{
     self, Change, NewSuppression, Retime, SuppressionError,
 };
-use tocsin_model::suppression::{check_share, Draft, Matcher};
+use tocsin_model::suppression::{Draft, Matcher, check_share};
+use tocsin_model::team::Caller;
+use tocsin_model::views::{AuditEntry, HistoryEntry, HistoryQuery, SuppressionRecord};
+use tocsin_store::{AlertQuery, AlertState};
 
 /// Alerts read per page when a draft is checked against every known alert.
 const SCAN_PAGE: u32 = 10_000;
@@ -111,7 +111,11 @@ async fn scan(
         query.after = page.last().map(|a| (a.team.clone(), a.fingerprint.clone()));
         for alert in page {
             // Flap detection's own alerts are not part of the fleet.
-            if alert.labels.get(tocsin_model::event::FLAPPING_LABEL).is_some() {
+            if alert
+                .labels
+                .get(tocsin_model::event::FLAPPING_LABEL)
+                .is_some()
+            {
                 known -= 1;
                 continue;
             }

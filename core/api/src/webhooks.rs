@@ -17,9 +17,9 @@ use crate::error::{ApiError, ErrorBody};
 use crate::events::{Receipt, commit};
 use crate::state::AppState;
 use crate::trace::Trace;
-use tocsin_ingest::adapt::{AdaptError, datadog, loggly, MAX_WEBHOOK_BYTES};
-use tocsin_model::team::Caller;
+use tocsin_ingest::adapt::{AdaptError, MAX_WEBHOOK_BYTES, datadog, loggly};
 use tocsin_model::event::Event;
+use tocsin_model::team::Caller;
 
 /// Header that carries the token for senders that cannot set `Authorization`.
 pub const TOKEN_HEADER: &str = "x-tocsin-token";

@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use tocsin_model::event::{Event, parse_duration, PluginSpec, Status};
-use tocsin_model::views::{IncidentDetail, IncidentQuery};
-use tocsin_model::views::ContextSection;
-use tocsin_store::{AlertQuery, ViewStore};
 use tocsin_model::event::render;
+use tocsin_model::event::{Event, PluginSpec, Status, parse_duration};
+use tocsin_model::views::ContextSection;
+use tocsin_model::views::{IncidentDetail, IncidentQuery};
+use tocsin_store::{AlertQuery, ViewStore};
 
 /// Longest cell of a `logs` table, in characters.
 const LOG_CELL: usize = 300;
@@ -180,8 +180,7 @@ impl Collectors {
                 .ok_or_else(|| {
                     format!("no logs query \"{shown}\" in this incident's team: register it with PUT /v1/logs-queries/NAME and name it in params.query")
                 })?;
-                let sql =
-                    logs::LogsSql::parse(&registered.sql).map_err(|e| e.to_string())?;
+                let sql = logs::LogsSql::parse(&registered.sql).map_err(|e| e.to_string())?;
                 let given: std::collections::HashMap<String, String> = spec
                     .params
                     .iter()

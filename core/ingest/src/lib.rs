@@ -15,9 +15,9 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use tocsin_model::event::{Event, FieldError};
 use tocsin_model::team;
 use tocsin_model::team::Caller;
-use tocsin_model::event::{Event, FieldError};
 use tocsin_store::Accepted;
 
 /// Largest request body, in bytes (10 MiB).

@@ -19,8 +19,8 @@ pub mod pagerduty;
 pub mod slack;
 pub mod webhook;
 
-pub use tocsin_model::notice::Action;
 use tocsin_model::event::Priority;
+pub use tocsin_model::notice::Action;
 use tocsin_model::plugin::Section;
 use tocsin_model::views::IncidentDetail;
 

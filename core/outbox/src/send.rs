@@ -7,9 +7,9 @@ use std::time::Duration;
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::Value;
 
-use tocsin_notify::config::Notifier;
 use tocsin_model::notice::Action;
 use tocsin_notify::Notice;
+use tocsin_notify::config::Notifier;
 
 /// How one attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,7 +165,9 @@ impl Sender {
             // Never a second page: once PagerDuty has one, updates go elsewhere.
             Action::Open | Action::Update if paged => return Ok(reference.map(str::to_owned)),
             // An update pages only when the incident became urgent since it opened.
-            Action::Update if notice.incident.incident.priority != tocsin_model::event::Priority::High => {
+            Action::Update
+                if notice.incident.incident.priority != tocsin_model::event::Priority::High =>
+            {
                 return Ok(None);
             }
             Action::Resolve if !paged => return Ok(None),
@@ -276,13 +278,9 @@ impl Sender {
             }
             let project = project.ok_or_else(|| Attempt::Dead("no Jira project: set alerting.ticket-queue on the event or service, or project on the notifier".into()))?;
             let created = self
-                .call(
-                    request(reqwest::Method::POST, &["issue"])?.json(&tocsin_notify::jira::create(
-                        &project,
-                        jira.issue_type,
-                        notice,
-                    )),
-                )
+                .call(request(reqwest::Method::POST, &["issue"])?.json(
+                    &tocsin_notify::jira::create(&project, jira.issue_type, notice),
+                ))
                 .await?;
             return Ok(created["key"].as_str().map(str::to_owned));
         };
@@ -471,7 +469,10 @@ impl Sender {
             self.client
                 .post(url)
                 .header("content-type", "application/json")
-                .header(tocsin_notify::webhook::TIMESTAMP_HEADER, timestamp.to_string())
+                .header(
+                    tocsin_notify::webhook::TIMESTAMP_HEADER,
+                    timestamp.to_string(),
+                )
                 .header(tocsin_notify::webhook::SIGNATURE_HEADER, signature)
                 .body(body),
         )

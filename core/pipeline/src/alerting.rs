@@ -11,8 +11,8 @@
 
 use std::collections::BTreeMap;
 
-use tocsin_model::rows::{IncidentRow, NoticeRow, TimelineKind, TimelineRow};
 use tocsin_model::notice::Action;
+use tocsin_model::rows::{IncidentRow, NoticeRow, TimelineKind, TimelineRow};
 
 /// One notice per incident touched by the batch, in the order they were first touched.
 pub(crate) fn notices(timeline: &[TimelineRow], incidents: &[IncidentRow]) -> Vec<NoticeRow> {

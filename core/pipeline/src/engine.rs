@@ -8,7 +8,9 @@ use std::sync::Arc;
 use tocsin_model::catalogue::Service;
 use tocsin_model::event::{Event, Fingerprint, Priority};
 use tocsin_model::plugin::Filter;
-use tocsin_model::rows::{HeldRow, HistoryOutcome, HistoryRow, Hold, IncidentState, Rules, Snapshot, TrackedRow};
+use tocsin_model::rows::{
+    HeldRow, HistoryOutcome, HistoryRow, Hold, IncidentState, Rules, Snapshot, TrackedRow,
+};
 
 use crate::config::Config;
 use crate::plugins::{PluginOutcome, Runner};

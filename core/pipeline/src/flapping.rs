@@ -30,7 +30,17 @@ impl Engine {
             "flapping: {changes} status changes within {}; one flapping alert is raised instead",
             human(self.config.flap_window_ms)
         );
-        self.record(key, &meta, &event, HistoryOutcome::Held, reason, None, None, None, now);
+        self.record(
+            key,
+            &meta,
+            &event,
+            HistoryOutcome::Held,
+            reason,
+            None,
+            None,
+            None,
+            now,
+        );
         let flapping = flapping_alert(
             &event,
             Status::Unhealthy,

@@ -2,9 +2,11 @@
 //! alert is placed as it arrives, nothing is buffered), by a key rendered from
 //! `grouping.keys`, within a rolling window.
 
-use tocsin_model::event::{Event, parse_duration, Priority, Status};
 use tocsin_model::event::render;
-use tocsin_model::rows::{IncidentError, IncidentRow, IncidentState, MemberRow, TimelineKind, TimelineRow};
+use tocsin_model::event::{Event, Priority, Status, parse_duration};
+use tocsin_model::rows::{
+    IncidentError, IncidentRow, IncidentState, MemberRow, TimelineKind, TimelineRow,
+};
 
 use crate::engine::Engine;
 use crate::state::{AlertKey, EventMeta, Incident, Timer};
@@ -211,7 +213,12 @@ impl Engine {
             incident.row.acked_at = Some(now);
             incident.row.acked_by = Some(who.to_owned());
             incident.row.updated_at = now;
-            self.timeline(id, now, TimelineKind::Acked, format!("acknowledged by {who}"));
+            self.timeline(
+                id,
+                now,
+                TimelineKind::Acked,
+                format!("acknowledged by {who}"),
+            );
             self.pending.incidents.insert(slot);
         }
         Ok(())

@@ -187,7 +187,17 @@ impl Engine {
                 instance_of(&event),
                 service.name
             );
-            self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
+            self.record(
+                key,
+                &meta,
+                &event,
+                HistoryOutcome::Dropped,
+                reason,
+                None,
+                None,
+                None,
+                now,
+            );
             return;
         }
 
@@ -207,7 +217,17 @@ impl Engine {
                             "ignore-flap: waiting until it has been unhealthy for {}",
                             human(min_age)
                         );
-                        self.record(key, &meta, &event, HistoryOutcome::Held, reason, None, None, None, now);
+                        self.record(
+                            key,
+                            &meta,
+                            &event,
+                            HistoryOutcome::Held,
+                            reason,
+                            None,
+                            None,
+                            None,
+                            now,
+                        );
                         return;
                     }
                 }
@@ -216,7 +236,17 @@ impl Engine {
                     self.unhold(key);
                     let reason =
                         "ignore-flap: recovered before its min-age; nothing was raised".to_owned();
-                    self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
+                    self.record(
+                        key,
+                        &meta,
+                        &event,
+                        HistoryOutcome::Dropped,
+                        reason,
+                        None,
+                        None,
+                        None,
+                        now,
+                    );
                     return;
                 }
                 Status::Healthy => {}
@@ -240,7 +270,17 @@ impl Engine {
             self.unhold(key);
             self.drop_count(key.0, "plugin");
             let reason = format!("plugin:{plugin}: {reason}");
-            self.record(key, &meta, &event, HistoryOutcome::Dropped, reason, None, None, None, now);
+            self.record(
+                key,
+                &meta,
+                &event,
+                HistoryOutcome::Dropped,
+                reason,
+                None,
+                None,
+                None,
+                now,
+            );
             return;
         }
         let event = match outcome.replaced {
@@ -343,7 +383,11 @@ impl Engine {
             return; // Cancelled or replaced since.
         }
         self.set_hold(key, None);
-        self.pass_held(key, at, "released by ignore-flap: unhealthy for its whole min-age");
+        self.pass_held(
+            key,
+            at,
+            "released by ignore-flap: unhealthy for its whole min-age",
+        );
     }
 }
 

@@ -18,11 +18,11 @@ use tracing::{Instrument as _, debug, error, info, info_span, warn};
 
 use crate::config::Config;
 use crate::engine::Engine;
-use tocsin_model::rows::IncidentError;
 use tocsin_model::clock::now_ms;
 use tocsin_model::plugin::Filter;
+use tocsin_model::rows::IncidentError;
 use tocsin_model::rows::{
-    Command, CommandOutcome, CommandRow, Incoming, IncidentState, NoticeRow, Outcome, Rules,
+    Command, CommandOutcome, CommandRow, IncidentState, Incoming, NoticeRow, Outcome, Rules,
 };
 use tocsin_store::{PipelineStore, StoreError};
 
@@ -451,4 +451,3 @@ async fn command(
         Err(IncidentError::Closed(_)) => Ok(CommandOutcome::Closed),
     }
 }
-

@@ -41,7 +41,6 @@ impl Feed {
     }
 }
 
-
 impl worker::Feed for Feed {
     /// Up to `max` rows right after `cursor`, with no gap; `None` when the feed does not
     /// start right there.

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
 use tocsin_model::notice::Action;
 use tocsin_model::rows::{Handed, NoticeRow, Outcome, Rules};
+use tokio::sync::Notify;
 
 /// Most new incidents handed to the outbox in memory and not yet delivered; beyond it
 /// their notices wait in the database like any other.

@@ -46,7 +46,6 @@ pub struct Change {
     pub recorded_by: String,
 }
 
-
 macro_rules! backend {
     ($db:ty) => {
         use sqlx::{QueryBuilder, Row as _};

@@ -17,7 +17,9 @@ pub enum StoreError {
     Corrupt(String),
     /// The database lacks migrations this build needs, and the caller asked not to
     /// apply them ([`crate::options::Migrations::Require`]).
-    #[error("the database schema is not up to date ({0}): run `tocsin migrate --database-url …` first")]
+    #[error(
+        "the database schema is not up to date ({0}): run `tocsin migrate --database-url …` first"
+    )]
     NotMigrated(String),
     /// Another process committed pipeline state since this one loaded it.
     #[error("another process moved the pipeline on; reloading its state")]

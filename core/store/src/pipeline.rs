@@ -8,8 +8,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tocsin_model::rows::{ActiveSuppression, HeldRow, Hold, Incoming, Outcome, Rules, Snapshot, TrackedRow};
 use tocsin_model::event::Priority;
+use tocsin_model::rows::{
+    ActiveSuppression, HeldRow, Hold, Incoming, Outcome, Rules, Snapshot, TrackedRow,
+};
 use tocsin_model::suppression::Matcher;
 
 use crate::decode::status;

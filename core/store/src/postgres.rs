@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::StoreError;
-use crate::options::{Migrations, StoreOptions};
 use crate::journal::{Appended, Record};
+use crate::options::{Migrations, StoreOptions};
 use crate::pipeline::postgres::commit;
 use tocsin_model::rows::Outcome;
 
@@ -46,7 +46,10 @@ impl PostgresStore {
 
 impl PostgresStore {
     /// Appends to the journal (see [`crate::JournalStore::append`]).
-    pub(crate) async fn append_records(&self, records: Vec<Record>) -> Result<Appended, StoreError> {
+    pub(crate) async fn append_records(
+        &self,
+        records: Vec<Record>,
+    ) -> Result<Appended, StoreError> {
         // One statement per batch: each column travels as one array and UNNEST zips them
         // back into rows (PostgreSQL's fast path for bulk inserts).
         let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
@@ -103,10 +106,13 @@ impl PostgresStore {
     }
 
     /// Commits a batch's outcome (see [`crate::PipelineStore::commit`]).
-    pub(crate) async fn commit_outcome(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+    pub(crate) async fn commit_outcome(
+        &self,
+        outcome: &Outcome,
+        generation: i64,
+    ) -> Result<(), StoreError> {
         commit(&self.pool, outcome, generation, true).await
     }
 }
 
 crate::forward::stages!(PostgresStore, postgres, read: pool, write: pool);
-

@@ -299,7 +299,10 @@ fn push_journal_insert(sql: &mut QueryBuilder<'_, Sqlite>, records: &mut [Record
 
 impl SqliteStore {
     /// Appends to the journal (see [`crate::JournalStore::append`]).
-    pub(crate) async fn append_records(&self, mut records: Vec<Record>) -> Result<Appended, StoreError> {
+    pub(crate) async fn append_records(
+        &self,
+        mut records: Vec<Record>,
+    ) -> Result<Appended, StoreError> {
         let n = records.len() as i64;
         if records.len() <= ONE_TRIP_APPEND {
             return self.append_in_one_trip(records).await;
@@ -327,7 +330,11 @@ impl SqliteStore {
     }
 
     /// Commits a batch's outcome (see [`crate::PipelineStore::commit`]).
-    pub(crate) async fn commit_outcome(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError> {
+    pub(crate) async fn commit_outcome(
+        &self,
+        outcome: &Outcome,
+        generation: i64,
+    ) -> Result<(), StoreError> {
         commit(&self.writer, outcome, generation, false).await?;
         if let Some(to) = outcome.journal_delete_to {
             // The processed rows leave the journal's file on its own writer, after the
@@ -423,4 +430,3 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
-

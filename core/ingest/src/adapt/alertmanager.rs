@@ -22,10 +22,10 @@ use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 
 use super::{AdaptError, Message, kind};
-use tocsin_model::event::{Alert, Alerting, Event, FieldError, Priority, Status};
 use crate::MAX_ITEMS;
-use tocsin_model::views::SuppressionRecord;
+use tocsin_model::event::{Alert, Alerting, Event, FieldError, Priority, Status};
 use tocsin_model::suppression::Draft;
+use tocsin_model::views::SuppressionRecord;
 
 /// Alertmanager's label for the monitor's name.
 pub const ALERTNAME: &str = "alertname";

@@ -10,8 +10,8 @@ use super::*;
 use tocsin_model::catalogue::{Lifecycle, Service, ServiceSpec};
 use tocsin_model::event::{Event, Priority, Status, render};
 use tocsin_model::rows::{
-    ActiveSuppression, HistoryRow, IncidentRow, IncidentState, Incoming, MemberRow, Outcome,
-    Rules, Snapshot, TrackedRow,
+    ActiveSuppression, HistoryRow, IncidentRow, IncidentState, Incoming, MemberRow, Outcome, Rules,
+    Snapshot, TrackedRow,
 };
 use tocsin_model::suppression::{Draft, Policy};
 

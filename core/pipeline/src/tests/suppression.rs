@@ -156,5 +156,8 @@ fn a_recovery_during_a_suppression_still_resolves_the_incident() {
         IncidentState::Resolving,
         "the new failure is suppressed"
     );
-    assert_eq!(b.history.last().map(|h| h.outcome.as_str()), Some("suppressed"));
+    assert_eq!(
+        b.history.last().map(|h| h.outcome.as_str()),
+        Some("suppressed")
+    );
 }
