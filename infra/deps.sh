@@ -59,3 +59,16 @@ if [[ ! -x "$venv/bin/componentize-py" ]]; then
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install --quiet "componentize-py==0.25.*" >&2
 fi
+# aws-sam-translator and cfn-lint check infra/template.yaml offline
+# (infra/validate-template.py, and the e2e test infra); the lower bounds are the
+# versions it was tested with.
+if [[ ! -x "$venv/bin/cfn-lint" ]] || ! "$venv/bin/python" -c 'import samtranslator' >/dev/null 2>&1; then
+    echo "deps.sh: installing aws-sam-translator and cfn-lint into $venv" >&2
+    "$venv/bin/pip" install --quiet "aws-sam-translator>=1.115,<2" "cfn-lint>=1.58,<2" >&2
+fi
+# The serverless stack's end-to-end test runs the Lambda functions under `cargo lambda
+# watch` (the runtime emulator) and SQS on `moto_server`; both come from PyPI.
+if [[ ! -x "$venv/bin/cargo-lambda" ]] || [[ ! -x "$venv/bin/moto_server" ]]; then
+    echo "deps.sh: installing cargo-lambda and moto into $venv" >&2
+    "$venv/bin/pip" install --quiet "cargo-lambda==1.9.*" "moto[server]>=5,<6" >&2
+fi

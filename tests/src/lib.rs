@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 
 pub mod fakes;
+pub mod lambda;
 pub mod plugins;
 pub mod storm;
 
@@ -25,7 +26,8 @@ pub fn tocsin_bin() -> &'static Path {
     BIN.get_or_init(|| build_bin("tocsin", "tocsin").unwrap_or_else(|e| panic!("{e:#}")))
 }
 
-fn build_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
+/// Builds `bin` of `package` with the caller's profile; returns its path.
+pub fn build_bin(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let mut cargo = Command::new(env!("CARGO"));
     cargo.current_dir(workspace()).args([
         "build",
@@ -191,6 +193,20 @@ pub fn create_token(database_url: &str, who: &[&str]) -> anyhow::Result<String> 
         bail!("tocsin token create failed: {stderr}");
     }
     Ok(stdout.trim().to_owned())
+}
+
+/// A tool from the virtualenv `infra/deps.sh` fills with PyPI packages
+/// (`~/.cache/tocsin-venv`), or else the one of that name on the `PATH`.
+pub fn venv_bin(name: &str) -> PathBuf {
+    let venv = std::env::var("HOME").map(|home| {
+        PathBuf::from(home)
+            .join(".cache/tocsin-venv/bin")
+            .join(name)
+    });
+    match venv {
+        Ok(path) if path.is_file() => path,
+        _ => PathBuf::from(name),
+    }
 }
 
 /// A SQLite database URL in a fresh temporary directory (kept alive by the guard).

@@ -85,12 +85,7 @@ fn componentize_py() -> PathBuf {
     if let Ok(path) = std::env::var("COMPONENTIZE_PY") {
         return PathBuf::from(path);
     }
-    let venv = std::env::var("HOME")
-        .map(|home| PathBuf::from(home).join(".cache/tocsin-venv/bin/componentize-py"));
-    match venv {
-        Ok(path) if path.is_file() => path,
-        _ => PathBuf::from("componentize-py"),
-    }
+    crate::venv_bin("componentize-py")
 }
 
 /// The Python example (`plugins/python/zabbix`), built with componentize-py once per

@@ -55,10 +55,17 @@ impl Outbox {
             }
         }
         let ids: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
-        self.store.expand_notices(&ids, &deliveries).await?;
+        // Only the deliveries this expansion stored are its to attempt: another process
+        // that expanded the same notice first attempts its own (one page, not two).
+        let stored: std::collections::HashSet<String> = self
+            .store
+            .expand_notices(&ids, &deliveries)
+            .await?
+            .into_iter()
+            .collect();
         let claimed = deliveries
             .into_iter()
-            .filter(|d| d.action == Action::Open)
+            .filter(|d| d.action == Action::Open && stored.contains(&d.id))
             .collect();
         Ok((notices.len(), claimed))
     }

@@ -75,6 +75,7 @@ impl Outbox {
         }
         self.store
             .expand_notices(std::slice::from_ref(&notice.id), &deliveries)
-            .await
+            .await?;
+        Ok(())
     }
 }

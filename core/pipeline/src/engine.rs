@@ -97,6 +97,11 @@ impl Engine {
         &self.config
     }
 
+    /// Whether a commit since the last call left notices for the outbox.
+    pub fn take_noticed(&mut self) -> bool {
+        std::mem::take(&mut self.noticed)
+    }
+
     /// Journal rows up to here are processed.
     pub fn cursor(&self) -> i64 {
         self.cursor

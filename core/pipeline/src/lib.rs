@@ -25,6 +25,8 @@
 //! - `worker`: the runner; it alone touches the store.
 
 mod alerting;
+#[cfg(feature = "args")]
+pub mod args;
 mod batch;
 mod config;
 mod engine;

@@ -281,11 +281,26 @@ pub async fn drain(
         let n = step(store, engine, batch, now_ms()).await?;
         total += n;
         if n == 0 {
-            let outcome = Arc::new(engine.flush(now_ms()));
-            commit(store, engine, &outcome, None).await?;
+            flush(store, engine).await?;
             return Ok(total);
         }
     }
+}
+
+/// Writes every steady refresh still in memory (for a runner that stops after a batch,
+/// as a Lambda invocation does).
+pub async fn flush(store: &dyn PipelineStore, engine: &mut Engine) -> Result<(), StoreError> {
+    let outcome = Arc::new(engine.flush(now_ms()));
+    commit(store, engine, &outcome, None).await
+}
+
+/// Applies the incident commands recorded in the store, in order (for a runner that does
+/// not loop). An error means the engine may be ahead of the database: load it again.
+pub async fn apply_commands(
+    store: &dyn PipelineStore,
+    engine: &mut Engine,
+) -> Result<(), StoreError> {
+    commands(store, engine).await
 }
 
 /// Runs the pipeline until stopped. A failed batch reloads the state from the store

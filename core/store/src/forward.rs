@@ -21,7 +21,8 @@ pub(crate) fn check_migrations(
 
 /// Implements every stage trait for `$store`, a backend whose SQL functions are in the
 /// `$backend` submodules, reading on the pool `self.$read` and writing on `self.$write`.
-/// The backend provides `append_records`, `commit_outcome` and a `MIGRATOR` static.
+/// The backend provides `append_records`, `commit_outcome`, `journal_horizon`,
+/// `pipeline_lease` and a `MIGRATOR` static.
 macro_rules! stages {
     ($store:ty, $backend:ident, read: $read:ident, write: $write:ident) => {
         const _: () = {
@@ -231,7 +232,9 @@ macro_rules! stages {
                     after: i64,
                     max: usize,
                 ) -> Result<Vec<Incoming>, StoreError> {
-                    $crate::pipeline::$backend::journal_after(&self.$read, after, max).await
+                    let through = self.journal_horizon().await?;
+                    $crate::pipeline::$backend::journal_after(&self.$read, after, through, max)
+                        .await
                 }
 
                 async fn journal_bodies(
@@ -243,6 +246,13 @@ macro_rules! stages {
 
                 async fn versions(&self) -> Result<(i64, i64), StoreError> {
                     $crate::pipeline::$backend::versions(&self.$read).await
+                }
+
+                async fn lease(
+                    &self,
+                    wait: std::time::Duration,
+                ) -> Result<Option<$crate::lease::Lease>, StoreError> {
+                    self.pipeline_lease(wait).await
                 }
 
                 async fn tracked_page(
@@ -331,7 +341,7 @@ macro_rules! stages {
                     &self,
                     notices: &[String],
                     deliveries: &[Delivery],
-                ) -> Result<(), StoreError> {
+                ) -> Result<Vec<String>, StoreError> {
                     $crate::outbox::$backend::expand(&self.$write, notices, deliveries).await
                 }
 

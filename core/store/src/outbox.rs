@@ -122,9 +122,12 @@ macro_rules! backend {
         }
 
         /// Replaces notices by their deliveries, in one transaction: a crash leaves either
-        /// the notice or its deliveries, never both nor neither.
-        pub async fn expand(pool: &Pool, notices: &[String], deliveries: &[Delivery]) -> Result<(), StoreError> {
+        /// the notice or its deliveries, never both nor neither. Returns the ids of the
+        /// deliveries stored: a process that expanded the same notice first stored its own,
+        /// and only their expander attempts them.
+        pub async fn expand(pool: &Pool, notices: &[String], deliveries: &[Delivery]) -> Result<Vec<String>, StoreError> {
             let mut tx = pool.begin().await?;
+            let mut stored = Vec::with_capacity(deliveries.len());
             for chunk in deliveries.chunks(500) {
                 let mut sql = QueryBuilder::<$db>::new(format!("INSERT INTO deliveries ({COLUMNS}) "));
                 sql.push_values(chunk, |mut v, d| {
@@ -142,8 +145,8 @@ macro_rules! backend {
                         .push_bind(d.updated_at)
                         .push_bind(d.last_error.clone());
                 });
-                sql.push(" ON CONFLICT (notice_id, notifier) DO NOTHING");
-                sql.build().execute(&mut *tx).await?;
+                sql.push(" ON CONFLICT (notice_id, notifier) DO NOTHING RETURNING id");
+                stored.extend(sql.build_query_scalar::<String>().fetch_all(&mut *tx).await?);
             }
             for chunk in notices.chunks(500) {
                 let mut sql = QueryBuilder::<$db>::new("DELETE FROM notices WHERE id IN (");
@@ -155,7 +158,7 @@ macro_rules! backend {
                 sql.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(())
+            Ok(stored)
         }
 
         /// Pending deliveries due by `now`, oldest first, without any that waits behind an
@@ -182,11 +185,13 @@ macro_rules! backend {
         }
 
         /// Records an attempt before it is made, so a restart knows one may have reached
-        /// the notifier; `false` when the delivery is no longer pending.
+        /// the notifier; `false` when the delivery is no longer pending or no longer due
+        /// (another process claimed it first: its lease moved `due_at` on).
         pub async fn claim(pool: &Pool, id: &str, lease_until: i64, now: i64) -> Result<bool, StoreError> {
             let mut sql = QueryBuilder::<$db>::new("UPDATE deliveries SET attempts = attempts + 1, due_at = ");
             sql.push_bind(lease_until).push(", updated_at = ").push_bind(now);
-            sql.push(" WHERE state = 'pending' AND id = ").push_bind(id.to_owned());
+            sql.push(" WHERE state = 'pending' AND due_at <= ").push_bind(now);
+            sql.push(" AND id = ").push_bind(id.to_owned());
             Ok(sql.build().execute(pool).await?.rows_affected() == 1)
         }
 

@@ -32,14 +32,19 @@ macro_rules! backend {
 
         type Pool = sqlx::Pool<$db>;
 
-        /// Journal rows after `after`, oldest first, without their body (labels, event):
-        /// [`journal_bodies`] reads those for the rows that need them.
-        pub async fn journal_after(pool: &Pool, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError> {
+        /// Journal rows after `after` (and up to `through`, if given), oldest first,
+        /// without their body (labels, event): [`journal_bodies`] reads those for the rows
+        /// that need them.
+        pub async fn journal_after(pool: &Pool, after: i64, through: Option<i64>, max: usize) -> Result<Vec<Incoming>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(
                 "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
                  reported_count, trace_id FROM journal WHERE seq > ",
             );
-            sql.push_bind(after).push(" ORDER BY seq LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX));
+            sql.push_bind(after);
+            if let Some(through) = through {
+                sql.push(" AND seq <= ").push_bind(through);
+            }
+            sql.push(" ORDER BY seq LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX));
             let rows = sql.build().fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {

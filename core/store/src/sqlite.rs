@@ -329,6 +329,19 @@ impl SqliteStore {
         })
     }
 
+    /// One process runs the pipeline over a SQLite file: nothing to take.
+    pub(crate) async fn pipeline_lease(
+        &self,
+        _wait: Duration,
+    ) -> Result<Option<crate::lease::Lease>, StoreError> {
+        Ok(Some(crate::lease::Lease::local()))
+    }
+
+    /// No bound on the journal's readers: its one writer commits in seq order.
+    pub(crate) async fn journal_horizon(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     /// Commits a batch's outcome (see [`crate::PipelineStore::commit`]).
     pub(crate) async fn commit_outcome(
         &self,

@@ -4,6 +4,7 @@
 //! backend is. Every method is one transaction: it happens entirely or not at all.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -21,6 +22,7 @@ use crate::alerts::{AlertQuery, AlertState};
 use crate::context::{Change, Runbook};
 use crate::error::StoreError;
 use crate::journal::{Appended, Record};
+use crate::lease::Lease;
 use crate::logs::LogsQuery;
 use crate::outbox::{Delivery, DeliveryQuery};
 use crate::plugins::{DeadLetter, NewVersion, PluginRow};
@@ -123,6 +125,11 @@ pub trait PipelineStore: ViewStore {
     ) -> Result<HashMap<i64, (String, String)>, StoreError>;
     /// The pipeline's commit counter and the catalogue/suppression change counter.
     async fn versions(&self) -> Result<(i64, i64), StoreError>;
+    /// Takes the pipeline's lease, waiting up to `wait` for another process to give it
+    /// up; `None` if it did not. Processes that share a database (the Lambda functions)
+    /// take turns with it instead of undoing each other's batches; the commit counter
+    /// keeps them exact either way.
+    async fn lease(&self, wait: Duration) -> Result<Option<Lease>, StoreError>;
     /// One page of alert states, after (team, fingerprint), for loading the pipeline.
     async fn tracked_page(
         &self,
@@ -167,12 +174,14 @@ pub trait OutboxStore: ViewStore {
     /// Notices the pipeline left that the outbox has not turned into deliveries yet,
     /// oldest first.
     async fn notices(&self, limit: i64) -> Result<Vec<NoticeRow>, StoreError>;
-    /// Replaces notices by their deliveries, in one transaction.
+    /// Replaces notices by their deliveries, in one transaction; returns the ids of the
+    /// deliveries stored (one already stored for the same notice and notifier, by another
+    /// process, is kept instead).
     async fn expand_notices(
         &self,
         notices: &[String],
         deliveries: &[Delivery],
-    ) -> Result<(), StoreError>;
+    ) -> Result<Vec<String>, StoreError>;
     /// Pending deliveries due by `now`, oldest first, each the first pending one of its
     /// incident and notifier.
     async fn due_deliveries(&self, now: i64, limit: i64) -> Result<Vec<Delivery>, StoreError>;

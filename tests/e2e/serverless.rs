@@ -1,0 +1,201 @@
+//! The serverless stack end to end, with the real binaries: the four functions under
+//! `cargo lambda watch`, SQS from moto, PostgreSQL, the fakes (`tocsin_tests::lambda`).
+//! One stack serves every scenario in turn (starting one takes seconds, and the
+//! emulator builds each function once).
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use tocsin_tests::lambda::Stack;
+
+const DD_TRIGGERED: &str = include_str!("../fixtures/datadog/triggered.json");
+const DD_RECOVERED: &str = include_str!("../fixtures/datadog/recovered.json");
+
+/// How long the queues may take to settle (a failed message comes back after the
+/// test queues' 2 s visibility timeout).
+const SETTLE: Duration = Duration::from_secs(90);
+
+async fn incidents(stack: &Stack, token: &str, query: &str) -> Vec<Value> {
+    let (status, body) = stack
+        .api(Method::GET, &format!("/v1/incidents?{query}"), token, None)
+        .await
+        .expect("api answers");
+    assert_eq!(status, 200, "{body}");
+    body["incidents"].as_array().cloned().unwrap_or_default()
+}
+
+async fn post_events(stack: &Stack, token: &str, events: &Value) {
+    let (status, body) = stack
+        .api(Method::POST, "/v1/events", token, Some(&events.to_string()))
+        .await
+        .expect("api answers");
+    assert_eq!(status, 202, "{body}");
+}
+
+/// An SQS event of nudges, as Lambda would hand it to the pipeline.
+fn nudges(stack: &Stack, ids: &[&str]) -> Value {
+    let records: Vec<Value> = ids
+        .iter()
+        .map(|id| {
+            json!({"messageId": id, "receiptHandle": id, "body": "{\"kind\":\"journal\"}",
+                   "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                   "eventSource": "aws:sqs", "eventSourceARN": stack.pipeline.arn,
+                   "awsRegion": "us-east-1"})
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_functions_under_the_lambda_emulator_over_sqs_and_postgres() {
+    let stack = Stack::start(&[("TOCSIN_RESOLVE_GRACE", "2s")])
+        .await
+        .expect("the stack starts");
+    let bender = stack.token("bender").expect("token");
+
+    // A Datadog webhook through `api` opens an incident in PostgreSQL: one page, one
+    // Slack message.
+    let (status, receipt) = stack
+        .api(
+            Method::POST,
+            "/v1/webhooks/datadog",
+            &bender,
+            Some(DD_TRIGGERED),
+        )
+        .await
+        .expect("api answers");
+    assert_eq!(status, 202, "{receipt}\n{}", stack.log());
+    stack.settle(SETTLE).await.expect("settles");
+    let open = incidents(&stack, &bender, "state=open").await;
+    assert_eq!(open.len(), 1, "{open:?}\n{}", stack.log());
+    let id = open[0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(open[0]["service"], "checkout");
+    assert_eq!(
+        stack.fakes.pages(),
+        std::slice::from_ref(&id),
+        "one page\n{}",
+        stack.log()
+    );
+    let posts: Vec<_> = stack
+        .fakes
+        .requests_to("slack")
+        .into_iter()
+        .filter(|r| r.path.ends_with("chat.postMessage"))
+        .collect();
+    assert_eq!(posts.len(), 1, "one Slack message: {posts:?}");
+    assert!(
+        stack.fakes.violations().is_empty(),
+        "{:?}",
+        stack.fakes.violations()
+    );
+
+    // `tick` resolves it after its grace period (2 s here): the recovery makes it
+    // resolving, and only the tick's wake-up after the grace resolves it.
+    let (status, _) = stack
+        .api(
+            Method::POST,
+            "/v1/webhooks/datadog",
+            &bender,
+            Some(DD_RECOVERED),
+        )
+        .await
+        .expect("api answers");
+    assert_eq!(status, 202);
+    stack.settle(SETTLE).await.expect("settles");
+    let (_, detail) = stack
+        .api(Method::GET, &format!("/v1/incidents/{id}"), &bender, None)
+        .await
+        .expect("api answers");
+    assert_eq!(detail["state"], "resolving", "{detail}");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let ticked = stack
+        .invoke("tick", &json!({"source": "aws.events"}))
+        .await
+        .expect("tick");
+    assert_eq!(ticked["pipeline"], true, "{ticked}");
+    stack.settle(SETTLE).await.expect("settles");
+    let (_, detail) = stack
+        .api(Method::GET, &format!("/v1/incidents/{id}"), &bender, None)
+        .await
+        .expect("api answers");
+    assert_eq!(detail["state"], "resolved", "{detail}\n{}", stack.log());
+
+    // A poison message lands in the dead-letter queue with its error; the rest of its
+    // batch is processed.
+    let (status, _) = stack
+        .api(
+            Method::POST,
+            "/v1/events",
+            &bender,
+            Some(r#"[{"alert": {"monitor": "disk", "status": "unhealthy"}, "context": {"service": "storage"}, "alerting": {"priority": "high"}}]"#),
+        )
+        .await
+        .expect("api answers");
+    assert_eq!(status, 202);
+    stack
+        .send(&stack.pipeline, "this is no Tocsin message")
+        .await
+        .expect("sends");
+    let polled = stack
+        .poll(&stack.pipeline, "pipeline")
+        .await
+        .expect("polls");
+    assert_eq!(polled.received, 2, "the nudge and the poison in one batch");
+    assert_eq!(polled.failed, 0, "the poison was moved, not reported");
+    let dead = stack
+        .dead_letters(&stack.pipeline)
+        .await
+        .expect("reads the dlq");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].body, "this is no Tocsin message");
+    let error = dead[0].error.as_deref().unwrap_or_default();
+    assert!(error.starts_with("not a Tocsin queue message"), "{error}");
+    stack.settle(SETTLE).await.expect("settles");
+    assert_eq!(
+        incidents(&stack, &bender, "state=open&service=storage")
+            .await
+            .len(),
+        1,
+        "the nudge beside the poison was processed"
+    );
+
+    // Two `pipeline` invocations at once on one grouping key make one incident.
+    let events: Vec<Value> = (0..40)
+        .map(|i| {
+            json!({"alert": {"monitor": format!("shard-{i}"), "status": "unhealthy"},
+                        "context": {"service": "payments", "region": "eu"},
+                        "grouping": {"keys": ["${context.service}"]},
+                        "alerting": {"priority": "high"}})
+        })
+        .collect();
+    post_events(&stack, &bender, &Value::Array(events)).await;
+    let (a, b) = (nudges(&stack, &["a"]), nudges(&stack, &["b"]));
+    let (first, second) = tokio::join!(stack.invoke("pipeline", &a), stack.invoke("pipeline", &b));
+    for answer in [first, second] {
+        let answer = answer.expect("pipeline answers");
+        assert_eq!(answer["batchItemFailures"], json!([]), "{answer}");
+    }
+    stack.settle(SETTLE).await.expect("settles");
+    let payments = incidents(&stack, &bender, "service=payments").await;
+    assert_eq!(payments.len(), 1, "{payments:?}");
+    let (_, detail) = stack
+        .api(
+            Method::GET,
+            &format!("/v1/incidents/{}", payments[0]["id"].as_str().expect("id")),
+            &bender,
+            None,
+        )
+        .await
+        .expect("api answers");
+    assert_eq!(
+        detail["alert_list"].as_array().map(Vec::len),
+        Some(40),
+        "{detail}"
+    );
+    assert_eq!(
+        stack.fakes.pages().len(),
+        3,
+        "checkout, storage, payments: one page each"
+    );
+}
