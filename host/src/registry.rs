@@ -116,30 +116,28 @@ impl WasmPlugins {
     /// Builds the runtime and loads every stored plugin's active version (compiling
     /// each), then keeps plugin state saved in the background.
     pub async fn start(store: Arc<dyn PluginStore>, limits: Limits) -> anyhow::Result<Self> {
+        let plugins = Self::open(store, limits)?;
+        plugins.refresh_from_store().await?;
+        Ok(plugins)
+    }
+
+    /// Builds the runtime without loading any plugin: nothing is compiled until
+    /// [`Registry::refresh`] (the Lambda functions, whose init phase allows 10 s while a
+    /// Python component takes longer to compile). Plugin state is saved in the
+    /// background.
+    pub fn open(store: Arc<dyn PluginStore>, limits: Limits) -> anyhow::Result<Self> {
         let runtime = Runtime::new(limits)
             .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))?;
         let plugins = Self {
             inner: Arc::new(Inner {
                 runtime,
-                store: store.clone(),
+                store,
                 loaded: RwLock::new(HashMap::new()),
                 compiling: Semaphore::new(1),
                 compiled: Mutex::new(HashMap::new()),
                 counters: Mutex::new(HashMap::new()),
             }),
         };
-        let rows = store.plugins(None).await?;
-        for row in rows {
-            let started = std::time::Instant::now();
-            match plugins.load(&row, row.active_version).await {
-                Ok(()) => {
-                    info!(team = %row.team, plugin = %row.name, version = row.active_version, elapsed = ?started.elapsed(), "plugin loaded")
-                }
-                Err(e) => {
-                    error!(team = %row.team, plugin = %row.name, error = %e, "cannot load plugin; its calls fail until it is uploaded again")
-                }
-            }
-        }
         let weak = Arc::downgrade(&plugins.inner);
         tokio::spawn(async move {
             loop {
@@ -149,6 +147,40 @@ impl WasmPlugins {
             }
         });
         Ok(plugins)
+    }
+
+    /// Loads every stored plugin whose active version is not the one in use, and drops
+    /// the ones no longer stored; returns how many changed. A version that cannot be
+    /// loaded is logged and left out (its calls fail) and the others still load.
+    async fn refresh_from_store(&self) -> Result<usize, StoreError> {
+        let rows = self.inner.store.plugins(None).await?;
+        let mut changed = 0;
+        for row in &rows {
+            if self
+                .get_loaded(&row.team, &row.name)
+                .is_some_and(|loaded| loaded.version == row.active_version)
+            {
+                continue;
+            }
+            changed += 1;
+            let started = std::time::Instant::now();
+            match self.load(row, row.active_version).await {
+                Ok(()) => {
+                    info!(team = %row.team, plugin = %row.name, version = row.active_version, elapsed = ?started.elapsed(), "plugin loaded")
+                }
+                Err(e) => {
+                    error!(team = %row.team, plugin = %row.name, error = %e, "cannot load plugin; its calls fail until it is uploaded again")
+                }
+            }
+        }
+        let stored: std::collections::HashSet<(&str, &str)> = rows
+            .iter()
+            .map(|r| (r.team.as_str(), r.name.as_str()))
+            .collect();
+        let mut loaded = self.inner.loaded.write().unwrap_or_else(|e| e.into_inner());
+        let before = loaded.len();
+        loaded.retain(|(team, name), _| stored.contains(&(team.as_str(), name.as_str())));
+        Ok(changed + before - loaded.len())
     }
 
     /// The runtime's limits.
@@ -502,6 +534,10 @@ impl Registry for WasmPlugins {
     async fn get(&self, team: &str, name: &str) -> Result<PluginInfo, PluginError> {
         let row = self.row(team, name).await?;
         Ok(self.info(row))
+    }
+
+    async fn refresh(&self) -> Result<usize, PluginError> {
+        self.refresh_from_store().await.map_err(internal)
     }
 
     async fn remove(&self, team: &str, name: &str) -> Result<(), PluginError> {

@@ -64,10 +64,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ),
     // The Lambda functions: thin mains. The three that run plugins take the host; the
     // tick runs none and must not link wasmtime.
-    (
-        "tocsin-function-api",
-        &["tocsin-lambda", "tocsin-api", "tocsin-host"],
-    ),
+    ("tocsin-function-api", &["tocsin-lambda", "tocsin-host"]),
     (
         "tocsin-function-pipeline",
         &["tocsin-lambda", "tocsin-host"],

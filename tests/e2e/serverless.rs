@@ -198,4 +198,123 @@ async fn the_functions_under_the_lambda_emulator_over_sqs_and_postgres() {
         3,
         "checkout, storage, payments: one page each"
     );
+
+    // A filter plugin uploaded through `api` runs in `pipeline` (another process, which
+    // loads it at its next batch).
+    let (status, body) = stack
+        .api_bytes(
+            Method::PUT,
+            "/v1/plugins/retired-hosts?kind=filter",
+            &bender,
+            Some((
+                "application/wasm",
+                tocsin_tests::plugins::component("retired-hosts"),
+            )),
+        )
+        .await
+        .expect("api answers");
+    assert_eq!(status, 201, "{body}\n{}", stack.log());
+    let filters =
+        json!([{"type": "plugin", "params": {"name": "retired-hosts", "hosts": ["web-7"]}}]);
+    let events: Vec<Value> = ["web-7", "web-1"]
+        .iter()
+        .map(|host| {
+            json!({"alert": {"monitor": "disk", "status": "unhealthy"},
+                           "context": {"service": "archive", "host": host},
+                           "filters": filters})
+        })
+        .collect();
+    post_events(&stack, &bender, &Value::Array(events)).await;
+    stack.settle(SETTLE).await.expect("settles");
+    let (_, dropped) = stack
+        .api(Method::GET, "/v1/history?outcome=dropped", &bender, None)
+        .await
+        .expect("api answers");
+    let reasons: Vec<&str> = dropped["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["reason"].as_str())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["plugin:retired-hosts: host web-7 is retired"],
+        "{dropped}\n{}",
+        stack.log()
+    );
+
+    // Killing `pipeline` mid-batch loses nothing and doubles nothing: the batch comes
+    // back, and the journal's cursor, committed with each batch's effects, says where
+    // to resume.
+    let pool = sqlx::PgPool::connect(&stack.database_url)
+        .await
+        .expect("connects");
+    const FLEET: usize = 20_000;
+    for chunk in 0..FLEET / 1_000 {
+        let events: Vec<Value> = (0..1_000)
+            .map(|i| json!({"alert": {"monitor": "ping", "status": "healthy"},
+                            "context": {"service": "fleet", "instance": format!("i-{}", chunk * 1_000 + i)}}))
+            .collect();
+        post_events(&stack, &bender, &Value::Array(events)).await;
+    }
+    let poller = async {
+        stack
+            .poll(&stack.pipeline, "pipeline")
+            .await
+            .expect("polls")
+    };
+    let killer = async {
+        // Once the pipeline has committed part of the journal, not all of it.
+        loop {
+            let (left,): (i64,) = sqlx::query_as(
+                "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'pipeline')",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("lag");
+            if left < FLEET as i64 {
+                assert!(left > 0, "the batch ended before the kill");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let killed = stack.kill_function("pipeline");
+        // Lambda replaces an instance that died; the emulator does not, so it starts
+        // again (the invocation in flight fails with it, as the crashed one would).
+        stack.restart_emulator().expect("a new instance");
+        killed
+    };
+    let (polled, killed) = tokio::join!(poller, killer);
+    assert!(killed >= 1, "a pipeline instance was running");
+    assert_eq!(
+        polled.failed, polled.received,
+        "the killed invocation's batch comes back"
+    );
+    stack.settle(SETTLE).await.expect("settles");
+    let (alerts, fingerprints): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT fingerprint) FROM alerts WHERE labels->>'service' = 'fleet'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(
+        (alerts, fingerprints),
+        (FLEET as i64, FLEET as i64),
+        "nothing lost"
+    );
+    let (entries, ids): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COUNT(DISTINCT id) FROM history WHERE fingerprint IN \
+         (SELECT fingerprint FROM alerts WHERE labels->>'service' = 'fleet')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(entries, ids, "no event processed twice");
+    let (counted,): (i64,) = sqlx::query_as(
+        "SELECT COALESCE(SUM(count), 0)::int8 FROM alerts WHERE labels->>'service' = 'fleet'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!(counted, FLEET as i64, "each first report counted once");
 }

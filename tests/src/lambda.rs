@@ -9,7 +9,6 @@
 //! treats a function error or a 5xx as the whole batch failing.
 
 use std::net::TcpListener;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -100,7 +99,9 @@ pub struct Stack {
     /// The notifier's queue.
     pub notify: QueuePair,
     http: reqwest::Client,
-    _watch: Group,
+    watch: std::sync::Mutex<Option<Group>>,
+    port: u16,
+    vars: Vec<(String, String)>,
     _moto: Group,
 }
 
@@ -172,21 +173,12 @@ impl Stack {
         for function in ["api", "pipeline", "notify", "tick"] {
             crate::build_bin(&format!("tocsin-function-{function}"), function)?;
         }
+        let vars: Vec<(String, String)> = vars
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         let port = free_port()?;
-        let log =
-            std::fs::File::create(std::env::temp_dir().join(format!("tocsin-lambda-{port}.log")))?;
-        let watch = spawn_group(
-            Command::new(crate::venv_bin("cargo-lambda"))
-                .args(["lambda", "watch", "--ignore-changes", "--quiet"])
-                .args(["-A", "127.0.0.1", "-P", &port.to_string()])
-                .args(["--concurrency", "2", "--timeout", "120"])
-                .current_dir(crate::workspace())
-                .envs(vars)
-                .stdout(log.try_clone()?)
-                .stderr(log),
-        )
-        .context("cannot start cargo lambda watch (infra/deps.sh installs it)")?;
-        wait_for_port(port, "cargo lambda watch", Duration::from_secs(60))?;
+        let watch = emulator(port, &vars)?;
         Ok(Self {
             database_url,
             fakes,
@@ -197,9 +189,25 @@ impl Stack {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(600))
                 .build()?,
-            _watch: watch,
+            watch: std::sync::Mutex::new(Some(watch)),
+            port,
+            vars,
             _moto: moto,
         })
+    }
+
+    /// Stops the emulator and starts it again on the same port: new instances of every
+    /// function, as Lambda starts after a crash (`cargo lambda watch` does not replace
+    /// an instance that died).
+    pub fn restart_emulator(&self) -> anyhow::Result<()> {
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        drop(watch.take());
+        // The emulator runs each instance in a process group of its own.
+        for function in ["api", "pipeline", "notify", "tick"] {
+            self.kill_function(function);
+        }
+        *watch = Some(emulator(self.port, &self.vars)?);
+        Ok(())
     }
 
     /// The emulator's log (the functions' output), for failure messages.
@@ -229,7 +237,7 @@ impl Stack {
         Ok(body)
     }
 
-    /// A request to the `api` function through its function URL.
+    /// A request to the `api` function through its function URL (a JSON body).
     pub async fn api(
         &self,
         method: reqwest::Method,
@@ -237,14 +245,24 @@ impl Stack {
         token: &str,
         body: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
+        let body = body.map(|b| ("application/json", b.as_bytes().to_vec()));
+        self.api_bytes(method, path, token, body).await
+    }
+
+    /// A request to the `api` function with a body of this content type.
+    pub async fn api_bytes(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut request = self
             .http
             .request(method, format!("{}/lambda-url/api{path}", self.invoke))
             .bearer_auth(token);
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_owned());
+        if let Some((content_type, body)) = body {
+            request = request.header("content-type", content_type).body(body);
         }
         let answer = request.send().await?;
         let status = answer.status().as_u16();
@@ -409,10 +427,50 @@ impl Stack {
         crate::create_token(&self.database_url, &["--team", team])
     }
 
-    /// The workspace, where the emulator runs.
-    pub fn workspace(&self) -> &'static Path {
-        crate::workspace()
+    /// Kills every running instance of `function` with SIGKILL, as a crash would;
+    /// returns how many there were.
+    pub fn kill_function(&self, function: &str) -> usize {
+        let suffix = format!("/debug/{function}");
+        let mut killed = 0;
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(exe) = std::fs::read_link(entry.path().join("exe")) else {
+                continue;
+            };
+            if exe.to_string_lossy().ends_with(&suffix) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                killed += 1;
+            }
+        }
+        killed
     }
+}
+
+/// `cargo lambda watch` on `port` with the functions' environment, once it listens. Its
+/// output goes to a log file of its port (appended to across restarts).
+fn emulator(port: u16, vars: &[(String, String)]) -> anyhow::Result<Group> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(std::env::temp_dir().join(format!("tocsin-lambda-{port}.log")))?;
+    let watch = spawn_group(
+        Command::new(crate::venv_bin("cargo-lambda"))
+            .args(["lambda", "watch", "--ignore-changes", "--quiet"])
+            .args(["-A", "127.0.0.1", "-P", &port.to_string()])
+            .args(["--concurrency", "2", "--timeout", "120"])
+            .current_dir(crate::workspace())
+            .envs(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(log.try_clone()?)
+            .stderr(log),
+    )
+    .context("cannot start cargo lambda watch (infra/deps.sh installs it)")?;
+    wait_for_port(port, "cargo lambda watch", Duration::from_secs(60))?;
+    Ok(watch)
 }
 
 /// A standard queue with a dead-letter queue after 3 receives, and a short visibility

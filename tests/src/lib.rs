@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 
 pub mod fakes;
 pub mod lambda;
+pub mod load;
 pub mod plugins;
 pub mod storm;
 

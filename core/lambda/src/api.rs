@@ -5,6 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
 use tocsin_api::{AppState, Append, AppendError, Directory, StoreAppend, Wake};
 use tocsin_model::plugin::Plugins;
 use tocsin_model::suppression::Policy;
@@ -60,6 +63,27 @@ impl Wake for QueueWake {
             });
         }
     }
+}
+
+/// The whole API as the `api` function serves it: requests that run or manage plugins
+/// first bring the plugins in line with the store (one query when nothing changed), so
+/// a plugin uploaded through one instance is used by every other.
+pub fn app(state: AppState) -> Router {
+    let plugins = state.plugins.clone();
+    tocsin_api::app(state).layer(axum::middleware::from_fn(
+        move |request: Request, next: Next| {
+            let plugins = plugins.clone();
+            async move {
+                let path = request.uri().path();
+                if (path.starts_with("/v1/ingest/") || path.starts_with("/v1/plugins"))
+                    && let Err(e) = plugins.refresh().await
+                {
+                    warn!(error = %e, "cannot check the plugins for changes; running the ones loaded");
+                }
+                next.run(request).await
+            }
+        },
+    ))
 }
 
 /// The API's state in the `api` function.

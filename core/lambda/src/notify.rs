@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use tocsin_model::clock::now_ms;
+use tocsin_model::plugin::Plugins;
 use tocsin_outbox::Outbox;
 use tocsin_store::OutboxStore;
 use tracing::{info, warn};
@@ -26,6 +27,7 @@ pub struct NotifyFunction {
     outbox: Outbox,
     store: Arc<dyn OutboxStore>,
     queues: Queues,
+    plugins: Option<Arc<dyn Plugins>>,
 }
 
 impl NotifyFunction {
@@ -35,12 +37,25 @@ impl NotifyFunction {
             outbox,
             store,
             queues,
+            plugins: None,
         }
+    }
+
+    /// Checks `plugins` (the collectors' runtime) for another process's changes before
+    /// each batch.
+    pub fn with_plugins(mut self, plugins: Arc<dyn Plugins>) -> Self {
+        self.plugins = Some(plugins);
+        self
     }
 
     /// Rounds until none finds work or `deadline` passes; returns the notices and
     /// deliveries handled.
     pub async fn deliver(&self, deadline: Instant) -> Result<usize, String> {
+        if let Some(plugins) = &self.plugins
+            && let Err(e) = plugins.refresh().await
+        {
+            warn!(error = %e, "cannot check the plugins for changes; running the ones loaded");
+        }
         let mut handled = 0;
         let mut more = false;
         loop {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsMessage};
 use tocsin_model::clock::now_ms;
-use tocsin_model::plugin::Filter;
+use tocsin_model::plugin::{Filter, Plugins};
 use tocsin_pipeline::worker::{self, MAX_BATCH};
 use tocsin_pipeline::{Config, Engine};
 use tocsin_store::{PipelineStore, StoreError};
@@ -34,7 +34,7 @@ const CONFLICT_RETRIES: usize = 3;
 pub struct PipelineFunction {
     store: Arc<dyn PipelineStore>,
     config: Config,
-    filter: Option<Arc<dyn Filter>>,
+    plugins: Option<Arc<dyn Plugins>>,
     engine: Mutex<Option<Engine>>,
     queues: Queues,
 }
@@ -49,17 +49,17 @@ pub struct Drained {
 }
 
 impl PipelineFunction {
-    /// A pipeline over `store` with `filter`'s plugins.
+    /// A pipeline over `store` running `plugins`' filters.
     pub fn new(
         store: Arc<dyn PipelineStore>,
         config: Config,
-        filter: Option<Arc<dyn Filter>>,
+        plugins: Option<Arc<dyn Plugins>>,
         queues: Queues,
     ) -> Self {
         Self {
             store,
             config,
-            filter,
+            plugins,
             engine: Mutex::new(None),
             queues,
         }
@@ -70,6 +70,13 @@ impl PipelineFunction {
     /// notifier if notices were left. Stops at `deadline` and wakes itself for the rest.
     pub async fn drain(&self, deadline: Instant) -> Result<Drained, String> {
         let mut slot = self.engine.lock().await;
+        // A plugin uploaded, rolled back or removed through another process is used from
+        // this batch on (one query when nothing changed).
+        if let Some(plugins) = &self.plugins
+            && let Err(e) = plugins.refresh().await
+        {
+            warn!(error = %e, "cannot check the plugins for changes; running the ones loaded");
+        }
         // Invocations take turns: the one that waited drains what is left after the
         // other (usually nothing) rather than race it batch by batch.
         let wait = deadline.saturating_duration_since(Instant::now());
@@ -134,8 +141,9 @@ impl PipelineFunction {
             Some(engine) => engine,
             None => {
                 let mut loaded = worker::load(self.store.as_ref(), self.config).await?;
-                if let Some(filter) = &self.filter {
-                    loaded.set_plugins(filter.clone());
+                if let Some(plugins) = &self.plugins {
+                    let filter: Arc<dyn Filter> = plugins.clone();
+                    loaded.set_plugins(filter);
                 }
                 slot.insert(loaded)
             }

@@ -382,6 +382,13 @@ pub trait Registry: Send + Sync {
     async fn rollback(&self, team: &str, name: &str) -> Result<PluginInfo, PluginError>;
     /// Runs a plugin on a sample: no state is written, nothing is ingested.
     async fn test(&self, team: &str, name: &str, sample: Sample) -> Result<TestRun, PluginError>;
+    /// Brings the plugins in use in line with the store, where another process may have
+    /// uploaded, rolled back or removed one (the Lambda functions check before each
+    /// batch); returns how many changed. A runtime that is the only writer has nothing
+    /// to do.
+    async fn refresh(&self) -> Result<usize, PluginError> {
+        Ok(0)
+    }
 }
 
 /// Everything a plugin runtime provides.

@@ -16,16 +16,14 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = settings.config()?;
     let notifiers = Arc::new(settings.notifiers()?);
     let store = settings.open_store().await?;
-    let plugins =
-        tocsin_host::WasmPlugins::start(store.clone(), tocsin_host::Limits::default()).await?;
+    // Nothing is compiled at init: plugins load at the first batch that needs them.
+    let plugins = Arc::new(tocsin_host::WasmPlugins::open(
+        store.clone(),
+        tocsin_host::Limits::default(),
+    )?);
     let queues = settings.queues().await;
-    let state = tocsin_lambda::api::state(
-        store,
-        Arc::new(plugins),
-        notifiers,
-        config.policy,
-        queues.pipeline,
-    );
+    let state =
+        tocsin_lambda::api::state(store, plugins, notifiers, config.policy, queues.pipeline);
     tracing::info!("api ready");
-    lambda_http::run(tocsin_api::app(state)).await
+    lambda_http::run(tocsin_lambda::api::app(state)).await
 }

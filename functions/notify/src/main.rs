@@ -15,11 +15,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     let notifiers = Arc::new(settings.notifiers()?);
     let store = settings.open_store().await?;
-    let plugins =
-        tocsin_host::WasmPlugins::start(store.clone(), tocsin_host::Limits::default()).await?;
-    let collectors = tocsin_collect::Collectors::new(store.clone()).with_plugins(Arc::new(plugins));
+    // Nothing is compiled at init: plugins load at the first batch that needs them.
+    let plugins = Arc::new(tocsin_host::WasmPlugins::open(
+        store.clone(),
+        tocsin_host::Limits::default(),
+    )?);
+    let collectors = tocsin_collect::Collectors::new(store.clone()).with_plugins(plugins.clone());
     let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers).with_collectors(collectors);
-    let function = Arc::new(NotifyFunction::new(outbox, store, settings.queues().await));
+    let function =
+        Arc::new(NotifyFunction::new(outbox, store, settings.queues().await).with_plugins(plugins));
     tracing::info!("notify ready");
     tocsin_lambda::run_consumer(function).await
 }

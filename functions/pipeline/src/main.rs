@@ -18,12 +18,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     settings.connections = settings.connections.max(2);
     let config = settings.config()?;
     let store = settings.open_store().await?;
-    let plugins =
-        tocsin_host::WasmPlugins::start(store.clone(), tocsin_host::Limits::default()).await?;
+    // Nothing is compiled at init: plugins load at the first batch that needs them.
+    let plugins = Arc::new(tocsin_host::WasmPlugins::open(
+        store.clone(),
+        tocsin_host::Limits::default(),
+    )?);
     let function = Arc::new(PipelineFunction::new(
         store,
         config,
-        Some(Arc::new(plugins)),
+        Some(plugins),
         settings.queues().await,
     ));
     tracing::info!("pipeline ready");
