@@ -46,6 +46,19 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The limits of a process that serves one invocation at a time (a Lambda function):
+    /// the pooling allocator reserves slots for 4 instances, not 128. An `api`
+    /// invocation runs one transformer call, a `pipeline` invocation one filter call at a
+    /// time and a `notify` invocation one collector call at a time; the spare slots
+    /// cover a test call and an instance still being torn down. Fewer slots mean less
+    /// address space reserved and less to set up at init.
+    pub fn one_invocation() -> Self {
+        Self {
+            concurrent: 4,
+            ..Self::default()
+        }
+    }
+
     /// The deadline in epoch ticks (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.deadline.as_millis() / TICK.as_millis()).max(1) as u64

@@ -94,6 +94,8 @@ struct Inner {
     compiled: Mutex<HashMap<(Kind, String), Weak<Compiled>>>,
     /// Counters by plugin, kept across versions.
     counters: Mutex<HashMap<Key, Arc<Mutex<Counters>>>>,
+    /// The engine's compatibility hash: the artifacts stored under it load here.
+    engine_hash: String,
 }
 
 /// The wasmtime plugin runtime with its registry: what `tocsin serve` hands the API and
@@ -128,8 +130,10 @@ impl WasmPlugins {
     pub fn open(store: Arc<dyn PluginStore>, limits: Limits) -> anyhow::Result<Self> {
         let runtime = Runtime::new(limits)
             .map_err(|e| anyhow::anyhow!("cannot start the plugin runtime: {e}"))?;
+        let engine_hash = runtime.engine_hash();
         let plugins = Self {
             inner: Arc::new(Inner {
+                engine_hash,
                 runtime,
                 store,
                 loaded: RwLock::new(HashMap::new()),
@@ -215,13 +219,23 @@ impl WasmPlugins {
         }
     }
 
-    /// Compiles (or reuses) the component of a version, on the bounded worker.
+    /// The compiled component of this SHA-256 and kind, if a loaded plugin uses it.
+    fn cached(&self, kind: Kind, sha: &str) -> Option<Arc<Compiled>> {
+        lock(&self.inner.compiled)
+            .get(&(kind, sha.to_owned()))
+            .and_then(Weak::upgrade)
+    }
+
+    fn cache(&self, kind: Kind, compiled: &Arc<Compiled>) {
+        lock(&self.inner.compiled)
+            .insert((kind, compiled.sha256.clone()), Arc::downgrade(compiled));
+    }
+
+    /// Compiles (or reuses) a component on the bounded worker, and stores its
+    /// precompiled artifact so that other processes load it without compiling.
     async fn compiled(&self, kind: Kind, bytes: Bytes) -> Result<Arc<Compiled>, PluginError> {
         let sha = sha256(&bytes);
-        if let Some(hit) = lock(&self.inner.compiled)
-            .get(&(kind, sha.clone()))
-            .and_then(Weak::upgrade)
-        {
+        if let Some(hit) = self.cached(kind, &sha) {
             return Ok(hit);
         }
         let _permit = self
@@ -231,17 +245,75 @@ impl WasmPlugins {
             .await
             .map_err(|_| PluginError::Internal("the compiler is shut down".into()))?;
         let runtime = self.inner.runtime.clone();
-        let compiled = tokio::task::spawn_blocking(move || runtime.compile(&bytes, kind))
-            .await
-            .map_err(|e| PluginError::Internal(format!("the compiler failed: {e}")))?
-            .map_err(PluginError::Rejected)?;
+        let (compiled, artifact) = tokio::task::spawn_blocking(move || {
+            let compiled = runtime.compile(&bytes, kind)?;
+            let artifact = compiled.artifact();
+            Ok::<_, String>((compiled, artifact))
+        })
+        .await
+        .map_err(|e| PluginError::Internal(format!("the compiler failed: {e}")))?
+        .map_err(PluginError::Rejected)?;
+        // Without its artifact a plugin still runs here; other processes compile it.
+        let stored = match artifact {
+            Ok(artifact) => self
+                .inner
+                .store
+                .put_plugin_artifact(
+                    &sha,
+                    &self.inner.engine_hash,
+                    &artifact,
+                    tocsin_model::clock::millis(time::OffsetDateTime::now_utc()),
+                )
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = stored {
+            warn!(sha256 = %sha, error = %e, "cannot store the plugin's precompiled artifact; other processes compile it again");
+        }
         let compiled = Arc::new(compiled);
-        lock(&self.inner.compiled).insert((kind, sha), Arc::downgrade(&compiled));
+        self.cache(kind, &compiled);
         Ok(compiled)
     }
 
-    /// Loads a stored version and makes it the one calls use.
-    async fn load(&self, row: &PluginRow, version: i64) -> Result<(), PluginError> {
+    /// A stored version's code: the one already in use, else its precompiled artifact
+    /// (milliseconds), else its component compiled again when no artifact fits this
+    /// engine (another Tocsin release, other limits) or the artifact does not load.
+    async fn stored(&self, row: &PluginRow, version: i64) -> Result<Arc<Compiled>, PluginError> {
+        let sha = row
+            .versions
+            .iter()
+            .find(|v| v.version == version)
+            .map(|v| v.sha256.clone());
+        if let Some(sha) = &sha {
+            if let Some(hit) = self.cached(row.kind, sha) {
+                return Ok(hit);
+            }
+            let artifact = self
+                .inner
+                .store
+                .plugin_artifact(sha, &self.inner.engine_hash)
+                .await
+                .map_err(internal)?;
+            if let Some(artifact) = artifact {
+                let runtime = self.inner.runtime.clone();
+                let (kind, key) = (row.kind, sha.clone());
+                let loaded =
+                    tokio::task::spawn_blocking(move || runtime.load(&artifact, &key, kind))
+                        .await
+                        .map_err(|e| PluginError::Internal(format!("the loader failed: {e}")))?;
+                match loaded {
+                    Ok(compiled) => {
+                        let compiled = Arc::new(compiled);
+                        self.cache(row.kind, &compiled);
+                        return Ok(compiled);
+                    }
+                    Err(e) => {
+                        warn!(team = %row.team, plugin = %row.name, version, error = %e, "compiling the plugin again");
+                    }
+                }
+            }
+        }
         let bytes = self
             .inner
             .store
@@ -249,7 +321,12 @@ impl WasmPlugins {
             .await
             .map_err(internal)?
             .ok_or_else(|| PluginError::Internal(format!("version {version} is not stored")))?;
-        let compiled = self.compiled(row.kind, Bytes::from(bytes)).await?;
+        self.compiled(row.kind, Bytes::from(bytes)).await
+    }
+
+    /// Loads a stored version and makes it the one calls use.
+    async fn load(&self, row: &PluginRow, version: i64) -> Result<(), PluginError> {
+        let compiled = self.stored(row, version).await?;
         self.swap_in(&row.team, &row.name, version, compiled).await
     }
 
@@ -575,14 +652,7 @@ impl Registry for WasmPlugins {
                 row.active_version
             )));
         };
-        let bytes = self
-            .inner
-            .store
-            .plugin_component(team, name, previous)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| PluginError::Internal(format!("version {previous} is not stored")))?;
-        let compiled = self.compiled(row.kind, Bytes::from(bytes)).await?;
+        let compiled = self.stored(&row, previous).await?;
         self.inner
             .store
             .activate_plugin(

@@ -22,6 +22,7 @@ use crate::world::{collector, filter, host::Level, transformer};
 pub struct Compiled {
     /// Hex SHA-256 of the component's bytes.
     pub sha256: String,
+    component: Component,
     pre: Pre,
 }
 
@@ -33,6 +34,13 @@ enum Pre {
 }
 
 impl Compiled {
+    /// The precompiled artifact of the component, for [`Runtime::load`] in another
+    /// process whose engine has the same hash.
+    pub fn artifact(&self) -> Result<Vec<u8>, String> {
+        tocsin_precompiled::serialize(&self.component)
+            .map_err(|e| format!("cannot serialize the compiled component: {e}"))
+    }
+
     /// The world it was validated against.
     pub fn kind(&self) -> Kind {
         match self.pre {
@@ -91,6 +99,12 @@ impl Runtime {
         &self.limits
     }
 
+    /// The compatibility hash of this runtime's engine: artifacts stored under it load
+    /// here ([`tocsin_precompiled::compatibility`]).
+    pub fn engine_hash(&self) -> String {
+        tocsin_precompiled::compatibility(&self.engine)
+    }
+
     /// Validates and compiles a component for `kind`. The error says what is wrong in
     /// terms an uploader can act on.
     pub fn compile(&self, bytes: &[u8], kind: Kind) -> Result<Compiled, String> {
@@ -102,6 +116,25 @@ impl Runtime {
         }
         let component = Component::new(&self.engine, bytes)
             .map_err(|e| format!("not a valid component: {}", root(&e)))?;
+        self.prepare(component, sha256(bytes), kind)
+    }
+
+    /// Loads a component from the artifact [`Compiled::artifact`] made of it (on an
+    /// engine of the same [`Runtime::engine_hash`]), checked against `kind` as on upload.
+    /// `artifact` must come from Tocsin's own store, never from a request.
+    pub fn load(&self, artifact: &[u8], sha256: &str, kind: Kind) -> Result<Compiled, String> {
+        let component = tocsin_precompiled::load(&self.engine, artifact)
+            .map_err(|e| format!("the stored artifact does not load: {}", root(&e)))?;
+        self.prepare(component, sha256.to_owned(), kind)
+    }
+
+    /// Links a compiled component and checks that it exports `kind`'s world.
+    fn prepare(
+        &self,
+        component: Component,
+        sha256: String,
+        kind: Kind,
+    ) -> Result<Compiled, String> {
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             format!(
                 "it imports something Tocsin does not offer (plugins may import only tocsin:plugin/host and WASI): {}",
@@ -123,7 +156,8 @@ impl Runtime {
             Kind::Collector => Pre::Collector(collector::CollectorPre::new(pre).map_err(wrong)?),
         };
         Ok(Compiled {
-            sha256: sha256(bytes),
+            sha256,
+            component,
             pre,
         })
     }

@@ -15,8 +15,8 @@
 
 use anyhow::{Context as _, bail};
 use tocsin_tests::load::{
-    BATCH, FLEET, alertmanager_batches, alertmanager_version, load, print, start_alertmanager,
-    tocsin_batches,
+    BATCH, FLEET, alertmanager_batches, alertmanager_version, load, print, print_header,
+    start_alertmanager, tocsin_batches,
 };
 use tocsin_tests::{Server, create_token, sqlite_url};
 
@@ -68,14 +68,7 @@ fn main() -> anyhow::Result<()> {
         settings.sync
     );
     println!();
-    println!(
-        "| {:<44} | {:>12} | {:>8} | {:>8} | {:>6} |",
-        "target", "events/s", "p50", "p99", "errors"
-    );
-    println!(
-        "|{:-<46}|{:->14}|{:->10}|{:->10}|{:->8}|",
-        "", "", "", "", ""
-    );
+    print_header();
     let am = load(
         &format!("{am_url}/api/v2/alerts"),
         None,

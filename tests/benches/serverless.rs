@@ -28,7 +28,7 @@ use tocsin_model::plugin::Disabled;
 use tocsin_pipeline::worker::{self, MAX_BATCH};
 use tocsin_store::{Migrations, StoreOptions};
 use tocsin_tests::load::{
-    BATCH, FLEET, Outcome, alertmanager_batches, alertmanager_version, load, print,
+    BATCH, FLEET, Outcome, alertmanager_batches, alertmanager_version, load, print, print_header,
     start_alertmanager, tocsin_batches,
 };
 
@@ -208,14 +208,7 @@ fn main() -> anyhow::Result<()> {
         alertmanager_version()
     );
     println!();
-    println!(
-        "| {:<44} | {:>12} | {:>8} | {:>8} | {:>6} |",
-        "target", "events/s", "p50", "p99", "errors"
-    );
-    println!(
-        "|{:-<46}|{:->14}|{:->10}|{:->10}|{:->8}|",
-        "", "", "", "", ""
-    );
+    print_header();
     let am = load(
         &format!("{am_url}/api/v2/alerts"),
         None,

@@ -26,7 +26,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tocsin-collect",
         ],
     ),
-    ("tocsin-host", &["tocsin-model", "tocsin-store"]),
+    // The one crate allowed `unsafe`: it loads the precompiled plugin code Tocsin stored.
+    ("tocsin-precompiled", &[]),
+    (
+        "tocsin-host",
+        &["tocsin-model", "tocsin-store", "tocsin-precompiled"],
+    ),
     (
         "tocsin-api",
         &[
@@ -202,6 +207,7 @@ fn crates_depend_only_downwards_and_the_model_does_no_io() {
         }
         let runs_plugins = [
             "tocsin-host",
+            "tocsin-precompiled",
             "tocsin",
             "tocsin-tests",
             "tocsin-function-api",
@@ -214,6 +220,63 @@ fn crates_depend_only_downwards_and_the_model_does_no_io() {
         }
     }
     assert!(wrong.is_empty(), "layering broken:\n{}", wrong.join("\n"));
+}
+
+/// `unsafe` is forbidden by the workspace's lints; the one crate that needs it (loading
+/// precompiled plugin code) has lints of its own, and no other crate may opt out.
+#[test]
+fn only_the_precompiled_loader_opts_out_of_the_workspace_lints() {
+    let mut own = Vec::new();
+    for root in crate_roots() {
+        let dir = root
+            .parent()
+            .and_then(Path::parent)
+            .expect("a crate root is in src/");
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("reads Cargo.toml");
+        let inherits = manifest
+            .split("\n[")
+            .any(|table| table.starts_with("lints]") && table.contains("workspace = true"));
+        if !inherits {
+            own.push(
+                dir.file_name()
+                    .expect("a name")
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    own.sort();
+    own.dedup();
+    assert_eq!(own, ["precompiled"], "crates with lints of their own");
+    let unsafe_lines: Vec<String> = crate_roots()
+        .into_iter()
+        .filter(|root| !root.starts_with(workspace().join("host/precompiled")))
+        .flat_map(|root| rust_files(root.parent().expect("src")))
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(&file).expect("reads");
+            text.lines()
+                .filter(|line| line.contains("allow(unsafe_code)"))
+                .map(|line| format!("{}: {line}", file.display()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert!(
+        unsafe_lines.is_empty(),
+        "unsafe allowed outside the loader: {unsafe_lines:?}"
+    );
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("lists") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
 }
 
 #[test]
@@ -258,6 +321,7 @@ fn crate_roots() -> Vec<PathBuf> {
     let mut roots = Vec::new();
     let mut dirs = vec![
         workspace().join("host"),
+        workspace().join("host/precompiled"),
         workspace().join("cli"),
         workspace().join("tests"),
     ];

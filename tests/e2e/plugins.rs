@@ -786,3 +786,95 @@ async fn plugins_versions_state_and_dead_letters_work_on_postgresql() {
     let (_, run) = chaos(&api, "count").await;
     assert_eq!(run["verdicts"][0]["value"], "calls: 2", "{run}");
 }
+
+/// Rows of the SQLite file's `plugin_artifacts`: (engine, artifact size).
+async fn artifacts(url: &str) -> Vec<(String, i64)> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("opens");
+    sqlx::query_as("SELECT engine, length(artifact) FROM plugin_artifacts ORDER BY engine")
+        .fetch_all(&mut conn)
+        .await
+        .expect("lists artifacts")
+}
+
+async fn sql(url: &str, statement: &str, bytes: Option<Vec<u8>>) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("opens");
+    let mut query = sqlx::query(statement);
+    if let Some(bytes) = bytes {
+        query = query.bind(bytes);
+    }
+    query.execute(&mut conn).await.expect("runs");
+}
+
+/// Whether the `chaos` filter of a server started on `url` answers a dry run.
+async fn chaos_runs(url: &str) -> bool {
+    let api = Api::with_plugins(url, None).await;
+    let (status, body) = chaos(&api, "keep").await;
+    status == StatusCode::OK && body["verdicts"][0]["verdict"] == "keep"
+}
+
+#[tokio::test]
+async fn a_restart_loads_plugins_from_their_precompiled_artifact_and_compiles_when_none_fits() {
+    let (_dir, url) = tocsin_tests::sqlite_url();
+    {
+        let api = Api::with_plugins(&url, None).await;
+        pushed(&api, "chaos", "filter", "chaos").await;
+    }
+    // The upload compiled the component once and stored what it compiled to.
+    let stored = artifacts(&url).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let engine = stored[0].0.clone();
+    assert!(stored[0].1 > 10_000, "{stored:?}");
+
+    // With its component's bytes ruined, a restarted server can only run the plugin from
+    // the artifact: it does, without compiling.
+    sql(&url, "UPDATE plugin_versions SET component = X'00'", None).await;
+    assert!(chaos_runs(&url).await, "loaded from the artifact");
+
+    // An artifact of another engine (another release, other settings) does not fit: the
+    // component is compiled again and an artifact for this engine stored beside it.
+    sql(
+        &url,
+        "UPDATE plugin_versions SET component = ?",
+        Some(component("chaos")),
+    )
+    .await;
+    sql(
+        &url,
+        "UPDATE plugin_artifacts SET engine = 'another-engine'",
+        None,
+    )
+    .await;
+    assert!(chaos_runs(&url).await, "compiled again");
+    let stored = artifacts(&url).await;
+    let mut engines: Vec<&str> = stored.iter().map(|(e, _)| e.as_str()).collect();
+    engines.sort_unstable();
+    let mut expected = ["another-engine", engine.as_str()];
+    expected.sort_unstable();
+    assert_eq!(engines, expected, "{stored:?}");
+
+    // An artifact that does not load (damaged) is not trusted: compiled again, replaced.
+    sql(
+        &url,
+        "UPDATE plugin_artifacts SET artifact = X'0061736d0d000100'",
+        None,
+    )
+    .await;
+    assert!(chaos_runs(&url).await, "compiled again");
+    let stored = artifacts(&url).await;
+    assert!(
+        stored
+            .iter()
+            .any(|(e, size)| *e == engine && *size > 10_000),
+        "{stored:?}"
+    );
+
+    // Removing the plugin removes the artifacts of its component.
+    let api = Api::with_plugins(&url, None).await;
+    let (status, body) = api
+        .request(&api.bender, "DELETE", "/v1/plugins/chaos", None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(artifacts(&url).await, []);
+}

@@ -187,7 +187,20 @@ pub fn load(
     })
 }
 
-/// Prints one row of the results table (benchmarks print their figures).
+/// Prints the head of the results table (benchmarks print their figures).
+#[allow(clippy::print_stdout)]
+pub fn print_header() {
+    println!(
+        "| {:<44} | {:>12} | {:>8} | {:>8} | {:>6} |",
+        "target", "events/s", "p50", "p99", "errors"
+    );
+    println!(
+        "|{:-<46}|{:->14}|{:->10}|{:->10}|{:->8}|",
+        "", "", "", "", ""
+    );
+}
+
+/// Prints one row of the table [`print_header`] starts.
 #[allow(clippy::print_stdout)]
 pub fn print(name: &str, outcome: &Outcome) {
     println!(

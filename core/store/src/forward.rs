@@ -547,6 +547,31 @@ macro_rules! stages {
                     $crate::plugins::$backend::component(&self.$read, team, name, version).await
                 }
 
+                async fn plugin_artifact(
+                    &self,
+                    sha256: &str,
+                    engine: &str,
+                ) -> Result<Option<Vec<u8>>, StoreError> {
+                    $crate::plugins::$backend::artifact(&self.$read, sha256, engine).await
+                }
+
+                async fn put_plugin_artifact(
+                    &self,
+                    sha256: &str,
+                    engine: &str,
+                    artifact: &[u8],
+                    at: i64,
+                ) -> Result<(), StoreError> {
+                    $crate::plugins::$backend::put_artifact(
+                        &self.$write,
+                        sha256,
+                        engine,
+                        artifact,
+                        at,
+                    )
+                    .await
+                }
+
                 async fn activate_plugin(
                     &self,
                     team: &str,

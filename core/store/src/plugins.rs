@@ -185,6 +185,25 @@ macro_rules! backend {
             Ok(row.map(|(bytes,)| bytes))
         }
 
+        /// The precompiled artifact of a component for one engine hash.
+        pub async fn artifact(pool: &Pool, sha256: &str, engine: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            let mut q = QueryBuilder::<$db>::new("SELECT artifact FROM plugin_artifacts WHERE sha256 = ");
+            q.push_bind(sha256).push(" AND engine = ").push_bind(engine);
+            let row: Option<(Vec<u8>,)> = q.build_query_as().fetch_optional(pool).await?;
+            Ok(row.map(|(bytes,)| bytes))
+        }
+
+        /// Stores (or replaces) the artifact of a component for one engine hash.
+        pub async fn put_artifact(pool: &Pool, sha256: &str, engine: &str, artifact: &[u8], at: i64) -> Result<(), StoreError> {
+            let mut q = QueryBuilder::<$db>::new("INSERT INTO plugin_artifacts (sha256, engine, artifact, created_at) ");
+            q.push_values([()], |mut b, ()| {
+                b.push_bind(sha256).push_bind(engine).push_bind(artifact).push_bind(at);
+            });
+            q.push(" ON CONFLICT (sha256, engine) DO UPDATE SET artifact = excluded.artifact, created_at = excluded.created_at");
+            q.build().execute(pool).await?;
+            Ok(())
+        }
+
         /// Makes a stored version active.
         pub async fn activate(pool: &Pool, team: &str, name: &str, version: i64, at: i64) -> Result<(), StoreError> {
             let mut q = QueryBuilder::<$db>::new("UPDATE plugins SET active_version = ");
@@ -216,6 +235,13 @@ macro_rules! backend {
                     removed = n;
                 }
             }
+            // Artifacts of components no version uses any more.
+            QueryBuilder::<$db>::new(
+                "DELETE FROM plugin_artifacts WHERE sha256 NOT IN (SELECT sha256 FROM plugin_versions)",
+            )
+            .build()
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(removed > 0)
         }

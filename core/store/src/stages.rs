@@ -298,6 +298,22 @@ pub trait PluginStore: Send + Sync + 'static {
         name: &str,
         version: i64,
     ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The precompiled artifact of the component with this SHA-256 for an engine of this
+    /// compatibility hash, if one was stored.
+    async fn plugin_artifact(
+        &self,
+        sha256: &str,
+        engine: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores the precompiled artifact of a component for an engine hash. Only the
+    /// plugin host calls this, with what its own compiler produced.
+    async fn put_plugin_artifact(
+        &self,
+        sha256: &str,
+        engine: &str,
+        artifact: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
     /// Makes a stored version of a plugin active.
     async fn activate_plugin(
         &self,

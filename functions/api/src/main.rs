@@ -19,7 +19,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     // Nothing is compiled at init: plugins load at the first batch that needs them.
     let plugins = Arc::new(tocsin_host::WasmPlugins::open(
         store.clone(),
-        tocsin_host::Limits::default(),
+        tocsin_host::Limits::one_invocation(),
     )?);
     let queues = settings.queues().await;
     let state =

@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Nothing is compiled at init: plugins load at the first batch that needs them.
     let plugins = Arc::new(tocsin_host::WasmPlugins::open(
         store.clone(),
-        tocsin_host::Limits::default(),
+        tocsin_host::Limits::one_invocation(),
     )?);
     let collectors = tocsin_collect::Collectors::new(store.clone()).with_plugins(plugins.clone());
     let outbox = tocsin_outbox::Outbox::new(store.clone(), notifiers).with_collectors(collectors);

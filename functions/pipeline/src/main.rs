@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Nothing is compiled at init: plugins load at the first batch that needs them.
     let plugins = Arc::new(tocsin_host::WasmPlugins::open(
         store.clone(),
-        tocsin_host::Limits::default(),
+        tocsin_host::Limits::one_invocation(),
     )?);
     let function = Arc::new(PipelineFunction::new(
         store,
