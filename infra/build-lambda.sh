@@ -25,7 +25,11 @@ if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target" >&2
 fi
 
-"$venv/bin/cargo-lambda" lambda build --release "$arch" \
+# Without symbols and line tables: the release profile keeps line tables for profiling,
+# which would make each bundle about 270 MiB, over Lambda's 250 MB unzipped limit
+# (stripped, about 45 MiB).
+CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols \
+    "$venv/bin/cargo-lambda" lambda build --release "$arch" \
     --bin api --bin pipeline --bin notify --bin tick
 # SAM's CodeUri is target/lambda/<function>/ (relative to the repository): a build with
 # CARGO_TARGET_DIR elsewhere is copied there.

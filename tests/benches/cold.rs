@@ -1,5 +1,5 @@
 //! Cold starts of the Lambda functions, with 10 stored plugins (7 distinct components,
-//! the 18 MB Python one among them): what each function's release binary weighs, how
+//! the 18 MB Python one among them): what each function's release binary weighs (stripped, as bundled), how
 //! long its init takes, and what its first invocation costs when the plugins load from
 //! their precompiled artifacts, and when no artifact fits and they are compiled.
 //!
@@ -10,8 +10,8 @@
 //! the Runtime API sees. The database is the test PostgreSQL; SQS is not reached.
 //!
 //! `cargo bench -p tocsin-tests --bench cold` with `TOCSIN_TEST_POSTGRES_URL` set.
-//! Option (after `--`): `--runs N` cold starts per function and case (default 3; the
-//! median is printed).
+//! Options (after `--`): `--runs N` cold starts per function and case (default 3; the
+//! median is printed); `--functions api,tick` measures only those.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -150,7 +150,8 @@ impl Instance {
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Warnings and a failed init's reason reach the bench's output.
+            .stderr(Stdio::inherit())
             .spawn()
             .with_context(|| format!("cannot start {}", binary.display()))?;
         Ok(Self {
@@ -301,10 +302,20 @@ async fn cold_starts(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let mut runs = 3;
+    let mut only: Option<Vec<String>> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
+            "--functions" => {
+                only = Some(
+                    args.next()
+                        .context("--functions api,pipeline,notify,tick")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
             "--bench" => {}
             other => bail!("unknown option {other}"),
         }
@@ -400,16 +411,41 @@ async fn main() -> anyhow::Result<()> {
         "|{:-<11}|{:->11}|{:->11}|{:->26}|{:->26}|{:->11}|",
         "", "", "", "", "", ""
     );
+    let dir = tempfile::tempdir()?;
     for (function, event) in [
         ("api", http("/v1/plugins", &token)),
         ("pipeline", sqs("journal")),
         ("notify", sqs("outbox")),
         ("tick", schedule()),
     ] {
+        if only
+            .as_ref()
+            .is_some_and(|o| !o.iter().any(|f| f == function))
+        {
+            continue;
+        }
+        // The tick nudges both queues on every run, and nothing serves them here: it
+        // runs without queues, which leaves it its pruning and timers.
+        let env: Vec<(String, String)> = env
+            .iter()
+            .filter(|(k, _)| function != "tick" || !k.ends_with("_QUEUE_URL"))
+            .cloned()
+            .collect();
         let binary = tokio::task::spawn_blocking(move || {
             tocsin_tests::build_bin(&format!("tocsin-function-{function}"), function)
         })
         .await??;
+        // What a bundle ships: the release binary without its symbols and line tables
+        // (infra/build-lambda.sh builds it so), which is also what runs here.
+        let stripped = dir.path().join(function);
+        let status = Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&binary)
+            .status()
+            .context("cannot run strip (binutils)")?;
+        anyhow::ensure!(status.success(), "strip {} failed", binary.display());
+        let binary = stripped;
         let size = std::fs::metadata(&binary)?.len();
         let artifacts = cold_starts(&binary, &env, &event, runs, &db, false).await?;
         // The tick runs no plugin: nothing to compile.
