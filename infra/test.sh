@@ -24,6 +24,9 @@ TOCSIN_TEST_POSTGRES_URL=$(bash infra/postgres.sh start "$pgdir")
 export TOCSIN_TEST_POSTGRES_URL
 echo "test.sh: TOCSIN_TEST_POSTGRES_URL=$TOCSIN_TEST_POSTGRES_URL" >&2
 
+# A one-off build gains nothing from incremental state, which is several GB here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 # Integration tests spawn the workspace binaries, so build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"

@@ -21,6 +21,8 @@ const WEBHOOK_SECRET: &str = "s3cret-signing-key";
 /// Notifiers pointing at the fakes: bender pages, tickets in Jira and chats in Slack;
 /// flexo tickets in GitHub, chats in Slack and tells a webhook.
 /// A notifiers file pointing every notifier at the fakes, with these routes (YAML lines).
+/// Tickets settle in 2 s, not the default 30 s: the fake Jira's search lags 500 ms, and a
+/// restart within that lag must wait for it, not outlast a test's patience.
 fn notifiers_file(fakes: &Fakes, attempts: u32, routes: &str) -> String {
     let url = &fakes.url;
     format!(
@@ -30,8 +32,8 @@ retry: {{ attempts: {attempts}, first: 10ms, max: 50ms }}
 notifiers:
   pd: {{ kind: pagerduty, routing-key: "{ROUTING_KEY}", url: "{url}" }}
   slack: {{ kind: slack, token: xoxb-test-token, channel: "#ops", url: "{url}" }}
-  jira: {{ kind: jira, url: "{url}", email: tocsin@example.com, token: jira-token, project: OPS, close-transition: Done }}
-  gh: {{ kind: github, token: ghp_test, repository: example/ops, url: "{url}" }}
+  jira: {{ kind: jira, url: "{url}", email: tocsin@example.com, token: jira-token, project: OPS, close-transition: Done, settle: 2s }}
+  gh: {{ kind: github, token: ghp_test, repository: example/ops, url: "{url}", settle: 2s }}
   hook: {{ kind: webhook, url: "{url}/webhook", secret: "{WEBHOOK_SECRET}" }}
 routes:
 {routes}
