@@ -32,6 +32,10 @@ use tocsin_tests::load::{
     start_alertmanager, tocsin_batches,
 };
 
+// The allocator the `api` and `pipeline` binaries use.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 struct Settings {
     seconds: u64,
     connections: usize,
@@ -130,8 +134,12 @@ fn measure_api(
         settings.seconds,
     )?;
     let after = runtime.block_on(counters(&stats))?;
-    let (events,): (i64,) =
-        runtime.block_on(sqlx::query_as("SELECT COUNT(*) FROM journal").fetch_one(&stats))?;
+    let (events,): (i64,) = runtime.block_on(
+        sqlx::query_as(
+            "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0)::BIGINT FROM journal_blocks",
+        )
+        .fetch_one(&stats),
+    )?;
     let per = |d: i64| d as f64 / events.max(1) as f64;
     Ok((
         Measured {

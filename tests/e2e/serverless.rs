@@ -267,7 +267,8 @@ async fn the_functions_under_the_lambda_emulator_over_sqs_and_postgres() {
         // Once the pipeline has committed part of the journal, not all of it.
         loop {
             let (left,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM journal WHERE seq > (SELECT seq FROM progress WHERE stage = 'pipeline')",
+                "SELECT COALESCE(SUM(last_seq - GREATEST(first_seq, p.seq + 1) + 1), 0)::BIGINT \
+                 FROM journal_blocks, progress p WHERE p.stage = 'pipeline' AND last_seq > p.seq",
             )
             .fetch_one(&pool)
             .await

@@ -518,15 +518,12 @@ async fn sqlite_tables(url: &str) -> Vec<String> {
         .expect("lists tables")
 }
 
-#[tokio::test]
-async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_seq() {
-    use sqlx::Connection as _;
-    let (dir, url) = tocsin_tests::sqlite_url();
-    // The database as the builds before the journal's own file left it (migrations up
-    // to 0007): seq 41 processed, 42 waiting, the counter at 42.
-    let old = dir.path().join("migrations-0007");
-    std::fs::create_dir(&old).expect("mkdir");
-    let all = tocsin_tests::workspace().join("core/store/migrations/sqlite");
+/// A directory with `backend`'s migrations numbered below `below`: an older build's.
+fn migrations_below(backend: &str, below: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let all = tocsin_tests::workspace()
+        .join("core/store/migrations")
+        .join(backend);
     for entry in std::fs::read_dir(&all).expect("migrations") {
         let path = entry.expect("entry").path();
         let name = path
@@ -534,26 +531,41 @@ async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_s
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        if name.as_str() < "0008" {
-            std::fs::copy(&path, old.join(&name)).expect("copy");
+        if name.as_str() < below {
+            std::fs::copy(&path, dir.path().join(&name)).expect("copy");
         }
     }
-    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
-        .await
-        .expect("opens");
-    sqlx::migrate::Migrator::new(old.as_path())
-        .await
-        .expect("reads migrations")
-        .run(&mut conn)
-        .await
-        .expect("old schema");
-    let rows: Vec<_> = [
+    dir
+}
+
+/// An older journal's rows: seq 41 (processed) and 42 (waiting).
+fn old_journal_rows() -> Vec<tocsin_model::rows::Incoming> {
+    [
         (41, event("processed", "unhealthy", "")),
         (42, event("waiting", "unhealthy", "")),
     ]
     .into_iter()
     .map(|(seq, json)| accept(&json).remove(0).incoming(seq))
-    .collect();
+    .collect()
+}
+
+#[tokio::test]
+async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_seq() {
+    use sqlx::Connection as _;
+    let (dir, url) = tocsin_tests::sqlite_url();
+    // The database as the builds before the journal's own file left it (migrations up
+    // to 0007): seq 41 processed, 42 waiting, the counter at 42.
+    let old = migrations_below("sqlite", "0008");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .expect("opens");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .expect("reads migrations")
+        .run(&mut conn)
+        .await
+        .expect("old schema");
+    let rows = old_journal_rows();
     for row in &rows {
         sqlx::query(
             "INSERT INTO journal (seq, id, team, fingerprint, source, received_at, monitor, status, \
@@ -612,6 +624,94 @@ async fn sqlite_moves_an_older_databases_journal_to_its_own_file_keeping_every_s
         vec!["new", "waiting"],
         "the waiting and the new event are processed, the processed one not again"
     );
+}
+
+/// A PostgreSQL database from before the journal went into blocks (migration 0016):
+/// its waiting events keep their seqs and are processed once, and new appends are
+/// numbered above every seq drawn before.
+#[tokio::test]
+async fn postgres_turns_an_older_journals_rows_into_blocks_keeping_every_seq() {
+    use sqlx::Connection as _;
+    let url = tocsin_tests::postgres_url().await;
+    let old = migrations_below("postgres", "0016");
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connects");
+    sqlx::migrate::Migrator::new(old.path())
+        .await
+        .expect("reads migrations")
+        .run(&mut conn)
+        .await
+        .expect("old schema");
+    // Seq 41 processed, 42 waiting (with a trace id), the counter at 42.
+    let rows = old_journal_rows();
+    for row in &rows {
+        sqlx::query(
+            "INSERT INTO journal (seq, id, team, fingerprint, source, received_at, monitor, status, \
+             labels, reported_since, reported_count, event, trace_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, 3, $10, $11)",
+        )
+        .bind(row.seq)
+        .bind(&row.id)
+        .bind(&row.team)
+        .bind(&row.fingerprint)
+        .bind(&row.source)
+        .bind(row.received_at)
+        .bind(&row.monitor)
+        .bind(row.status.as_str())
+        .bind(&row.labels)
+        .bind(&row.event)
+        .bind(format!("{:032x}", row.seq))
+        .execute(&mut conn)
+        .await
+        .expect("old journal row");
+    }
+    sqlx::query("SELECT setval('journal_seq_seq', 42)")
+        .execute(&mut conn)
+        .await
+        .expect("counter");
+    sqlx::query("UPDATE progress SET seq = 41 WHERE stage = 'pipeline'")
+        .execute(&mut conn)
+        .await
+        .expect("cursor");
+    conn.close().await.expect("closes");
+
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens and migrates");
+    let waiting = store.journal_after(41, 100).await.expect("reads");
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let row = &waiting[0];
+    assert_eq!((row.seq, row.id.as_str()), (42, rows[1].id.as_str()));
+    assert_eq!(row.reported_count, Some(3));
+    assert_eq!(
+        row.trace_id.as_deref(),
+        Some(format!("{:032x}", 42).as_str())
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&row.event).expect("event"),
+        serde_json::from_str::<serde_json::Value>(&rows[1].event).expect("event"),
+        "the event as sent"
+    );
+    assert_eq!(store.lag().await.expect("lag"), 1);
+    assert!(
+        store.event_ids().await.expect("ids").contains(&rows[1].id),
+        "the waiting event is traceable"
+    );
+    let appended = store
+        .append(accept(&event("new", "unhealthy", "")))
+        .await
+        .expect("appends");
+    assert!(
+        appended.first.is_some_and(|first| first > 42),
+        "no seq is reused: {appended:?}"
+    );
+    assert_eq!(store.lag().await.expect("lag"), 2);
+    tocsin_tests::process(store.as_ref(), 100).await;
+    assert_eq!(
+        monitors(store.as_ref()).await,
+        vec!["new", "waiting"],
+        "the waiting and the new event are processed, the processed one not again"
+    );
+    assert_eq!(store.lag().await.expect("lag"), 0);
 }
 
 #[tokio::test]
@@ -762,9 +862,7 @@ async fn postgres_concurrent_appends_from_several_processes_are_all_processed_on
             done.expect("append task");
         }
     }
-    processed += worker::drain(pipeline.as_ref(), &mut engine, 500)
-        .await
-        .expect("drains");
+    processed += tocsin_tests::drain_journal(pipeline.as_ref(), &mut engine, 500).await;
     let total = TASKS * BATCHES * SIZE;
     assert_eq!(processed, total, "every appended event processed once");
     assert_eq!(pipeline.lag().await.expect("lag"), 0);
@@ -791,30 +889,32 @@ async fn postgres_an_append_committing_after_a_later_one_is_not_skipped() {
         .expect("postgres opens");
     let mut slow = sqlx::PgConnection::connect(&url).await.expect("connects");
     let mut tx = slow.begin().await.expect("begins");
-    // What `journal_append` does, held open: a transaction id, then a seq.
-    sqlx::query("SELECT pg_current_xact_id()")
-        .execute(&mut *tx)
-        .await
-        .expect("xid");
+    // An append through `journal_append` (a transaction id, then a block's seqs), held
+    // open. The block is written in the format migration 0016 documents.
     let slow_event = accept(&format!("[{}]", event("slow", "healthy", "")))
         .remove(0)
         .incoming(0);
-    sqlx::query(
-        "INSERT INTO journal (id, team, fingerprint, source, received_at, monitor, status, labels, event) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb)",
-    )
-    .bind(&slow_event.id)
-    .bind(&slow_event.team)
-    .bind(&slow_event.fingerprint)
-    .bind(&slow_event.source)
-    .bind(slow_event.received_at)
-    .bind(&slow_event.monitor)
-    .bind(slow_event.status.as_str())
-    .bind(&slow_event.labels)
-    .bind(&slow_event.event)
-    .execute(&mut *tx)
-    .await
-    .expect("insert");
+    let body = |text: &str| serde_json::from_str::<serde_json::Value>(text).expect("json");
+    let block = serde_json::json!([{
+        "id": slow_event.id,
+        "team": slow_event.team,
+        "fp": slow_event.fingerprint,
+        "source": slow_event.source,
+        "received": slow_event.received_at,
+        "monitor": slow_event.monitor,
+        "status": slow_event.status.as_str(),
+        "labels": body(&slow_event.labels),
+        "since": null,
+        "count": null,
+        "event": body(&slow_event.event),
+        "trace": null,
+    }]);
+    sqlx::query("SELECT * FROM journal_append($1, $2)")
+        .bind(vec![block.to_string()])
+        .bind(vec![1_i32])
+        .execute(&mut *tx)
+        .await
+        .expect("append held open");
     store
         .append(accept(&format!("[{}]", event("fast", "healthy", ""))))
         .await
@@ -832,9 +932,7 @@ async fn postgres_an_append_committing_after_a_later_one_is_not_skipped() {
     .expect("step");
     assert_eq!(early, 0, "the later append waits behind the one in flight");
     tx.commit().await.expect("commits");
-    let processed = worker::drain(store.as_ref(), &mut engine, 100)
-        .await
-        .expect("drains");
+    let processed = tocsin_tests::drain_journal(store.as_ref(), &mut engine, 100).await;
     assert_eq!(processed, 2, "both appends processed");
     let monitors = monitors(store.as_ref()).await;
     assert_eq!(monitors, ["fast", "slow"]);

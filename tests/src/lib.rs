@@ -246,7 +246,27 @@ pub async fn process(store: &dyn tocsin_store::Store, batch: usize) -> usize {
     let mut engine = worker::load(store, Config::default())
         .await
         .expect("pipeline state loads");
-    worker::drain(store, &mut engine, batch)
-        .await
-        .expect("pipeline drains the journal")
+    drain_journal(store, &mut engine, batch).await
+}
+
+/// Drains the journal with `engine` until nothing waits in it. On PostgreSQL the
+/// pipeline reads only up to the appends' horizon, which a write transaction anywhere
+/// on the server (another test's) holds back while it runs: a drain may stop short, and
+/// a pipeline runner comes back later, as this does for up to 10 s.
+pub async fn drain_journal(
+    store: &dyn tocsin_store::Store,
+    engine: &mut tocsin_pipeline::Engine,
+    batch: usize,
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut total = 0;
+    loop {
+        total += tocsin_pipeline::worker::drain(store, engine, batch)
+            .await
+            .expect("pipeline drains the journal");
+        if store.lag().await.expect("lag") == 0 || Instant::now() > deadline {
+            return total;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -176,7 +176,10 @@ async fn advance(
         None => (store.journal_after(engine.cursor(), max).await?, None),
     };
     let need = engine.needing_bodies(&rows);
-    if from_memory {
+    // From memory, and from a journal that stores events in blocks (PostgreSQL), rows
+    // come with their bodies; else the bodies needed are read.
+    let with_bodies = from_memory || rows.first().is_some_and(|row| !row.event.is_empty());
+    if with_bodies {
         // Steady repeats go without their body, as when read from the journal.
         if need.len() < rows.len() {
             let need: std::collections::HashSet<i64> = need.into_iter().collect();

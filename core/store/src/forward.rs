@@ -21,8 +21,9 @@ pub(crate) fn check_migrations(
 
 /// Implements every stage trait for `$store`, a backend whose SQL functions are in the
 /// `$backend` submodules, reading on the pool `self.$read` and writing on `self.$write`.
-/// The backend provides `append_records`, `commit_outcome`, `journal_horizon`,
-/// `pipeline_lease` and a `MIGRATOR` static.
+/// The backend provides `append_records`, `commit_outcome`, `journal_rows`,
+/// `journal_bodies_of`, `pipeline_lease` and a `MIGRATOR` static, and the journal's SQL
+/// in `crate::journal::$backend`.
 macro_rules! stages {
     ($store:ty, $backend:ident, read: $read:ident, write: $write:ident) => {
         const _: () = {
@@ -60,7 +61,7 @@ macro_rules! stages {
                 }
 
                 async fn lag(&self) -> Result<u64, StoreError> {
-                    let lag: i64 = sqlx::query_scalar($crate::journal::LAG)
+                    let lag: i64 = sqlx::query_scalar($crate::journal::$backend::LAG)
                         .fetch_one(&self.$read)
                         .await?;
                     Ok(lag as u64)
@@ -69,7 +70,7 @@ macro_rules! stages {
                 async fn event_count(&self) -> Result<u64, StoreError> {
                     let n: i64 = sqlx::query_scalar(&format!(
                         "SELECT COUNT(*) FROM ({}) AS ids",
-                        $crate::journal::EVENT_IDS
+                        $crate::journal::$backend::EVENT_IDS
                     ))
                     .fetch_one(&self.$read)
                     .await?;
@@ -77,11 +78,12 @@ macro_rules! stages {
                 }
 
                 async fn event_ids(&self) -> Result<Vec<String>, StoreError> {
-                    Ok(
-                        sqlx::query_scalar(&format!("{} ORDER BY id", $crate::journal::EVENT_IDS))
-                            .fetch_all(&self.$read)
-                            .await?,
-                    )
+                    Ok(sqlx::query_scalar(&format!(
+                        "{} ORDER BY id",
+                        $crate::journal::$backend::EVENT_IDS
+                    ))
+                    .fetch_all(&self.$read)
+                    .await?)
                 }
 
                 async fn ready(&self) -> Result<(), StoreError> {
@@ -232,16 +234,14 @@ macro_rules! stages {
                     after: i64,
                     max: usize,
                 ) -> Result<Vec<Incoming>, StoreError> {
-                    let through = self.journal_horizon().await?;
-                    $crate::pipeline::$backend::journal_after(&self.$read, after, through, max)
-                        .await
+                    self.journal_rows(after, max).await
                 }
 
                 async fn journal_bodies(
                     &self,
                     seqs: &[i64],
                 ) -> Result<HashMap<i64, (String, String)>, StoreError> {
-                    $crate::pipeline::$backend::journal_bodies(&self.$read, seqs).await
+                    self.journal_bodies_of(seqs).await
                 }
 
                 async fn versions(&self) -> Result<(i64, i64), StoreError> {

@@ -1,9 +1,10 @@
-//! The pipeline's own tables (migration 0002): the journal read from its cursor, the
-//! state it loads at start, the rules it applies, and the commit of a batch's outcome.
+//! The pipeline's own tables (migration 0002): the state it loads at start, the rules it
+//! applies, and the commit of a batch's outcome, and SQLite's journal read from the
+//! cursor (PostgreSQL's journal is in blocks: `crate::journal::postgres`).
 //! Written once for both backends: the SQL is the same, `QueryBuilder` picks each
 //! backend's placeholders, and the macro below instantiates the functions for SQLite and
-//! for PostgreSQL. The only differences are the JSONB columns the foundation gave
-//! PostgreSQL (`$jsonb` casts text in, `$text` casts it out).
+//! for PostgreSQL. The differences are the JSONB columns the foundation gave PostgreSQL
+//! (`$jsonb` casts text in) and the journal's shape.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use crate::error::StoreError;
 pub(crate) const CHUNK: usize = 400;
 
 macro_rules! backend {
-    ($db:ty, $jsonb:literal, $text:literal, $batched:literal, $backend:ident) => {
+    ($db:ty, $jsonb:literal, $batched:literal, $backend:ident) => {
         /// Whether a (small) commit's statements go to the database in one call.
         const BATCHED: bool = $batched;
         /// Most rows of an outcome whose statements go in one call.
@@ -31,60 +32,6 @@ macro_rules! backend {
         use super::*;
 
         type Pool = sqlx::Pool<$db>;
-
-        /// Journal rows after `after` (and up to `through`, if given), oldest first,
-        /// without their body (labels, event): [`journal_bodies`] reads those for the rows
-        /// that need them.
-        pub async fn journal_after(pool: &Pool, after: i64, through: Option<i64>, max: usize) -> Result<Vec<Incoming>, StoreError> {
-            let mut sql = QueryBuilder::<$db>::new(
-                "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
-                 reported_count, trace_id FROM journal WHERE seq > ",
-            );
-            sql.push_bind(after);
-            if let Some(through) = through {
-                sql.push(" AND seq <= ").push_bind(through);
-            }
-            sql.push(" ORDER BY seq LIMIT ").push_bind(i64::try_from(max).unwrap_or(i64::MAX));
-            let rows = sql.build().fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(Incoming {
-                        seq: row.try_get("seq")?,
-                        id: row.try_get("id")?,
-                        team: row.try_get("team")?,
-                        fingerprint: row.try_get("fingerprint")?,
-                        source: row.try_get("source")?,
-                        received_at: row.try_get("received_at")?,
-                        monitor: row.try_get("monitor")?,
-                        status: status(row.try_get("status")?)?,
-                        labels: String::new(),
-                        reported_since: row.try_get("reported_since")?,
-                        reported_count: row.try_get("reported_count")?,
-                        event: String::new(),
-                        trace_id: row.try_get("trace_id")?,
-                    })
-                })
-                .collect()
-        }
-
-        /// Labels and event of these journal rows, by seq.
-        pub async fn journal_bodies(pool: &Pool, seqs: &[i64]) -> Result<HashMap<i64, (String, String)>, StoreError> {
-            let mut bodies = HashMap::with_capacity(seqs.len());
-            for chunk in seqs.chunks(CHUNK) {
-                let mut sql = QueryBuilder::<$db>::new(concat!(
-                    "SELECT seq, labels", $text, " AS labels, event", $text, " AS event FROM journal WHERE seq IN ("
-                ));
-                let mut list = sql.separated(", ");
-                for seq in chunk {
-                    list.push_bind(*seq);
-                }
-                sql.push(")");
-                for row in sql.build().fetch_all(pool).await? {
-                    bodies.insert(row.try_get("seq")?, (row.try_get("labels")?, row.try_get("event")?));
-                }
-            }
-            Ok(bodies)
-        }
 
         /// The pipeline's commit counter and the catalogue's change counter.
         pub async fn versions(pool: &Pool) -> Result<(i64, i64), StoreError> {
@@ -256,7 +203,7 @@ macro_rules! backend {
             }
             let mut sql = QueryBuilder::<$db>::new("");
             if let Some(to) = outcome.journal_delete_to.filter(|_| with_journal) {
-                sql.push("DELETE FROM journal WHERE seq <= ");
+                sql.push(crate::journal::$backend::DELETE_TO);
                 sql.push_bind(to);
                 end(&mut tx, &mut sql, batched).await?;
             }
@@ -493,10 +440,71 @@ macro_rules! backend {
 
 /// The functions for SQLite.
 pub(crate) mod sqlite {
-    backend!(sqlx::Sqlite, "", "", true, sqlite);
+    backend!(sqlx::Sqlite, "", true, sqlite);
+
+    /// Journal rows after `after`, oldest first, without their body (labels, event):
+    /// [`journal_bodies`] reads those for the rows that need them.
+    pub async fn journal_after(
+        pool: &Pool,
+        after: i64,
+        max: usize,
+    ) -> Result<Vec<Incoming>, StoreError> {
+        let mut sql = QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
+             reported_count, trace_id FROM journal WHERE seq > ",
+        );
+        sql.push_bind(after);
+        sql.push(" ORDER BY seq LIMIT ")
+            .push_bind(i64::try_from(max).unwrap_or(i64::MAX));
+        let rows = sql.build().fetch_all(pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Incoming {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                    team: row.try_get("team")?,
+                    fingerprint: row.try_get("fingerprint")?,
+                    source: row.try_get("source")?,
+                    received_at: row.try_get("received_at")?,
+                    monitor: row.try_get("monitor")?,
+                    status: status(row.try_get("status")?)?,
+                    labels: String::new(),
+                    reported_since: row.try_get("reported_since")?,
+                    reported_count: row.try_get("reported_count")?,
+                    event: String::new(),
+                    trace_id: row.try_get("trace_id")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Labels and event of these journal rows, by seq.
+    pub async fn journal_bodies(
+        pool: &Pool,
+        seqs: &[i64],
+    ) -> Result<HashMap<i64, (String, String)>, StoreError> {
+        let mut bodies = HashMap::with_capacity(seqs.len());
+        for chunk in seqs.chunks(CHUNK) {
+            let mut sql = QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT seq, labels, event FROM journal WHERE seq IN (",
+            );
+            let mut list = sql.separated(", ");
+            for seq in chunk {
+                list.push_bind(*seq);
+            }
+            sql.push(")");
+            for row in sql.build().fetch_all(pool).await? {
+                bodies.insert(
+                    row.try_get("seq")?,
+                    (row.try_get("labels")?, row.try_get("event")?),
+                );
+            }
+        }
+        Ok(bodies)
+    }
 }
 
 /// The functions for PostgreSQL.
 pub(crate) mod postgres {
-    backend!(sqlx::Postgres, "::jsonb", "::text", false, postgres);
+    backend!(sqlx::Postgres, "::jsonb", false, postgres);
 }

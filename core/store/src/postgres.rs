@@ -1,17 +1,19 @@
 //! The scale-out backend: PostgreSQL, for when several processes (the Lambda functions)
 //! share one database.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::error::StoreError;
+use crate::journal::postgres::BLOCK_EVENTS;
 use crate::journal::{Appended, Record};
 use crate::lease::{LEASE_KEY, Lease};
 use crate::options::{Migrations, StoreOptions};
 use crate::pipeline::postgres::commit;
-use tocsin_model::rows::Outcome;
+use tocsin_model::rows::{Incoming, Outcome};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -65,63 +67,116 @@ impl PostgresStore {
 
 impl PostgresStore {
     /// Appends to the journal (see [`crate::JournalStore::append`]) through the
-    /// `journal_append` function (migration 0013): one round trip, no lock, so appends
-    /// from many processes run side by side. Each column travels as one array and UNNEST
-    /// zips them back into rows (PostgreSQL's fast path for bulk inserts).
+    /// `journal_append` function (migrations 0013 and 0016): one round trip, no lock, so
+    /// appends from many processes run side by side, and one row per block of events.
     pub(crate) async fn append_records(
         &self,
         records: Vec<Record>,
     ) -> Result<Appended, StoreError> {
-        let text = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
-        let maybe =
-            |f: fn(&Record) -> Option<i64>| records.iter().map(f).collect::<Vec<Option<i64>>>();
-        // first_seq, last_seq, stored, generation, config (all NULL-able in SQL).
-        type Row = (
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        );
-        let (first, last, count, generation, config): Row = sqlx::query_as(
-            "SELECT * FROM journal_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(text(|r| &r.id))
-        .bind(text(|r| &r.team))
-        .bind(text(|r| &r.fingerprint))
-        .bind(text(|r| r.source))
-        .bind(records.iter().map(|r| r.received).collect::<Vec<i64>>())
-        .bind(text(|r| &r.monitor))
-        .bind(text(|r| r.status.as_str()))
-        .bind(text(|r| &r.labels))
-        .bind(maybe(|r| r.reported_since))
-        .bind(maybe(|r| r.reported_count))
-        .bind(text(|r| &r.event))
-        .bind(
-            records
-                .iter()
-                .map(|r| r.trace_id.as_deref())
-                .collect::<Vec<Option<&str>>>(),
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        // A sequence skips numbers a failed append took, and concurrent appends
-        // interleave theirs, so the seqs are checked.
+        let (blocks, counts) = crate::journal::postgres::blocks(&records);
+        let (first, generation, config): (Option<i64>, Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT * FROM journal_append($1, $2)")
+                .bind(&blocks)
+                .bind(&counts)
+                .fetch_one(&self.pool)
+                .await?;
         Ok(Appended {
-            first: match (first, last, count) {
-                (Some(first), Some(last), Some(count)) if last - first + 1 == count => Some(first),
-                _ => None,
-            },
+            // One block's events have consecutive seqs; several blocks' do not.
+            first: first.filter(|_| blocks.len() == 1),
             versions: (generation.unwrap_or(0), config.unwrap_or(0)),
         })
+    }
+
+    /// Journal events after `after` up to the horizon, oldest first, at most `max`, with
+    /// their bodies: a block is read whole. Blocks are read a few at a time, as many as
+    /// the blocks read so far suggest the rest of `max` takes, so that neither a backlog
+    /// of large blocks nor one of single events costs more than a few round trips.
+    pub(crate) async fn journal_rows(
+        &self,
+        after: i64,
+        max: usize,
+    ) -> Result<Vec<Incoming>, StoreError> {
+        let through = self.journal_horizon().await?;
+        let mut rows = Vec::new();
+        let (mut read_blocks, mut read_rows) = (0_usize, 0_usize);
+        // A block holding an event after `after` starts less than a block's span before it.
+        let mut from = after.saturating_sub(BLOCK_EVENTS);
+        while rows.len() < max {
+            let wanted = match read_blocks {
+                0 => 8,
+                _ => ((max - rows.len()) * read_blocks).div_ceil(read_rows.max(1)) + 1,
+            };
+            let blocks: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT first_seq, records FROM journal_blocks \
+                 WHERE first_seq > $1 AND last_seq > $2 AND first_seq <= $3 \
+                 ORDER BY first_seq LIMIT $4",
+            )
+            .bind(from)
+            .bind(after)
+            .bind(through.unwrap_or(i64::MAX))
+            .bind(i64::try_from(wanted).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await?;
+            let Some((last, _)) = blocks.last() else {
+                break;
+            };
+            from = *last;
+            let done = blocks.len() < wanted;
+            for (first, records) in &blocks {
+                let before = rows.len();
+                crate::journal::postgres::decode(*first, records, after, through, max, &mut rows)?;
+                read_rows += rows.len() - before;
+            }
+            read_blocks += blocks.len();
+            if done {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Labels and event of these journal events, by seq (the pipeline has them from
+    /// [`Self::journal_rows`] already; this reads the blocks that hold them).
+    pub(crate) async fn journal_bodies_of(
+        &self,
+        seqs: &[i64],
+    ) -> Result<HashMap<i64, (String, String)>, StoreError> {
+        let (Some(&low), Some(&high)) = (seqs.iter().min(), seqs.iter().max()) else {
+            return Ok(HashMap::new());
+        };
+        let wanted: HashSet<i64> = seqs.iter().copied().collect();
+        let blocks: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT first_seq, records FROM journal_blocks \
+             WHERE last_seq >= $1 AND first_seq <= $2 ORDER BY first_seq",
+        )
+        .bind(low)
+        .bind(high)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows = Vec::new();
+        for (first, records) in blocks {
+            crate::journal::postgres::decode(
+                first,
+                &records,
+                low - 1,
+                Some(high),
+                usize::MAX,
+                &mut rows,
+            )?;
+        }
+        Ok(rows
+            .into_iter()
+            .filter(|row| wanted.contains(&row.seq))
+            .map(|row| (row.seq, (row.labels, row.event)))
+            .collect())
     }
 
     /// The highest seq the pipeline may read up to: every append that drew a seq up to
     /// it has finished, so no row at or below it can still appear. Appends commit out of
     /// seq order; without this bound a cursor could pass a row committed a moment later.
     ///
-    /// The journal's last seq `V` is read, then a snapshot: every append that drew a seq
-    /// up to `V` took its transaction id first (`journal_append`), so it is either
+    /// The journal's last seq `V` (the last of the newest block drawn) is read, then a
+    /// snapshot: every append that drew a seq up to `V` took its transaction id first (`journal_append`), so it is either
     /// finished or among the snapshot's transactions in progress. `V` is safe once the
     /// newest of those has finished (a later snapshot's oldest transaction in progress
     /// is past it), which takes an append's few milliseconds: the call waits up to
@@ -153,11 +208,13 @@ impl PostgresStore {
                 return Ok(Some(horizon.safe));
             }
             fresh = true;
+            // The last seq of the newest block drawn.
             let (last, called): (i64, bool) =
-                sqlx::query_as("SELECT last_value, is_called FROM journal_seq_seq")
+                sqlx::query_as("SELECT last_value, is_called FROM journal_block_seq")
                     .fetch_one(&self.pool)
                     .await?;
-            let seq = if called { last } else { last - 1 };
+            let block = if called { last } else { last - 1 };
+            let seq = (block + 1) * BLOCK_EVENTS - 1;
             // A statement of its own: its snapshot is taken after the seq was read.
             let (newest,): (Option<i64>,) = sqlx::query_as(
                 "SELECT MAX(x::text::int8) FROM pg_snapshot_xip(pg_current_snapshot()) AS x",

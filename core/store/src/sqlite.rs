@@ -337,9 +337,22 @@ impl SqliteStore {
         Ok(Some(crate::lease::Lease::local()))
     }
 
-    /// No bound on the journal's readers: its one writer commits in seq order.
-    pub(crate) async fn journal_horizon(&self) -> Result<Option<i64>, StoreError> {
-        Ok(None)
+    /// Journal events after `after`, oldest first, at most `max`, without their bodies:
+    /// the journal's one writer commits in seq order, so nothing bounds the read.
+    pub(crate) async fn journal_rows(
+        &self,
+        after: i64,
+        max: usize,
+    ) -> Result<Vec<tocsin_model::rows::Incoming>, StoreError> {
+        crate::pipeline::sqlite::journal_after(&self.readers, after, max).await
+    }
+
+    /// Labels and event of these journal events, by seq.
+    pub(crate) async fn journal_bodies_of(
+        &self,
+        seqs: &[i64],
+    ) -> Result<std::collections::HashMap<i64, (String, String)>, StoreError> {
+        crate::pipeline::sqlite::journal_bodies(&self.readers, seqs).await
     }
 
     /// Commits a batch's outcome (see [`crate::PipelineStore::commit`]).

@@ -116,7 +116,9 @@ pub trait ViewStore: Send + Sync + 'static {
 /// state, the rules it applies, its commits, and the incident commands it applies.
 #[async_trait::async_trait]
 pub trait PipelineStore: ViewStore {
-    /// Journal rows after `after`, oldest first, at most `max`, without their bodies.
+    /// Journal rows after `after`, oldest first, at most `max`: without their bodies
+    /// where the journal keeps those apart (SQLite), with them where a read brings them
+    /// anyway (PostgreSQL's blocks).
     async fn journal_after(&self, after: i64, max: usize) -> Result<Vec<Incoming>, StoreError>;
     /// Labels and event (JSON) of these journal rows, by seq.
     async fn journal_bodies(
