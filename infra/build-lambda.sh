@@ -16,11 +16,13 @@ if [[ ${1:-} == --x86-64 ]]; then
 fi
 
 venv="${HOME}/.cache/tocsin-venv"
-if [[ ! -x "$venv/bin/cargo-lambda" ]]; then
-    echo "build-lambda.sh: installing cargo-lambda into $venv" >&2
+if [[ ! -x "$venv/bin/cargo-lambda" ]] || ! "$venv/bin/python" -c "import ziglang" 2>/dev/null; then
+    echo "build-lambda.sh: installing cargo-lambda and Zig into $venv" >&2
     [[ -x "$venv/bin/pip" ]] || python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet "cargo-lambda==1.9.*" >&2
+    "$venv/bin/pip" install --quiet "cargo-lambda==1.9.*" "ziglang>=0.13,<0.16" >&2
 fi
+# cargo-lambda finds Zig as `python3 -m ziglang`: the virtualenv's python first.
+export PATH="$venv/bin:$PATH"
 if ! rustup target list --installed | grep -qx "$target"; then
     rustup target add "$target" >&2
 fi
