@@ -711,6 +711,36 @@ async fn health_readiness_and_the_generated_spec() {
             .as_array()
             .is_some_and(|e| e.len() == 2)
     );
+    // A client generated from the document fills every `{name}` of a path: each
+    // operation declares it as a path parameter.
+    let mut undeclared = Vec::new();
+    for (path, operations) in spec["paths"].as_object().expect("paths") {
+        let names: Vec<&str> = path
+            .split('{')
+            .skip(1)
+            .filter_map(|rest| rest.split_once('}').map(|(name, _)| name))
+            .collect();
+        for (method, operation) in operations.as_object().expect("operations") {
+            let declared: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            undeclared.extend(
+                names
+                    .iter()
+                    .filter(|name| !declared.contains(name))
+                    .map(|name| format!("{method} {path}: {name}")),
+            );
+        }
+    }
+    assert_eq!(
+        undeclared,
+        Vec::<String>::new(),
+        "undeclared path parameters"
+    );
 }
 
 #[tokio::test]

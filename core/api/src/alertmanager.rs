@@ -132,6 +132,7 @@ pub(crate) async fn list_silences(
 
 /// One silence.
 #[utoipa::path(get, path = "/api/v2/silence/{id}",
+    params(("id" = String, Path, description = "the silence's id")),
     responses((status = 200, body = GettableSilence), (status = 404, body = String)))]
 pub(crate) async fn get_silence(
     State(state): State<AppState>,
@@ -189,6 +190,7 @@ pub(crate) async fn post_silence(
 /// Expires a silence: ends its suppression now (for a suppression with several
 /// targets, all of them).
 #[utoipa::path(delete, path = "/api/v2/silence/{id}",
+    params(("id" = String, Path, description = "the silence's id")),
     responses((status = 200), (status = 404, body = String)))]
 pub(crate) async fn delete_silence(
     State(state): State<AppState>,

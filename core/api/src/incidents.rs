@@ -85,7 +85,8 @@ pub(crate) async fn list(
 }
 
 /// One incident with its alerts and timeline.
-#[utoipa::path(get, path = "/v1/incidents/{id}", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/incidents/{id}",
+    params(("id" = String, Path, description = "the incident's id")), responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,7 +160,8 @@ async fn apply(
 }
 
 /// Acknowledges an incident: someone is on it (recorded with who and when).
-#[utoipa::path(post, path = "/v1/incidents/{id}/ack", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/incidents/{id}/ack",
+    params(("id" = String, Path, description = "the incident's id")), responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody)))]
 pub(crate) async fn ack(
     State(state): State<AppState>,
     caller: Caller,
@@ -169,7 +171,8 @@ pub(crate) async fn ack(
 }
 
 /// Closes an incident for good: later events of its key open a new incident.
-#[utoipa::path(post, path = "/v1/incidents/{id}/close", responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/incidents/{id}/close",
+    params(("id" = String, Path, description = "the incident's id")), responses((status = 200, body = IncidentDetail), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn close(
     State(state): State<AppState>,
     caller: Caller,

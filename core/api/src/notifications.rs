@@ -74,6 +74,7 @@ pub(crate) async fn list(
 
 /// Queues a dead delivery again, due now, with a fresh retry budget.
 #[utoipa::path(post, path = "/v1/notifications/{id}/retry",
+    params(("id" = String, Path, description = "the notification's id")),
     responses((status = 202), (status = 404, body = ErrorBody)))]
 pub(crate) async fn retry(
     State(state): State<AppState>,

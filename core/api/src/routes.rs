@@ -70,7 +70,8 @@ pub(crate) async fn list(
 }
 
 /// Sets the route of all of a team's incidents.
-#[utoipa::path(put, path = "/v1/routes/{team}", request_body = RouteBody,
+#[utoipa::path(put, path = "/v1/routes/{team}",
+    params(("team" = String, Path, description = "the team")), request_body = RouteBody,
     responses((status = 200, body = StoredRoute), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn put_team(
     State(state): State<AppState>,
@@ -83,7 +84,8 @@ pub(crate) async fn put_team(
 }
 
 /// Sets the route of a team's incidents of one service (it wins over the team's).
-#[utoipa::path(put, path = "/v1/routes/{team}/{service}", request_body = RouteBody,
+#[utoipa::path(put, path = "/v1/routes/{team}/{service}",
+    params(("team" = String, Path, description = "the team"), ("service" = String, Path, description = "the service")), request_body = RouteBody,
     responses((status = 200, body = StoredRoute), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn put_service(
     State(state): State<AppState>,
@@ -97,6 +99,7 @@ pub(crate) async fn put_service(
 
 /// Removes a team's route; its incidents go by the file's routes again.
 #[utoipa::path(delete, path = "/v1/routes/{team}",
+    params(("team" = String, Path, description = "the team")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_team(
     State(state): State<AppState>,
@@ -108,6 +111,7 @@ pub(crate) async fn delete_team(
 
 /// Removes the route of a team's service.
 #[utoipa::path(delete, path = "/v1/routes/{team}/{service}",
+    params(("team" = String, Path, description = "the team"), ("service" = String, Path, description = "the service")),
     responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn delete_service(
     State(state): State<AppState>,

@@ -245,7 +245,8 @@ pub(crate) async fn find(
 
 /// One suppression with its audit trail: a team sees its own, and an admin's suppression
 /// of every team once it stopped one of the team's alerts.
-#[utoipa::path(get, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/suppressions/{id}",
+    params(("id" = String, Path, description = "the suppression's id")), responses((status = 200, body = SuppressionDetail), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -257,7 +258,8 @@ pub(crate) async fn get(
 }
 
 /// Moves a suppression's start or end (the other rules are checked again).
-#[utoipa::path(patch, path = "/v1/suppressions/{id}", request_body = Retime,
+#[utoipa::path(patch, path = "/v1/suppressions/{id}",
+    params(("id" = String, Path, description = "the suppression's id")), request_body = Retime,
     responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn edit(
     State(state): State<AppState>,
@@ -284,7 +286,8 @@ pub(crate) async fn retime_record(
 }
 
 /// Ends a suppression now (its record and what it suppressed stay).
-#[utoipa::path(delete, path = "/v1/suppressions/{id}", responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/suppressions/{id}",
+    params(("id" = String, Path, description = "the suppression's id")), responses((status = 200, body = SuppressionRecord), (status = 404, body = ErrorBody)))]
 pub(crate) async fn end(
     State(state): State<AppState>,
     caller: Caller,
@@ -332,7 +335,7 @@ async fn store_change(
 
 /// Every event a suppression stopped, oldest first.
 #[utoipa::path(get, path = "/v1/suppressions/{id}/suppressed",
-    params(("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
+    params(("id" = String, Path, description = "the suppression's id"), ("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
     responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody)))]
 pub(crate) async fn suppressed(
     State(state): State<AppState>,
