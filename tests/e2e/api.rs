@@ -741,6 +741,41 @@ async fn health_readiness_and_the_generated_spec() {
         Vec::<String>::new(),
         "undeclared path parameters"
     );
+    // Every route behind a token documents the 401 a missing or revoked one gets.
+    let without_401: Vec<String> = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, operations)| {
+            operations
+                .as_object()
+                .expect("operations")
+                .iter()
+                .filter(|(_, op)| op.get("security").is_none() && op["responses"]["401"].is_null())
+                .map(move |(method, _)| format!("{method} {path}"))
+        })
+        .collect();
+    assert_eq!(
+        without_401,
+        Vec::<String>::new(),
+        "token routes without a 401"
+    );
+    // A stored service is its settings plus what the store adds, in one schema that a
+    // response validates against (the settings alone deny unknown fields).
+    let service = &spec["components"]["schemas"]["Service"];
+    for field in [
+        "name",
+        "updated_at",
+        "updated_by",
+        "team",
+        "customer-facing",
+    ] {
+        assert!(
+            service["properties"][field].is_object(),
+            "{field}: {service}"
+        );
+    }
+    assert!(service["allOf"].is_null(), "{service}");
 }
 
 #[tokio::test]

@@ -198,7 +198,7 @@ pub fn app(state: AppState) -> Router {
         readyz
     ),
     components(schemas(ErrorBody, HealthBody)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = []))
 )]
 pub struct ApiDoc;
@@ -216,8 +216,89 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// Answers every operation may give that its own annotation need not repeat: `401` for
+/// every route behind a token, and Alertmanager's errors as the JSON strings they are.
+struct CommonAnswers;
+
+impl utoipa::Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, schema};
+        for (path, item) in &mut openapi.paths.paths {
+            let alertmanager = path.starts_with("/api/v2/");
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                if alertmanager {
+                    for response in responses.values_mut() {
+                        if let RefOr::T(response) = response
+                            && let Some(content) = response.content.shift_remove("text/plain")
+                        {
+                            response.content.insert("application/json".into(), content);
+                        }
+                    }
+                }
+                // No `security` of its own: the document's bearer token applies.
+                if operation.security.is_none() && !responses.contains_key("401") {
+                    let body: RefOr<schema::Schema> = if alertmanager {
+                        schema::ObjectBuilder::new()
+                            .schema_type(schema::Type::String)
+                            .into()
+                    } else {
+                        Ref::from_schema_name("ErrorBody").into()
+                    };
+                    let answer = ResponseBuilder::new()
+                        .description("missing, unknown or revoked token")
+                        .content(
+                            "application/json",
+                            ContentBuilder::new().schema(Some(body)).build(),
+                        )
+                        .build();
+                    responses.insert("401".into(), answer.into());
+                }
+            }
+        }
+    }
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(document())
+}
+
+/// The OpenAPI document as served. A response type that flattens a request type denying
+/// unknown fields (a `Service` is its `ServiceSpec` plus what the store adds) is written
+/// out whole: as `allOf` with the request type, the added fields would be unknown ones.
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    inline_flattened(&mut doc, "Service", "ServiceSpec");
+    doc
+}
+
+/// Replaces `outer`'s `allOf` of `inner` and further fields with one object schema.
+fn inline_flattened(doc: &mut serde_json::Value, outer: &str, inner: &str) {
+    let schemas = &mut doc["components"]["schemas"];
+    let mut merged = schemas[inner].clone();
+    let Some(parts) = schemas[outer]["allOf"].as_array().cloned() else {
+        return;
+    };
+    for part in parts.iter().filter(|part| part.get("$ref").is_none()) {
+        if let (Some(into), Some(from)) = (
+            merged["properties"].as_object_mut(),
+            part["properties"].as_object(),
+        ) {
+            into.extend(from.clone());
+        }
+        let mut required = merged["required"].as_array().cloned().unwrap_or_default();
+        required.extend(part["required"].as_array().cloned().unwrap_or_default());
+        merged["required"] = serde_json::Value::Array(required);
+    }
+    merged["description"] = schemas[outer]["description"].clone();
+    schemas[outer] = merged;
 }
 
 /// Liveness and readiness answers.

@@ -123,7 +123,7 @@ pub(crate) async fn list(
 /// One query of the team.
 #[utoipa::path(get, path = "/v1/logs-queries/{name}",
     params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
-    responses((status = 200, body = LogsQuery), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = LogsQuery), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     caller: Caller,
@@ -143,7 +143,7 @@ pub(crate) async fn get(
 /// Removes a query of the team; events naming it get a section saying there is none.
 #[utoipa::path(delete, path = "/v1/logs-queries/{name}",
     params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
-    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,

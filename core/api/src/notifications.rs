@@ -32,7 +32,7 @@ pub struct DeliveryList {
         ("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own"),
         ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
     ),
-    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     caller: Caller,

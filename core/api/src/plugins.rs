@@ -185,7 +185,7 @@ pub struct TestRequest {
 /// nothing is ingested.
 #[utoipa::path(post, path = "/v1/plugins/{name}/test", params(("name" = String, Path, description = "plugin name")),
     request_body = TestRequest,
-    responses((status = 200, body = TestRun), (status = 400, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = TestRun), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub(crate) async fn test(
     State(state): State<AppState>,
     caller: Caller,

@@ -260,7 +260,7 @@ pub(crate) async fn get(
 /// Moves a suppression's start or end (the other rules are checked again).
 #[utoipa::path(patch, path = "/v1/suppressions/{id}",
     params(("id" = String, Path, description = "the suppression's id")), request_body = Retime,
-    responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = SuppressionRecord), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub(crate) async fn edit(
     State(state): State<AppState>,
     caller: Caller,
