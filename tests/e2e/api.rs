@@ -776,6 +776,32 @@ async fn health_readiness_and_the_generated_spec() {
         );
     }
     assert!(service["allOf"].is_null(), "{service}");
+    // What a list route refuses is in its parameters' schemas: the page size's bounds
+    // and the values a state filter takes.
+    for (path, filter, refused) in [
+        ("/v1/alerts", "status", "Status"),
+        ("/v1/history", "outcome", "HistoryOutcome"),
+        ("/v1/incidents", "state", "IncidentState"),
+        ("/v1/notifications", "state", "DeliveryState"),
+    ] {
+        let parameters = spec["paths"][path]["get"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let named = |name: &str| {
+            parameters
+                .iter()
+                .find(|p| p["name"] == name)
+                .map(|p| p["schema"].to_string())
+                .unwrap_or_default()
+        };
+        assert!(
+            named("limit").contains("\"minimum\":1"),
+            "{path}: {}",
+            named("limit")
+        );
+        assert!(named(filter).contains(refused), "{path}: {}", named(filter));
+    }
 }
 
 #[tokio::test]

@@ -31,12 +31,12 @@ pub struct AlertPage {
     get,
     path = "/v1/alerts",
     params(
-        ("status" = Option<String>, Query, description = "healthy or unhealthy"),
+        ("status" = Option<tocsin_model::event::Status>, Query, description = "healthy or unhealthy"),
         ("monitor" = Option<String>, Query, description = "only this monitor"),
         ("label" = Option<Vec<String>>, Query, description = "key:value, repeatable; all must match"),
         ("team" = Option<String>, Query, description = "admins: only this team (\"\" for none)"),
         ("after" = Option<String>, Query, description = "the `next` cursor of the previous page"),
-        ("limit" = Option<u32>, Query, description = "page size, 1-10000, default 1000"),
+        ("limit" = Option<u32>, Query, description = "page size, 1-10000, default 1000", minimum = 1, maximum = 10000),
     ),
     responses(
         (status = 200, body = AlertPage),

@@ -46,7 +46,7 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 /// 256 KiB of UTF-8). Ids are per team: another team's runbook of the same id is
 /// another runbook.
 #[utoipa::path(put, path = "/v1/runbooks/{id}",
-    params(("id" = String, Path, description = "the runbook's id"), ("team" = Option<String>, Query, description = "admins: the owning team (required)")),
+    params(("id" = String, Path, description = "the runbook's id", pattern = r"^[A-Za-z0-9_.:-]{1,128}$"), ("team" = Option<String>, Query, description = "admins: the owning team (required)")),
     request_body(content = String, content_type = "text/markdown"),
     responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub(crate) async fn put_runbook(
@@ -87,7 +87,7 @@ pub(crate) async fn put_runbook(
 
 /// One of the team's runbooks. Another team's is not found, exactly like a missing one.
 #[utoipa::path(get, path = "/v1/runbooks/{id}",
-    params(("id" = String, Path, description = "the runbook's id"), ("team" = Option<String>, Query, description = "admins: the owning team (required)")),
+    params(("id" = String, Path, description = "the runbook's id", pattern = r"^[A-Za-z0-9_.:-]{1,128}$"), ("team" = Option<String>, Query, description = "admins: the owning team (required)")),
     responses((status = 200, body = Runbook), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get_runbook(
     State(state): State<AppState>,

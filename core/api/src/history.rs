@@ -53,11 +53,11 @@ pub(crate) fn next(events: &[HistoryEntry], limit: u32) -> Option<String> {
 #[utoipa::path(get, path = "/v1/history",
     params(
         ("team" = Option<String>, Query, description = "admins: only this team"),
-        ("outcome" = Option<String>, Query, description = "passed, dropped, held or suppressed"),
+        ("outcome" = Option<HistoryOutcome>, Query, description = "passed, dropped, held or suppressed"),
         ("fingerprint" = Option<String>, Query, description = "one alert"),
         ("suppression" = Option<String>, Query, description = "events this suppression stopped"),
         ("after" = Option<String>, Query, description = "the `next` cursor"),
-        ("limit" = Option<u32>, Query, description = "1-10000, default 1000"),
+        ("limit" = Option<u32>, Query, description = "1-10000, default 1000", minimum = 1, maximum = 10000),
     ),
     responses((status = 200, body = HistoryPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(

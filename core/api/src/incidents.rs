@@ -31,11 +31,11 @@ pub struct IncidentPage {
 /// Lists incidents, newest first: a team's own, or everyone's (or one team's) for an admin.
 #[utoipa::path(get, path = "/v1/incidents",
     params(
-        ("state" = Option<String>, Query, description = "open, resolving, resolved or closed"),
+        ("state" = Option<IncidentState>, Query, description = "open, resolving, resolved or closed"),
         ("team" = Option<String>, Query, description = "admins: only this team"),
         ("service" = Option<String>, Query, description = "only this service"),
         ("before" = Option<String>, Query, description = "the `next` cursor"),
-        ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
+        ("limit" = Option<u32>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
     ),
     responses((status = 200, body = IncidentPage), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(

@@ -68,7 +68,7 @@ fn not_found(name: &str) -> ApiError {
 /// here: one read statement (SELECT or WITH) of at most 16 KiB, quotes and comments
 /// closed, parameters written `:name`.
 #[utoipa::path(put, path = "/v1/logs-queries/{name}",
-    params(("name" = String, Path, description = "the name events give in params.query"),
+    params(("name" = String, Path, description = "the name events give in params.query", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"),
         ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     request_body(content((NewLogsQuery = "application/json"), (NewLogsQuery = "application/yaml"))),
     responses((status = 200, body = LogsQuery), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody)))]
@@ -122,7 +122,7 @@ pub(crate) async fn list(
 
 /// One query of the team.
 #[utoipa::path(get, path = "/v1/logs-queries/{name}",
-    params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
+    params(("name" = String, Path, description = "its name", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     responses((status = 200, body = LogsQuery), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn get(
     State(state): State<AppState>,
@@ -142,7 +142,7 @@ pub(crate) async fn get(
 
 /// Removes a query of the team; events naming it get a section saying there is none.
 #[utoipa::path(delete, path = "/v1/logs-queries/{name}",
-    params(("name" = String, Path, description = "its name"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
+    params(("name" = String, Path, description = "its name", pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"), ("team" = Option<String>, Query, description = "the team (admin tokens)")),
     responses((status = 204), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub(crate) async fn remove(
     State(state): State<AppState>,

@@ -27,10 +27,10 @@ pub struct DeliveryList {
 /// token sees its own team's, an admin every team's or one team's (`team`).
 #[utoipa::path(get, path = "/v1/notifications",
     params(
-        ("state" = Option<String>, Query, description = "pending, sent or dead"),
+        ("state" = Option<DeliveryState>, Query, description = "pending, sent or dead"),
         ("incident" = Option<String>, Query, description = "one incident's"),
         ("team" = Option<String>, Query, description = "admins: only this team; a team token may name only its own"),
-        ("limit" = Option<u32>, Query, description = "1-1000, default 100"),
+        ("limit" = Option<u32>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
     ),
     responses((status = 200, body = DeliveryList), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn list(
