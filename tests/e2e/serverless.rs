@@ -26,11 +26,25 @@ async fn incidents(stack: &Stack, token: &str, query: &str) -> Vec<Value> {
 }
 
 async fn post_events(stack: &Stack, token: &str, events: &Value) {
-    let (status, body) = stack
+    let (mut status, mut body) = stack
         .api(Method::POST, "/v1/events", token, Some(&events.to_string()))
         .await
         .expect("api answers");
-    assert_eq!(status, 202, "{body}");
+    // The emulator's own 500 (a problem document, not Tocsin's error body) was seen once
+    // in CI with nothing in the function's log: a sender retries a 5xx, as this does
+    // once. A retry of an append that did commit would show as doubled counts below.
+    if status == 500 && body["title"] == "Internal Server Error" {
+        eprintln!(
+            "the emulator answered {body}; retrying once\n{}",
+            stack.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        (status, body) = stack
+            .api(Method::POST, "/v1/events", token, Some(&events.to_string()))
+            .await
+            .expect("api answers");
+    }
+    assert_eq!(status, 202, "{body}\n{}", stack.log());
 }
 
 /// An SQS event of nudges, as Lambda would hand it to the pipeline.
