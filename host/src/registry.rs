@@ -462,6 +462,14 @@ fn finish<T>(
     out: impl FnOnce(&T) -> (usize, usize),
 ) -> Result<T, PluginError> {
     emit(team, name, &call.log);
+    metrics::counter!("tocsin_plugin_calls_total", "team" => team.to_owned(), "plugin" => name.to_owned())
+        .increment(1);
+    metrics::histogram!("tocsin_plugin_call_duration_seconds", "team" => team.to_owned(), "plugin" => name.to_owned())
+        .record(call.duration.as_secs_f64());
+    if let Err(failure) = &call.result {
+        metrics::counter!("tocsin_plugin_errors_total", "team" => team.to_owned(), "plugin" => name.to_owned(), "kind" => failure.kind())
+            .increment(1);
+    }
     let mut counters = lock(&loaded.stats);
     counters.record(call.duration, call.result.as_ref().err());
     counters.stats.events_in += events_in as u64;

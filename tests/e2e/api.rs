@@ -78,7 +78,12 @@ impl Api {
         let filter: Option<Arc<dyn tocsin_model::plugin::Filter>> = plugins
             .clone()
             .map(|p| Arc::new(p) as Arc<dyn tocsin_model::plugin::Filter>);
-        let local = tocsin_server::start(store.clone(), config, filter);
+        let local = tocsin_server::start(
+            store.clone(),
+            config,
+            filter,
+            tocsin_server::Pressure::new(tocsin_server::Bound::default(), 0),
+        );
         let (admin, _) = auth::create(store.as_ref(), Grant::Admin, "")
             .await
             .expect("token");
@@ -93,7 +98,7 @@ impl Api {
             None => Arc::new(tocsin_model::plugin::Disabled),
         };
         let notifiers = Arc::new(tocsin_notify::config::Notifiers::default());
-        let state = local.state(store.clone(), &config, plugins, notifiers);
+        let state = local.state(store.clone(), &config, plugins, notifiers, None);
         Self {
             router: app(state.clone()),
             state,

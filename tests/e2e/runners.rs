@@ -28,6 +28,8 @@ fn api_alone(store: Arc<dyn Store>) -> Router {
         policy: tocsin_pipeline::Config::default().policy,
         plugins: Arc::new(tocsin_model::plugin::Disabled),
         notifiers: Arc::new(tocsin_notify::config::Notifiers::default()),
+        watch: Arc::new(tocsin_api::Unwatched),
+        metrics: None,
     })
 }
 

@@ -40,6 +40,30 @@ pub struct Args {
     /// team's views only (docs/alerting.md).
     #[arg(long, env = "TOCSIN_TEAM_LOGS_DATABASE", value_delimiter = ',', value_parser = team_url)]
     team_logs_database: Vec<(String, String)>,
+    #[command(flatten)]
+    watch: WatchArgs,
+}
+
+/// Tocsin watching itself: back-pressure, the canary, where metrics are scraped.
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Most accepted events waiting for the pipeline: past it, ingest answers 503 with
+    /// Retry-After (and /readyz says why) until the pipeline catches up. At least 10,000
+    /// (one full request). Default: no bound.
+    #[arg(long, env = "TOCSIN_MAX_LAG_EVENTS", value_parser = clap::value_parser!(u64).range(10_000..))]
+    max_lag_events: Option<u64>,
+    /// Oldest age of an event waiting for the pipeline before ingest answers 503.
+    /// Default: no bound.
+    #[arg(long, env = "TOCSIN_MAX_LAG_SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    max_lag_seconds: Option<u64>,
+    /// Send a heartbeat event through the journal and the pipeline this often (such as
+    /// 30s); /readyz fails while one is not processed within that time.
+    #[arg(long, env = "TOCSIN_CANARY", value_parser = duration)]
+    canary: Option<i64>,
+    /// Also serve /metrics without a token on this address (bind it where only
+    /// Prometheus reaches it). /metrics on --listen takes an admin token.
+    #[arg(long, env = "TOCSIN_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn team_url(text: &str) -> Result<(String, String), String> {
@@ -109,7 +133,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let plugins = tocsin_host::WasmPlugins::start(store.clone(), args.plugins.limits())
         .await
         .context("cannot start the plugin runtime")?;
-    let local = tocsin_server::start(store.clone(), config, Some(Arc::new(plugins.clone())));
+    let exporter = tocsin_api::metrics::Exporter::install()?;
+    let bound = tocsin_server::Bound {
+        events: args.watch.max_lag_events,
+        age: args
+            .watch
+            .max_lag_seconds
+            .map(std::time::Duration::from_secs),
+    };
+    let backlog = store
+        .lag()
+        .await
+        .context("cannot read the journal's backlog")?;
+    let pressure = tocsin_server::Pressure::new(bound, backlog);
+    let mut local = tocsin_server::start(
+        store.clone(),
+        config,
+        Some(Arc::new(plugins.clone())),
+        pressure,
+    );
+    if let Some(every) = args.watch.canary {
+        local = local.with_canary(std::time::Duration::from_millis(every.max(1) as u64));
+    }
     let mut collectors =
         tocsin_collect::Collectors::new(store.clone()).with_plugins(Arc::new(plugins.clone()));
     if args.logs_database.is_some() || !args.team_logs_database.is_empty() {
@@ -138,7 +183,25 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             store::redact(url)
         );
     }
-    let state = local.state(store, &config, Arc::new(plugins.clone()), notifiers);
+    let state = local.state(
+        store,
+        &config,
+        Arc::new(plugins.clone()),
+        notifiers,
+        Some(exporter),
+    );
+    if let Some(address) = args.watch.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address} for metrics"))?;
+        info!(address = %metrics.local_addr()?, "serving metrics");
+        let served = tocsin_api::metrics::serve(metrics, state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     tocsin_server::serve(listener, state, local, outbox, shutdown())
         .await
         .context("server failed")?;

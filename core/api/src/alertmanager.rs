@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -43,6 +43,7 @@ impl From<tocsin_store::StoreError> for AmError {
 
 impl IntoResponse for AmError {
     fn into_response(self) -> Response {
+        let retry_after = self.0.retry_after();
         let (status, ErrorBody { error, rejected }) = self.0.into_parts();
         let mut message = error;
         for item in rejected {
@@ -51,7 +52,13 @@ impl IntoResponse for AmError {
                 item.index, item.field, item.error
             ));
         }
-        (status, Json(message)).into_response()
+        let mut response = (status, Json(message)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

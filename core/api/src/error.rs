@@ -27,6 +27,8 @@ pub struct ErrorBody {
 pub struct ApiError {
     status: StatusCode,
     body: ErrorBody,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -38,7 +40,24 @@ impl ApiError {
                 error: message.into(),
                 rejected: Vec::new(),
             },
+            retry_after: None,
         }
+    }
+
+    /// A 503 with `Retry-After`: the pipeline is behind its bound, nothing was stored.
+    pub fn busy(busy: crate::state::Busy) -> Self {
+        Self {
+            retry_after: Some(busy.retry_after),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{}; nothing was accepted, retry later", busy.reason),
+            )
+        }
+    }
+
+    /// Seconds the client should wait before retrying, if it should.
+    pub(crate) fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// A 400 listing every refused item.
@@ -49,6 +68,7 @@ impl ApiError {
                 error: message.into(),
                 rejected,
             },
+            retry_after: None,
         }
     }
 
@@ -89,7 +109,13 @@ impl From<SuppressionError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
         let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

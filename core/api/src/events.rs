@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::state::AppState;
+use crate::state::{AppState, AppendError};
 use crate::trace::Trace;
 use tocsin_ingest::{Batch, BodyError, Format, MAX_BODY_BYTES, Rejected};
 use tocsin_model::event::Event;
@@ -70,6 +70,8 @@ pub(crate) async fn post(
             ),
         )
     })?;
+    // Before the body is read: a refused request costs the server nothing.
+    admit(&state, "api", 0)?;
     let body = read_body(&headers, body).await?;
     let large = body.len() > INLINE_PARSE_BYTES;
     let parse = move || tocsin_ingest::read(&body, format, &caller, "api");
@@ -87,6 +89,7 @@ pub(crate) async fn post(
         }
     })?;
     if batch.accepted.is_empty() {
+        rejected("api", "invalid", batch.rejected.len());
         return Err(ApiError::rejected(
             "no valid event in the request; nothing was accepted",
             batch.rejected,
@@ -107,7 +110,11 @@ pub(crate) async fn commit(
     mut batch: Batch,
     trace: &Trace,
 ) -> Result<Receipt, ApiError> {
+    let source = batch.accepted.first().map_or("api", |item| item.source);
+    let invalid = batch.rejected.len();
     batch.refuse(|item| state.notifiers.check_event(&item.team, &item.event));
+    rejected(source, "invalid", invalid);
+    rejected(source, "refused", batch.rejected.len() - invalid);
     if batch.accepted.is_empty() && !batch.rejected.is_empty() {
         return Err(ApiError::rejected(
             "no valid event in the request; nothing was accepted",
@@ -115,16 +122,36 @@ pub(crate) async fn commit(
         ));
     }
     let accepted = batch.accepted.len();
+    admit(state, source, accepted)?;
+    let mut teams: Vec<(String, u64)> = Vec::new();
+    for item in &batch.accepted {
+        match teams.iter_mut().find(|(team, _)| *team == item.team) {
+            Some((_, n)) => *n += 1,
+            None => teams.push((item.team.clone(), 1)),
+        }
+    }
     let records = batch
         .accepted
         .into_iter()
         .map(|event| event.into_record(Some(&trace.0)))
         .collect();
-    state
-        .append
-        .append(records)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    if let Err(e) = state.append.append(records).await {
+        return Err(match e {
+            AppendError::Busy(busy) => {
+                rejected(source, "busy", accepted);
+                metrics::counter!("tocsin_ingest_busy_total", "source" => source).increment(1);
+                ApiError::busy(busy)
+            }
+            AppendError::Failed => {
+                rejected(source, "failed", accepted);
+                ApiError::internal(&e)
+            }
+        });
+    }
+    for (team, n) in teams {
+        metrics::counter!("tocsin_events_accepted_total", "source" => source, "team" => team)
+            .increment(n);
+    }
     let ids = batch
         .ids
         .into_iter()
@@ -135,6 +162,27 @@ pub(crate) async fn commit(
         rejected: batch.rejected,
         ids,
     })
+}
+
+/// Refuses ingest with a `503` while the pipeline is behind its bound (checked again,
+/// strictly, by the append): `events` are counted as refused.
+pub(crate) fn admit(state: &AppState, source: &'static str, events: usize) -> Result<(), ApiError> {
+    match state.watch.busy() {
+        None => Ok(()),
+        Some(busy) => {
+            rejected(source, "busy", events);
+            metrics::counter!("tocsin_ingest_busy_total", "source" => source).increment(1);
+            Err(ApiError::busy(busy))
+        }
+    }
+}
+
+/// Counts `n` refused events.
+pub(crate) fn rejected(source: &'static str, reason: &'static str, n: usize) {
+    if n > 0 {
+        metrics::counter!("tocsin_events_rejected_total", "source" => source, "reason" => reason)
+            .increment(n as u64);
+    }
 }
 
 /// Reads at most [`MAX_BODY_BYTES`].

@@ -30,6 +30,7 @@ mod events;
 mod history;
 mod incidents;
 mod logs;
+pub mod metrics;
 mod notifications;
 mod plugins;
 mod routes;
@@ -40,7 +41,9 @@ mod trace;
 mod webhooks;
 
 pub use error::{ApiError, ErrorBody};
-pub use state::{AppState, Append, AppendError, Directory, NoWake, StoreAppend, Wake};
+pub use state::{
+    AppState, Append, AppendError, Busy, Directory, NoWake, StoreAppend, Unwatched, Wake, Watch,
+};
 pub use trace::Trace;
 
 use axum::extract::State;
@@ -118,9 +121,11 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v2/status", get(alertmanager::status))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::get))
         .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn(metrics::layer))
         // Layers run bottom-up on the way in: the trace id and the request id are set (or
         // kept from the client), the span records them, and the response echoes them.
         .layer(PropagateRequestIdLayer::x_request_id())
@@ -195,7 +200,8 @@ pub fn app(state: AppState) -> Router {
         alertmanager::delete_silence,
         alertmanager::status,
         healthz,
-        readyz
+        readyz,
+        metrics::get
     ),
     components(schemas(ErrorBody, HealthBody)),
     modifiers(&BearerAuth, &CommonAnswers),
@@ -306,35 +312,52 @@ fn inline_flattened(doc: &mut serde_json::Value, outer: &str, inner: &str) {
 pub struct HealthBody {
     /// `ok`, `ready` or `not ready`.
     pub status: &'static str,
+    /// Why it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", security(), responses((status = 200, body = HealthBody)))]
 async fn healthz() -> Json<HealthBody> {
-    Json(HealthBody { status: "ok" })
+    Json(HealthBody {
+        status: "ok",
+        reason: None,
+    })
 }
 
-/// Readiness: the journal writer runs, the database answers and its schema is up to date.
+/// Readiness: the journal writer runs, the database answers and its schema is up to
+/// date, the pipeline is within its lag bound and the canary arrives in time.
 #[utoipa::path(get, path = "/readyz", security(), responses(
     (status = 200, body = HealthBody), (status = 503, body = HealthBody)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
-    if !state.append.is_running() {
-        error!("not ready: the journal writer is not running");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
+    let reason = if state.append.is_running() {
+        match state.store.ready().await {
+            Ok(()) => state
+                .watch
+                .busy()
+                .map(|busy| busy.reason)
+                .or_else(|| state.watch.unready()),
+            Err(e) => Some(format!("the database is not ready: {e}")),
+        }
+    } else {
+        Some("the journal writer is not running".to_owned())
+    };
+    match reason {
+        None => (
+            StatusCode::OK,
             Json(HealthBody {
-                status: "not ready",
+                status: "ready",
+                reason: None,
             }),
-        );
-    }
-    match state.store.ready().await {
-        Ok(()) => (StatusCode::OK, Json(HealthBody { status: "ready" })),
-        Err(e) => {
-            error!(error = %e, "not ready");
+        ),
+        Some(reason) => {
+            error!(reason, "not ready");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(HealthBody {
                     status: "not ready",
+                    reason: Some(reason),
                 }),
             )
         }

@@ -27,6 +27,43 @@ pub struct AppState {
     pub plugins: Arc<dyn Plugins>,
     /// Where notifications go (shown without secrets by `GET /v1/notifiers`).
     pub notifiers: Arc<dyn Directory>,
+    /// What the runner knows of its own health: back-pressure, the canary, the lag.
+    pub watch: Arc<dyn Watch>,
+    /// The metrics `GET /metrics` renders; `None` where the process exports none.
+    pub metrics: Option<crate::metrics::Exporter>,
+}
+
+/// What the process serving the API knows of its own health beyond the database.
+pub trait Watch: Send + Sync {
+    /// Why ingest must wait now (a `503` with `Retry-After`), if it must.
+    fn busy(&self) -> Option<Busy>;
+    /// Why the process is not ready (`/readyz`), beyond the database, if it is not.
+    fn unready(&self) -> Option<String>;
+    /// Sets the gauges only the runner knows (the lag) before a scrape.
+    fn sample(&self) {}
+}
+
+/// Ingest must wait: the pipeline is behind its bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Why, for the client and `/readyz`.
+    pub reason: String,
+    /// When to try again, in seconds.
+    pub retry_after: u64,
+}
+
+/// A runner with no bound and no canary: always takes events, always ready.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unwatched;
+
+impl Watch for Unwatched {
+    fn busy(&self) -> Option<Busy> {
+        None
+    }
+
+    fn unready(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The durable append: events are accepted (a `202`) only once it returns `Ok`.
@@ -40,8 +77,14 @@ pub trait Append: Send + Sync {
 
 /// The append failed; nothing of the request is stored.
 #[derive(Debug, thiserror::Error)]
-#[error("the journal could not store the events")]
-pub struct AppendError;
+pub enum AppendError {
+    /// The database failed (a `500`).
+    #[error("the journal could not store the events")]
+    Failed,
+    /// Taking the events would pass the pipeline's lag bound (a `503`).
+    #[error("{}", .0.reason)]
+    Busy(Busy),
+}
 
 /// Appends straight to the store's journal, one transaction per request: for a process
 /// that runs no journal writer of its own.
@@ -56,7 +99,7 @@ impl Append for StoreAppend {
         }
         self.0.append(records).await.map(|_| ()).map_err(|e| {
             tracing::error!(error = %e, "journal append failed; the request gets a 500");
-            AppendError
+            AppendError::Failed
         })
     }
 

@@ -104,5 +104,9 @@ pub fn state(
         policy,
         plugins,
         notifiers,
+        // No bound of its own (the journal is PostgreSQL's, the pipeline scales apart), no
+        // canary, and no /metrics: a function reports through CloudWatch.
+        watch: Arc::new(tocsin_api::Unwatched),
+        metrics: None,
     }
 }

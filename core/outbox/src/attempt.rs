@@ -42,6 +42,7 @@ impl Outbox {
         let attempts = u32::try_from(counted).unwrap_or(u32::MAX);
         let retried = attempts > 1 || (claimed && self.fast.is_some());
         let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
+        let began = std::time::Instant::now();
         let outcome = async {
             let Some(subject) = self.read_subject(&delivery.incident_id).await? else {
                 return Ok(Attempt::Dead("the incident no longer exists".into()));
@@ -57,6 +58,8 @@ impl Outbox {
         }
         .instrument(span.clone())
         .await?;
+        metrics::histogram!("tocsin_outbox_attempt_duration_seconds", "notifier" => delivery.notifier.clone(), "kind" => delivery.kind.clone())
+            .record(began.elapsed().as_secs_f64());
         let _entered = span.enter();
         let done = now_ms();
         self.remember(&delivery, &outcome).await?;
@@ -69,6 +72,28 @@ impl Outbox {
     /// What attempt number `attempts` leaves a delivery as, at `now`: its state, when it
     /// is next due, and the error.
     pub(crate) fn settlement(
+        &self,
+        delivery: &Delivery,
+        attempts: u32,
+        outcome: &Attempt,
+        now: i64,
+    ) -> (DeliveryState, i64, String) {
+        let settled = self.settle(delivery, attempts, outcome, now);
+        let name = match settled.0 {
+            DeliveryState::Sent => "sent",
+            DeliveryState::Pending => "retry",
+            DeliveryState::Dead => "dead",
+        };
+        metrics::counter!("tocsin_outbox_deliveries_total", "notifier" => delivery.notifier.clone(), "kind" => delivery.kind.clone(), "outcome" => name)
+            .increment(1);
+        if settled.0 == DeliveryState::Sent {
+            metrics::histogram!("tocsin_outbox_delivery_latency_seconds", "notifier" => delivery.notifier.clone(), "kind" => delivery.kind.clone())
+                .record((now - delivery.created_at).max(0) as f64 / 1000.0);
+        }
+        settled
+    }
+
+    fn settle(
         &self,
         delivery: &Delivery,
         attempts: u32,

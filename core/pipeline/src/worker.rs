@@ -19,10 +19,12 @@ use tracing::{Instrument as _, debug, error, info, info_span, warn};
 use crate::config::Config;
 use crate::engine::Engine;
 use tocsin_model::clock::now_ms;
+use tocsin_model::notice::Action;
 use tocsin_model::plugin::Filter;
 use tocsin_model::rows::IncidentError;
 use tocsin_model::rows::{
-    Command, CommandOutcome, CommandRow, IncidentState, Incoming, NoticeRow, Outcome, Rules,
+    Command, CommandOutcome, CommandRow, HistoryOutcome, IncidentState, Incoming, NoticeRow,
+    Outcome, Rules,
 };
 use tocsin_store::{PipelineStore, StoreError};
 
@@ -77,6 +79,12 @@ pub trait Handoff: Send + Sync {
     fn noticed(&self);
 }
 
+/// Hears how far the pipeline has processed the journal (the runner's lag bound).
+pub trait Progress: Send + Sync {
+    /// The journal is processed up to `cursor` (in memory: a reload may move it back).
+    fn processed(&self, cursor: i64);
+}
+
 /// What a runner gives the pipeline beyond the store.
 #[derive(Clone, Default)]
 pub struct Hooks {
@@ -84,6 +92,8 @@ pub struct Hooks {
     pub feed: Option<Arc<dyn Feed>>,
     /// Where new incidents' notices go in memory.
     pub handoff: Option<Arc<dyn Handoff>>,
+    /// Told the cursor after every batch.
+    pub progress: Option<Arc<dyn Progress>>,
 }
 
 /// Wakes the pipeline (new events, new rules, new commands) and stops it.
@@ -237,6 +247,17 @@ async fn advance(
         commit(store, engine, &outcome, handoff).await?;
     }
     if n > 0 {
+        let stage = |name: &'static str, took: Duration| {
+            metrics::histogram!("tocsin_pipeline_stage_duration_seconds", "stage" => name)
+                .record(took.as_secs_f64());
+        };
+        stage("read", read);
+        stage("process", processed - read);
+        stage("commit", started.elapsed() - processed);
+        metrics::counter!("tocsin_pipeline_events_processed_total").increment(n as u64);
+        metrics::histogram!("tocsin_pipeline_batch_events").record(n as f64);
+    }
+    if n > 0 {
         debug!(
             events = n,
             from_memory,
@@ -267,9 +288,46 @@ async fn commit(
         handoff.settle(handed, batch);
     }
     committed?;
+    count(outcome);
     engine.committed();
     engine.noticed |= !outcome.notices.is_empty();
     Ok(())
+}
+
+/// Counts what a committed batch did: drops, suppressions and holds by team and reason,
+/// incidents opened and resolved by team and priority.
+fn count(outcome: &Outcome) {
+    for (team, reason, n) in &outcome.drops {
+        metrics::counter!("tocsin_pipeline_dropped_total", "team" => team.clone(), "reason" => reason.clone())
+            .increment(*n as u64);
+    }
+    for row in &outcome.history {
+        match row.outcome {
+            HistoryOutcome::Suppressed => {
+                let suppression = row.suppression_id.clone().unwrap_or_default();
+                metrics::counter!("tocsin_pipeline_suppressed_total", "team" => row.team.clone(), "suppression" => suppression)
+                    .increment(1);
+            }
+            HistoryOutcome::Held => {
+                metrics::counter!("tocsin_pipeline_held_total", "team" => row.team.clone(), "reason" => row.reason.clone())
+                    .increment(1);
+            }
+            HistoryOutcome::Passed | HistoryOutcome::Dropped => {}
+        }
+    }
+    for notice in &outcome.notices {
+        let name = match notice.action {
+            Action::Open => "tocsin_incidents_opened_total",
+            Action::Resolve => "tocsin_incidents_resolved_total",
+            Action::Update => continue,
+        };
+        let priority = outcome
+            .incidents
+            .iter()
+            .find(|i| i.id == notice.incident_id)
+            .map_or("unknown", |i| i.priority.as_str());
+        metrics::counter!(name, "team" => notice.team.clone(), "priority" => priority).increment(1);
+    }
 }
 
 /// Processes the journal until it is empty, `batch` rows at a time, then writes every
@@ -361,6 +419,7 @@ pub async fn run(
         let processed = match processed {
             Ok(n) => n,
             Err(StoreError::Conflict) => {
+                metrics::counter!("tocsin_pipeline_conflicts_total").increment(1);
                 warn!("another process moved the pipeline on; reloading its state");
                 engine = None;
                 continue;
@@ -377,6 +436,9 @@ pub async fn run(
         };
         if processed > 0 {
             debug!(events = processed, elapsed = ?started.elapsed(), "pipeline batch");
+        }
+        if let Some(progress) = &hooks.progress {
+            progress.processed(current.cursor());
         }
         if processed >= BUSY_BATCH && !signal.stopping() {
             tokio::time::sleep(PACE).await;

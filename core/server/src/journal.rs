@@ -16,6 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug, error, info_span};
 
 use crate::feed::Feed;
+use crate::pressure::Pressure;
+use tocsin_api::AppendError;
 use tocsin_pipeline::worker::Signal;
 use tocsin_store::{JournalStore, Record};
 
@@ -31,33 +33,43 @@ pub struct JournalError;
 
 struct Append {
     records: Vec<Record>,
-    done: oneshot::Sender<Result<(), JournalError>>,
+    /// The seq of the request's last event, once committed.
+    done: oneshot::Sender<Result<i64, JournalError>>,
 }
 
 /// A handle to the journal's writer task; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Journal {
     queue: mpsc::Sender<Append>,
+    /// The lag bound appends reserve room in, and the writer reports commits to.
+    pressure: Arc<Pressure>,
 }
 
 /// The writer's end of a [`Journal`]: run it on a thread of its own.
 #[derive(Debug)]
 pub struct Writer {
     requests: mpsc::Receiver<Append>,
+    pressure: Arc<Pressure>,
 }
 
-/// A journal handle and its writer. The writer stops once every handle is dropped and
-/// the queue is drained.
-pub fn channel() -> (Journal, Writer) {
+/// A journal handle and its writer, holding appends to `pressure`'s bound. The writer
+/// stops once every handle is dropped and the queue is drained.
+pub fn channel(pressure: Arc<Pressure>) -> (Journal, Writer) {
     let (queue, requests) = mpsc::channel(QUEUE_DEPTH);
-    (Journal { queue }, Writer { requests })
+    (
+        Journal {
+            queue,
+            pressure: pressure.clone(),
+        },
+        Writer { requests, pressure },
+    )
 }
 
 impl Writer {
     /// Commits appends until every journal handle is gone; each commit's rows go to
     /// `feed` (when it has room) and wake the pipeline through `signal`.
     pub async fn run(self, store: Arc<dyn JournalStore>, feed: &Feed, signal: &Signal) {
-        write(store, self.requests, feed, signal).await;
+        write(store, self.requests, feed, signal, &self.pressure).await;
     }
 }
 
@@ -68,17 +80,26 @@ impl Journal {
         !self.queue.is_closed()
     }
 
-    /// Appends events durably; returns once they are committed.
-    pub async fn append(&self, records: Vec<Record>) -> Result<(), JournalError> {
+    /// Appends events durably; returns once they are committed, with the seq of the
+    /// last (`None` when there was nothing to append). Refused, storing nothing, when
+    /// they would take the lag past its bound.
+    pub async fn append(&self, records: Vec<Record>) -> Result<Option<i64>, AppendError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
+        let _room = self
+            .pressure
+            .reserve(records.len() as u64)
+            .map_err(AppendError::Busy)?;
         let (done, committed) = oneshot::channel();
         self.queue
             .send(Append { records, done })
             .await
-            .map_err(|_| JournalError)?;
-        committed.await.map_err(|_| JournalError)?
+            .map_err(|_| AppendError::Failed)?;
+        match committed.await {
+            Ok(Ok(last)) => Ok(Some(last)),
+            _ => Err(AppendError::Failed),
+        }
     }
 }
 
@@ -87,6 +108,7 @@ async fn write(
     mut requests: mpsc::Receiver<Append>,
     feed: &Feed,
     signal: &Signal,
+    pressure: &Pressure,
 ) {
     while let Some(first) = requests.recv().await {
         let mut group = vec![first];
@@ -106,7 +128,8 @@ async fn write(
         let mut waiting = Vec::with_capacity(group.len());
         for append in group {
             records.extend(append.records);
-            waiting.push(append.done);
+            // Each request's last event, as an offset in the group.
+            waiting.push((records.len() as i64 - 1, append.done));
         }
         // The rows as the pipeline reads them, handed over once committed (unless the
         // pipeline lags behind and reads the journal anyway).
@@ -124,8 +147,14 @@ async fn write(
                 requests = requests_in_group
             ))
             .await;
+        let took = started.elapsed();
+        metrics::histogram!("tocsin_journal_commit_duration_seconds").record(took.as_secs_f64());
+        metrics::histogram!("tocsin_journal_commit_events").record(n as f64);
         match &outcome {
             Ok(appended) => {
+                if let Some(first) = appended.first {
+                    pressure.committed(first, n as u64);
+                }
                 if let (Some(first), Some(mut rows)) = (appended.first, fed) {
                     for (seq, row) in (first..).zip(rows.iter_mut()) {
                         row.seq = seq;
@@ -139,19 +168,18 @@ async fn write(
                 error!(error = %e, events = n, "journal commit failed; the requests get a 500")
             }
         }
-        for done in waiting {
+        let first = outcome.as_ref().ok().map(|a| a.first.unwrap_or(0));
+        for (last, done) in waiting {
             // A sender that gave up (client went away) still had its events committed.
-            let _ = done.send(outcome.as_ref().map(|_| ()).map_err(|_| JournalError));
+            let _ = done.send(first.map(|first| first + last).ok_or(JournalError));
         }
     }
 }
 
 #[async_trait::async_trait]
 impl tocsin_api::Append for Journal {
-    async fn append(&self, records: Vec<Record>) -> Result<(), tocsin_api::AppendError> {
-        Journal::append(self, records)
-            .await
-            .map_err(|_| tocsin_api::AppendError)
+    async fn append(&self, records: Vec<Record>) -> Result<(), AppendError> {
+        Journal::append(self, records).await.map(|_| ())
     }
 
     fn is_running(&self) -> bool {

@@ -16,9 +16,11 @@
 //! Everything also goes through the store, so that each stage can run in a process of
 //! its own (the Lambda functions) with the same semantics.
 
+pub mod canary;
 pub mod feed;
 mod handoff;
 pub mod journal;
+pub mod pressure;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -27,7 +29,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{error, warn};
 
-use tocsin_api::{AppState, Wake};
+use tocsin_api::{AppState, Busy, Wake, Watch};
 use tocsin_model::plugin::{Filter, Plugins};
 use tocsin_notify::config::Notifiers;
 use tocsin_outbox::Outbox;
@@ -35,9 +37,11 @@ use tocsin_pipeline::Config;
 use tocsin_pipeline::worker::{self, Hooks, Signal};
 use tocsin_store::Store;
 
+pub use canary::Canary;
 pub use feed::Feed;
 pub use handoff::Handoff;
 pub use journal::Journal;
+pub use pressure::{Bound, Pressure};
 
 /// The journal writer and the pipeline of one process, running on threads of their own.
 pub struct Local {
@@ -47,19 +51,25 @@ pub struct Local {
     pub signal: Arc<Signal>,
     /// Where the pipeline hands new incidents' notices to the outbox.
     pub handoff: Arc<Handoff>,
+    /// The pipeline's lag and its bound.
+    pub pressure: Arc<Pressure>,
+    /// The dead-man's switch, when one runs.
+    pub canary: Option<Arc<Canary>>,
     /// Resolves once the writer has committed what was queued and the pipeline has
     /// processed it.
     pub stopped: oneshot::Receiver<()>,
 }
 
 impl Local {
-    /// What the API is given: this journal and this pipeline's wake-up.
+    /// What the API is given: this journal, this pipeline's wake-up and lag, and the
+    /// metrics `exporter` (if one is installed).
     pub fn state(
         &self,
         store: Arc<dyn Store>,
         config: &Config,
         plugins: Arc<dyn Plugins>,
         notifiers: Arc<Notifiers>,
+        exporter: Option<tocsin_api::metrics::Exporter>,
     ) -> AppState {
         AppState {
             store,
@@ -68,7 +78,47 @@ impl Local {
             policy: config.policy,
             plugins,
             notifiers,
+            watch: Arc::new(LocalWatch {
+                pressure: self.pressure.clone(),
+                canary: self.canary.clone(),
+            }),
+            metrics: exporter,
         }
+    }
+
+    /// Sends the canary every `every` (`tocsin serve --canary`), once served.
+    pub fn with_canary(mut self, every: Duration) -> Self {
+        self.canary = Some(Canary::new(every));
+        self
+    }
+}
+
+/// The local runner's health: its lag bound and its canary.
+#[derive(Debug)]
+pub struct LocalWatch {
+    /// The lag and its bound.
+    pub pressure: Arc<Pressure>,
+    /// The canary, when one runs.
+    pub canary: Option<Arc<Canary>>,
+}
+
+impl Watch for LocalWatch {
+    fn busy(&self) -> Option<Busy> {
+        self.pressure.busy()
+    }
+
+    fn unready(&self) -> Option<String> {
+        self.canary.as_ref().and_then(|c| c.failure())
+    }
+
+    fn sample(&self) {
+        self.pressure.sample();
+    }
+}
+
+impl worker::Progress for Pressure {
+    fn processed(&self, cursor: i64) {
+        Pressure::processed(self, cursor);
     }
 }
 
@@ -86,11 +136,17 @@ impl Wake for PipelineWake {
     }
 }
 
-/// Starts the journal writer and the pipeline behind it (running `filter`'s plugins). They
-/// stop once every journal handle is dropped: the queue is drained and its events are
-/// processed, so a graceful shutdown still commits what was accepted.
-pub fn start(store: Arc<dyn Store>, config: Config, filter: Option<Arc<dyn Filter>>) -> Local {
-    let (journal, writer) = journal::channel();
+/// Starts the journal writer and the pipeline behind it (running `filter`'s plugins),
+/// holding ingest to `pressure`'s bound. They stop once every journal handle is dropped:
+/// the queue is drained and its events are processed, so a graceful shutdown still
+/// commits what was accepted.
+pub fn start(
+    store: Arc<dyn Store>,
+    config: Config,
+    filter: Option<Arc<dyn Filter>>,
+    pressure: Arc<Pressure>,
+) -> Local {
+    let (journal, writer) = journal::channel(pressure.clone());
     let signal = Arc::new(Signal::default());
     let feed = Arc::new(Feed::default());
     let handoff = Arc::new(Handoff::default());
@@ -101,6 +157,7 @@ pub fn start(store: Arc<dyn Store>, config: Config, filter: Option<Arc<dyn Filte
     let hooks = Hooks {
         feed: Some(feed.clone()),
         handoff: Some(handoff.clone()),
+        progress: Some(pressure.clone()),
     };
     let (pipeline_store, pipeline_signal) = (store.clone(), signal.clone());
     let pipeline = std::thread::Builder::new()
@@ -143,6 +200,8 @@ pub fn start(store: Arc<dyn Store>, config: Config, filter: Option<Arc<dyn Filte
         journal,
         signal,
         handoff,
+        pressure,
+        canary: None,
         stopped,
     }
 }
@@ -169,9 +228,12 @@ pub async fn serve(
     let Local {
         journal,
         handoff,
+        pressure,
+        canary,
         stopped,
         ..
     } = local;
+    let canary = canary.map(|canary| tokio::spawn(canary.run(journal.clone(), pressure)));
     let (stop_outbox, outbox_stopped) = oneshot::channel::<()>();
     // Always runs: without notifiers it clears the notices no route takes.
     let outbox = tokio::spawn(outbox.run(Some(handoff), async move {
@@ -181,6 +243,11 @@ pub async fn serve(
     let served = axum::serve(listener, tocsin_api::app(state))
         .with_graceful_shutdown(shutdown)
         .await;
+    // The canary holds a journal handle: stop it so that the writer can finish.
+    if let Some(canary) = canary {
+        canary.abort();
+        let _ = canary.await;
+    }
     // The router (and its journal handles) is gone: the writer commits what is queued,
     // then stops. The wait is bounded: what is left unapplied stays in the journal for
     // the next start.

@@ -47,7 +47,7 @@ macro_rules! stages {
             use $crate::error::StoreError;
             use $crate::journal::{Appended, Record};
             use $crate::logs::LogsQuery;
-            use $crate::outbox::{Delivery, DeliveryQuery};
+            use $crate::outbox::{Delivery, DeliveryQuery, StoreHealth};
             use $crate::plugins::{DeadLetter, NewVersion, PluginRow};
             use $crate::stages::{
                 AdminStore, JournalStore, OutboxStore, PipelineStore, PluginStore, ViewStore,
@@ -224,6 +224,30 @@ macro_rules! stages {
                     id: &str,
                 ) -> Result<Option<CommandOutcome>, StoreError> {
                     $crate::commands::$backend::outcome(&self.$read, id).await
+                }
+
+                async fn health(&self) -> Result<StoreHealth, StoreError> {
+                    let (pending, oldest): (i64, i64) = sqlx::query_as($crate::outbox::PENDING)
+                        .fetch_one(&self.$read)
+                        .await?;
+                    let dead: i64 = sqlx::query_scalar($crate::outbox::DEAD)
+                        .fetch_one(&self.$read)
+                        .await?;
+                    let notices: i64 = sqlx::query_scalar($crate::outbox::NOTICES)
+                        .fetch_one(&self.$read)
+                        .await?;
+                    let oldest_pending_age_ms = if pending > 0 {
+                        (tocsin_model::clock::now_ms() - oldest).max(0)
+                    } else {
+                        0
+                    };
+                    Ok(StoreHealth {
+                        pending: pending as u64,
+                        oldest_pending_age_ms,
+                        dead: dead as u64,
+                        notices: notices as u64,
+                        database_bytes: self.database_bytes().await?,
+                    })
                 }
             }
 

@@ -46,7 +46,7 @@ pub use journal::{Accepted, Appended, Record};
 pub use lease::Lease;
 pub use logs::LogsQuery;
 pub use options::{Migrations, StoreOptions};
-pub use outbox::{Delivery, DeliveryQuery};
+pub use outbox::{Delivery, DeliveryQuery, StoreHealth};
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, Synchronous};

@@ -10,6 +10,29 @@ use tocsin_model::notice::Action;
 use tocsin_model::notice::{DeliveryState, StoredRoute};
 use tocsin_model::rows::NoticeRow;
 
+/// What a scrape of `/metrics` reads of the outbox and the database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreHealth {
+    /// Deliveries waiting to be sent or retried.
+    pub pending: u64,
+    /// Age of the oldest of them, in ms (0 when there is none).
+    pub oldest_pending_age_ms: i64,
+    /// Dead deliveries kept.
+    pub dead: u64,
+    /// Notices not yet expanded into deliveries.
+    pub notices: u64,
+    /// Size of each database file (SQLite: `main` and `journal`; PostgreSQL: `database`).
+    pub database_bytes: Vec<(String, u64)>,
+}
+
+/// Pending deliveries and the creation time of the oldest (the `deliveries_due` index).
+pub(crate) const PENDING: &str =
+    "SELECT COUNT(*), COALESCE(MIN(created_at), 0) FROM deliveries WHERE state = 'pending'";
+/// Dead deliveries.
+pub(crate) const DEAD: &str = "SELECT COUNT(*) FROM deliveries WHERE state = 'dead'";
+/// Notices the outbox has not expanded.
+pub(crate) const NOTICES: &str = "SELECT COUNT(*) FROM notices";
+
 /// One notification to one notifier, as the outbox keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]

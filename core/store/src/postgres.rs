@@ -66,6 +66,15 @@ impl PostgresStore {
 }
 
 impl PostgresStore {
+    /// The database's size, for `/metrics` (its WAL is the server's, shared with every
+    /// database on it: PostgreSQL's own exporters watch that).
+    pub(crate) async fn database_bytes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let bytes: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(vec![("database".to_owned(), bytes.max(0) as u64)])
+    }
+
     /// Appends to the journal (see [`crate::JournalStore::append`]) through the
     /// `journal_append` function (migrations 0013 and 0016): one round trip, no lock, so
     /// appends from many processes run side by side, and one row per block of events.

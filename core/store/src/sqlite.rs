@@ -229,6 +229,22 @@ const APPEND_COUNTERS: &str = "(SELECT seq FROM progress WHERE stage = 'generati
      (SELECT seq FROM progress WHERE stage = 'config')";
 
 impl SqliteStore {
+    /// The size of the main file and of the journal's (pages in use and free), for
+    /// `/metrics`.
+    pub(crate) async fn database_bytes(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut sizes = Vec::with_capacity(2);
+        for (file, schema) in [("main", "main"), ("journal", JOURNAL_SCHEMA)] {
+            let (pages, size): (i64, i64) = sqlx::query_as(&format!(
+                "SELECT (SELECT page_count FROM pragma_page_count('{schema}')), \
+                        (SELECT page_size FROM pragma_page_size('{schema}'))"
+            ))
+            .fetch_one(&self.readers)
+            .await?;
+            sizes.push((file.to_owned(), (pages * size).max(0) as u64));
+        }
+        Ok(sizes)
+    }
+
     /// An append as one call to the journal writer's thread: the transaction, its inserts, the
     /// read of the seqs and counters and the commit in one multi-statement query. Each
     /// call costs a round trip between threads, and a small append was six of them.
@@ -388,6 +404,8 @@ crate::forward::stages!(SqliteStore, sqlite, read: readers, write: writer);
 /// start over, at the cost of holding the writer for the few pages left and their
 /// fsyncs: rare enough that commits are not held up by it (docs/benchmarks.md, the store).
 const WAL_RESTART_PAGES: i64 = 16_384;
+/// SQLite's page size (the default; Tocsin never changes it), for the WAL's size.
+const WAL_PAGE_BYTES: i64 = 4096;
 /// How often committed pages are copied from the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -426,6 +444,12 @@ async fn checkpoint(bulk: SqlitePool, files: [(&'static str, SqlitePool); 2]) {
                 }
             };
             let bulk_took = started.elapsed();
+            let file = if *schema == "main" { "main" } else { "journal" };
+            metrics::histogram!("tocsin_store_checkpoint_duration_seconds", "file" => file)
+                .record(bulk_took.as_secs_f64());
+            // Frames of a page each, at the page size Tocsin's files use.
+            metrics::gauge!("tocsin_store_wal_bytes", "file" => file)
+                .set((wal.max(0) * WAL_PAGE_BYTES) as f64);
             if wal <= WAL_RESTART_PAGES {
                 debug!(schema, wal, copied, ?bulk_took, "WAL checkpoint");
                 continue;

@@ -24,7 +24,7 @@ use crate::error::StoreError;
 use crate::journal::{Appended, Record};
 use crate::lease::Lease;
 use crate::logs::LogsQuery;
-use crate::outbox::{Delivery, DeliveryQuery};
+use crate::outbox::{Delivery, DeliveryQuery, StoreHealth};
 use crate::plugins::{DeadLetter, NewVersion, PluginRow};
 use crate::tokens::TokenRecord;
 
@@ -110,6 +110,8 @@ pub trait ViewStore: Send + Sync + 'static {
     ) -> Result<Vec<DeadLetter>, StoreError>;
     /// What became of a command; `None` while it is pending.
     async fn command_outcome(&self, id: &str) -> Result<Option<CommandOutcome>, StoreError>;
+    /// The outbox's depth and the database's size, for `/metrics`.
+    async fn health(&self) -> Result<StoreHealth, StoreError>;
 }
 
 /// What the pipeline (engine and runner) needs: the journal from its cursor, its own
