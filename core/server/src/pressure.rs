@@ -62,7 +62,7 @@ impl Commit {
         } else if cursor >= self.last {
             0
         } else {
-            self.events.min((self.last - cursor) as u64)
+            self.events.min(self.last.saturating_sub(cursor) as u64)
         }
     }
 }
