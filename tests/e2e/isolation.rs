@@ -835,6 +835,8 @@ fn matrix(b: &Owned) -> BTreeMap<&'static str, Vec<Try>> {
         ),
         ("GET /healthz", vec![attempt("GET", "/healthz", Own)]),
         ("GET /readyz", vec![attempt("GET", "/readyz", Own)]),
+        // The metrics name every team: a team token is refused.
+        ("GET /metrics", vec![attempt("GET", "/metrics", Denied)]),
     ])
 }
 

@@ -20,3 +20,4 @@ mod serverless;
 mod store;
 mod storm;
 mod tenancy;
+mod watch;
