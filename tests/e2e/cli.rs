@@ -445,3 +445,59 @@ async fn migrate_is_a_deploy_step_and_require_refuses_an_unmigrated_database() {
     assert!(!ok);
     assert!(stderr.contains("unsupported database URL"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_waits_as_retry_after_says_while_the_server_is_behind() {
+    // A server that is behind for its first answer: 503 with Retry-After, as `tocsin
+    // serve --max-lag-events` answers; then it takes the batch.
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let seen = calls.clone();
+    let app = axum::Router::new().route(
+        "/v1/events",
+        axum::routing::post(move || {
+            let calls = seen.clone();
+            async move {
+                if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        [("retry-after", "1")],
+                        axum::Json(json!({"error": "the pipeline is 20000 events behind"})),
+                    )
+                } else {
+                    (
+                        axum::http::StatusCode::ACCEPTED,
+                        [("retry-after", "0")],
+                        axum::Json(json!({"accepted": 1, "rejected": [], "ids": ["x"]})),
+                    )
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("events.json");
+    std::fs::write(
+        &file,
+        json!({"alert": {"monitor": "m", "status": "healthy"}}).to_string(),
+    )
+    .expect("file");
+    let started = std::time::Instant::now();
+    let file = file.to_string_lossy().into_owned();
+    let (ok, stdout, stderr) = tokio::task::spawn_blocking(move || {
+        tocsin(&["send", "--url", &url, "--token", "t", &file]).expect("send runs")
+    })
+    .await
+    .expect("send");
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("1 accepted"), "{stdout}");
+    assert!(stderr.contains("503"), "the wait is reported: {stderr}");
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+}

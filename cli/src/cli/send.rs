@@ -5,6 +5,7 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use serde_json::Value;
@@ -26,6 +27,64 @@ pub struct Args {
     /// An API token (`tocsin token create`).
     #[arg(long, env = "TOCSIN_TOKEN", hide_env_values = true)]
     token: String,
+    /// How long to keep retrying a batch the server cannot take now (503 while its
+    /// pipeline is behind, 429, 500, 502, 504, or no connection), waiting as its
+    /// Retry-After says or with a growing backoff.
+    #[arg(long, env = "TOCSIN_SEND_RETRY_FOR", default_value = "5m", value_parser = tocsin_pipeline::args::duration)]
+    retry_for: i64,
+}
+
+/// First wait of the backoff, and its cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Posts one batch, retrying what the server could not take now, for `retry_for`.
+/// Returns the final status and body. A retried batch was not stored (the server stores
+/// all of a request or none), except when the connection broke after the commit: then
+/// its events arrive twice, which the pipeline treats as repeats.
+async fn post(
+    client: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    chunk: &[Value],
+    retry_for: Duration,
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+    let started = Instant::now();
+    let mut backoff = BACKOFF_FIRST;
+    loop {
+        let sent = client
+            .post(endpoint)
+            .bearer_auth(token)
+            .json(&chunk)
+            .send()
+            .await;
+        let wait = match sent {
+            Ok(response) => {
+                let status = response.status();
+                let retry = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504);
+                let after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs);
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                if !retry || started.elapsed() >= retry_for {
+                    return Ok((status, body));
+                }
+                let message = body.get("error").and_then(Value::as_str).unwrap_or("");
+                eprintln!("the server answered {status} ({message}); retrying");
+                after.unwrap_or(backoff)
+            }
+            Err(e) if started.elapsed() < retry_for && (e.is_connect() || e.is_timeout()) => {
+                eprintln!("cannot reach {endpoint} ({e}); retrying");
+                backoff
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot reach {endpoint}")),
+        };
+        tokio::time::sleep(wait).await;
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
 }
 
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -40,15 +99,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         let total = items.len();
         let (mut accepted, mut rejected) = (0, 0);
         for (offset, chunk) in batches(&items) {
-            let response = client
-                .post(&endpoint)
-                .bearer_auth(&args.token)
-                .json(&chunk)
-                .send()
-                .await
-                .with_context(|| format!("cannot reach {endpoint}"))?;
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or(Value::Null);
+            let retry_for = Duration::from_millis(args.retry_for.max(0) as u64);
+            let (status, body) = post(&client, &endpoint, &args.token, chunk, retry_for).await?;
             if !(status.is_success() || status == reqwest::StatusCode::BAD_REQUEST) {
                 let message = body
                     .get("error")
