@@ -338,7 +338,11 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
                 .busy()
                 .map(|busy| busy.reason)
                 .or_else(|| state.watch.unready()),
-            Err(e) => Some(format!("the database is not ready: {e}")),
+            Err(e) => {
+                // The cause stays in the log: nothing about the database reaches callers.
+                error!(error = %e, "the database is not ready");
+                Some("the database is not ready (the server log has the cause)".to_owned())
+            }
         }
     } else {
         Some("the journal writer is not running".to_owned())
