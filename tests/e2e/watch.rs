@@ -633,3 +633,168 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
         ids.len()
     );
 }
+
+/// A span as an OTLP/HTTP receiver got it.
+#[derive(Debug, Clone)]
+struct Received {
+    name: String,
+    trace: String,
+    span: String,
+    parent: String,
+}
+
+/// A local OTLP/HTTP receiver: decodes every `POST /v1/traces` (protobuf) and keeps its
+/// spans. Returns its base URL and what it received.
+async fn otlp_receiver() -> (String, Arc<std::sync::Mutex<Vec<Received>>>) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message as _;
+
+    let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = spans.clone();
+    let app = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportTraceServiceRequest::decode(body).expect("OTLP protobuf");
+                let mut sink = sink.lock().expect("lock");
+                for resource in request.resource_spans {
+                    for scope in resource.scope_spans {
+                        for span in scope.spans {
+                            sink.push(Received {
+                                name: span.name,
+                                trace: hex::encode(span.trace_id),
+                                span: hex::encode(span.span_id),
+                                parent: hex::encode(span.parent_span_id),
+                            });
+                        }
+                    }
+                }
+                (
+                    [("content-type", "application/x-protobuf")],
+                    Vec::<u8>::new(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, spans)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_follows_an_event_from_the_request_to_each_notification() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let (receiver, spans) = otlp_receiver().await;
+    let (dir, database) = sqlite_url();
+    let notifiers = dir.path().join("notifiers.yml");
+    std::fs::write(
+        &notifiers,
+        format!(
+            r##"
+public-url: http://tocsin.test
+notifiers:
+  slack: {{ kind: slack, token: xoxb-test-token, channel: "#ops", url: "{url}" }}
+  pd: {{ kind: pagerduty, routing-key: "R0UT1NGKEY0123456789012345678901", url: "{url}" }}
+routes:
+  - {{ team: bender, page: pd, chat: slack }}
+"##,
+            url = fakes.url
+        ),
+    )
+    .expect("notifiers");
+    let bender = create_token(&database, &["--team", "bender"]).expect("team token");
+    let server = Server::start(
+        &database,
+        &[
+            "--notifiers",
+            &notifiers.to_string_lossy(),
+            "--otlp-endpoint",
+            &receiver,
+        ],
+        &[],
+    )
+    .expect("server starts");
+
+    // The sender's trace and its span, as a service calling Tocsin would send them.
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let sender = "00f067aa0ba902b7";
+    let mut event = unhealthy("disk", "web-1");
+    event["alerting"] = json!({"priority": "high"});
+    event["plugins"] = json!([{"type": "markdown", "params": {"title": "Triage", "content": "Look at the disk."}}]);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(&bender)
+        .header("traceparent", format!("00-{trace}-{sender}-01"))
+        .json(&event)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(answer.status(), 202);
+
+    // Every stage's span arrives in the sender's trace: the request (under the sender's
+    // span), the append, the pipeline's grouping, the collectors, each delivery.
+    let wanted = [
+        "request",
+        "journal.append",
+        "pipeline.incident",
+        "collect",
+        "delivery",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let in_trace = loop {
+        let got: Vec<Received> = spans
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|s| s.trace == trace)
+            .cloned()
+            .collect();
+        let deliveries = got.iter().filter(|s| s.name == "delivery").count();
+        if (wanted.iter().all(|w| got.iter().any(|s| s.name == *w)) && deliveries >= 2)
+            || Instant::now() > deadline
+        {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let names: Vec<&str> = in_trace.iter().map(|s| s.name.as_str()).collect();
+    for name in wanted {
+        assert!(
+            names.contains(&name),
+            "no {name} span in the trace: {names:?}"
+        );
+    }
+    assert_eq!(
+        names.iter().filter(|n| **n == "delivery").count(),
+        2,
+        "a delivery span per notifier (PagerDuty and Slack): {names:?}"
+    );
+    let request = in_trace
+        .iter()
+        .find(|s| s.name == "request")
+        .expect("request");
+    assert_eq!(
+        request.parent, sender,
+        "the request hangs under the sender's span"
+    );
+    let append = in_trace
+        .iter()
+        .find(|s| s.name == "journal.append")
+        .expect("append");
+    assert_eq!(
+        append.parent, request.span,
+        "the append is part of the request"
+    );
+    // The stages after the journal share one parent in the trace.
+    let later: BTreeSet<&str> = in_trace
+        .iter()
+        .filter(|s| ["pipeline.incident", "collect", "delivery"].contains(&s.name.as_str()))
+        .map(|s| s.parent.as_str())
+        .collect();
+    assert_eq!(later.len(), 1, "{in_trace:?}");
+    assert_eq!(fakes.pages().len(), 1, "one page");
+}

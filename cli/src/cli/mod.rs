@@ -8,6 +8,7 @@ mod send;
 mod serve;
 mod suppress;
 mod token;
+mod traces;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,10 @@ struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, env = "TOCSIN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Export spans over OTLP/HTTP (protobuf) to this collector, such as
+    /// http://127.0.0.1:4318 (`/v1/traces` is added unless the URL has a path).
+    #[arg(long, global = true, env = "TOCSIN_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -53,7 +58,13 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let traces = match init_logging(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(traces) => traces,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -74,27 +85,60 @@ pub fn main() -> ExitCode {
             Command::Plugin(command) => plugin::run(command).await,
         }
     });
-    match outcome {
+    let code = match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    };
+    drop(runtime);
+    if let Some(provider) = traces
+        && let Err(e) = provider.shutdown()
+    {
+        eprintln!("warning: the last spans may not have been exported: {e}");
     }
+    code
 }
 
-fn init_logging(format: LogFormat) {
+/// Logs on stderr (filtered by `TOCSIN_LOG`), and spans over OTLP when `otlp` names a
+/// collector (every `info` span of Tocsin's, whatever `TOCSIN_LOG` says). Returns the
+/// span exporter, to flush at exit.
+fn init_logging(
+    format: LogFormat,
+    otlp: Option<&str>,
+) -> anyhow::Result<Option<opentelemetry_sdk::trace::SdkTracerProvider>> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_env("TOCSIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder
+    let logs = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .init(),
-    }
+            .boxed(),
+    };
+    let (spans, provider) = match otlp {
+        None => (None, None),
+        Some(endpoint) => {
+            let provider = traces::provider(endpoint)?;
+            let tracer = opentelemetry::trace::TracerProvider::tracer(&provider, "tocsin");
+            let layer = tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(traces::targets());
+            (Some(layer), Some(provider))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(spans)
+        .init();
+    Ok(provider)
 }

@@ -5,6 +5,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Serialize;
+use tracing::Instrument as _;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
@@ -135,7 +136,12 @@ pub(crate) async fn commit(
         .into_iter()
         .map(|event| event.into_record(Some(&trace.0)))
         .collect();
-    if let Err(e) = state.append.append(records).await {
+    let appended = state
+        .append
+        .append(records)
+        .instrument(tracing::info_span!("journal.append", events = accepted))
+        .await;
+    if let Err(e) = appended {
         return Err(match e {
             AppendError::Busy(busy) => {
                 rejected(source, "busy", accepted);

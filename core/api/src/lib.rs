@@ -139,7 +139,14 @@ pub fn app(state: AppState) -> Router {
                 .extensions()
                 .get::<Trace>()
                 .map_or("-", |t| t.0.as_str());
-            info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, trace_id = %trace)
+            let span = info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id, trace_id = %trace);
+            let sender = request.extensions().get::<trace::SenderSpan>();
+            tocsin_model::trace::follow(
+                &span,
+                Some(trace),
+                sender.map(|s| s.0.as_str()),
+            );
+            span
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(trace::layer))

@@ -15,12 +15,18 @@ pub struct Trace(pub String);
 
 /// Reads (or makes) the request's trace id and names it on the answer.
 pub(super) async fn layer(mut request: Request, next: Next) -> Response {
-    let trace = request
+    let header = request
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let trace = header
+        .as_deref()
         .and_then(parse)
         .unwrap_or_else(|| hex(rand::random::<u128>().max(1), 32));
+    if let Some(parent) = header.as_deref().and_then(parent_span) {
+        request.extensions_mut().insert(SenderSpan(parent));
+    }
     request.extensions_mut().insert(Trace(trace.clone()));
     let mut response = next.run(request).await;
     // Tocsin's own span within the trace is the parent of whatever follows the answer.
@@ -41,6 +47,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Trace {
             .cloned()
             .unwrap_or_else(|| Self(hex(rand::random::<u128>().max(1), 32))))
     }
+}
+
+/// The sender's span (16 hex digits) from its valid `traceparent`: the parent of the
+/// request's span in an exported trace.
+#[derive(Debug, Clone)]
+pub(crate) struct SenderSpan(pub(crate) String);
+
+/// The parent span id of a valid `traceparent`.
+fn parent_span(header: &str) -> Option<String> {
+    parse(header)?;
+    header.trim().split('-').nth(2).map(str::to_owned)
 }
 
 /// The trace id of a valid `traceparent` (`version-traceid-parentid-flags`), or `None`:

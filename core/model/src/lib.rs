@@ -7,7 +7,8 @@
 //! plugin                       the plugin interface the WebAssembly host implements
 //! rows, notice, views          what stages hand each other: journal rows, a batch's
 //!                              outcome, notices and routes, incident views
-//! clock, yaml                  unix milliseconds; YAML read like JSON
+//! clock, yaml, trace           unix milliseconds; YAML read like JSON; spans put in an
+//!                              event's W3C trace
 //! ```
 //!
 //! Dependencies point down the list and out of this crate never: no sqlx, axum, tokio,
@@ -24,6 +25,7 @@ pub mod rows;
 pub mod suppression;
 pub mod team;
 pub mod template;
+pub mod trace;
 pub mod views;
 pub mod yaml;
 

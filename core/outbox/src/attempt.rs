@@ -43,8 +43,13 @@ impl Outbox {
         let retried = attempts > 1 || (claimed && self.fast.is_some());
         let span = info_span!("delivery", id = %delivery.id, incident = %delivery.incident_id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = attempts);
         let began = std::time::Instant::now();
+        // Read before the span starts, so that it can join the incident's trace.
+        let subject = self.read_subject(&delivery.incident_id).await?;
+        if let Some(subject) = &subject {
+            tocsin_model::trace::follow(&span, subject.incident.incident.trace_id.as_deref(), None);
+        }
         let outcome = async {
-            let Some(subject) = self.read_subject(&delivery.incident_id).await? else {
+            let Some(subject) = subject else {
                 return Ok(Attempt::Dead("the incident no longer exists".into()));
             };
             let reference = self

@@ -58,6 +58,7 @@ impl Outbox {
         if let Some(subject) = &subject {
             let attempts = futures::future::join_all(deliveries.iter().map(|delivery| {
                 let span = info_span!("delivery", id = %delivery.id, notifier = %delivery.notifier, action = delivery.action.as_str(), attempt = 1);
+                tocsin_model::trace::follow(&span, subject.incident.incident.trace_id.as_deref(), None);
                 self.deliver(delivery, subject, None, false).instrument(span)
             }))
             .await;

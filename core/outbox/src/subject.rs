@@ -1,6 +1,8 @@
 //! What a notification is rendered from: the incident as it is now (after its
 //! collectors ran), its service, its team's routes and the channel or queue it asks for.
 
+use tracing::Instrument as _;
+
 use tocsin_model::catalogue::Service;
 use tocsin_model::notice::{Action, StoredRoute};
 use tocsin_model::plugin::Section;
@@ -50,7 +52,9 @@ impl Outbox {
         now: i64,
     ) -> Result<Option<Subject>, StoreError> {
         if let Some(collectors) = &self.collectors {
-            let sections = collectors.collect(&incident, now).await;
+            let span = tracing::info_span!("collect", incident = %notice.incident_id);
+            tocsin_model::trace::follow(&span, incident.incident.trace_id.as_deref(), None);
+            let sections = collectors.collect(&incident, now).instrument(span).await;
             if !sections.is_empty() {
                 self.store
                     .put_context(&notice.incident_id, &sections)

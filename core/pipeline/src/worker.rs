@@ -240,6 +240,22 @@ async fn advance(
     let read = started.elapsed();
     let outcome = Arc::new(engine.process(rows, now));
     let processed = started.elapsed();
+    // Each incident this batch opened, changed or resolved gets a span in the trace of
+    // the event that opened it, covering the batch's commit.
+    let _traced: Vec<tracing::Span> = outcome
+        .notices
+        .iter()
+        .map(|notice| {
+            let span = info_span!("pipeline.incident", incident = %notice.incident_id, team = %notice.team, action = notice.action.as_str(), events = n);
+            let trace = outcome
+                .incidents
+                .iter()
+                .find(|i| i.id == notice.incident_id)
+                .and_then(|i| i.trace_id.as_deref());
+            tocsin_model::trace::follow(&span, trace, None);
+            span
+        })
+        .collect();
     if hooks.is_some() && engine.may_defer(&outcome, now) {
         engine.defer(&outcome, now);
     } else if !outcome.is_empty() {
