@@ -11,6 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 # prometheus: the real client of the Alertmanager-compatible API in the tests.
 # procps: pgrep/ps used by scripts and tests.
 # wrk: the load generator of the benchmarks.
+# fonts-dejavu-core: the text of the benchmarks' charts.
 missing=()
 have_pkg() { dpkg -s "$1" >/dev/null 2>&1; }
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql || missing+=(postgresql)
@@ -18,6 +19,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || have_pkg postgresql 
 [[ -x /usr/bin/prometheus ]] || missing+=(prometheus)
 command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+# fonts-dejavu-core: the text of the overload benchmark's charts.
+[[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
 # python3 with venv: componentize-py (the Python plugin example) comes from PyPI.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
