@@ -72,7 +72,7 @@ pub(crate) async fn post(
         )
     })?;
     // Before the body is read: a refused request costs the server nothing.
-    admit(&state, "api", 0)?;
+    busy(&state, "api", caller.team.as_deref().unwrap_or("admin"), 0)?;
     let body = read_body(&headers, body).await?;
     let large = body.len() > INLINE_PARSE_BYTES;
     let parse = move || tocsin_ingest::read(&body, format, &caller, "api");
@@ -90,7 +90,7 @@ pub(crate) async fn post(
         }
     })?;
     if batch.accepted.is_empty() {
-        rejected("api", "invalid", batch.rejected.len());
+        rejected(&batch, "invalid", batch.rejected.len());
         return Err(ApiError::rejected(
             "no valid event in the request; nothing was accepted",
             batch.rejected,
@@ -111,11 +111,11 @@ pub(crate) async fn commit(
     mut batch: Batch,
     trace: &Trace,
 ) -> Result<Receipt, ApiError> {
-    let source = batch.accepted.first().map_or("api", |item| item.source);
+    let source = batch.source;
     let invalid = batch.rejected.len();
     batch.refuse(|item| state.notifiers.check_event(&item.team, &item.event));
-    rejected(source, "invalid", invalid);
-    rejected(source, "refused", batch.rejected.len() - invalid);
+    rejected(&batch, "invalid", invalid);
+    rejected(&batch, "refused", batch.rejected.len() - invalid);
     if batch.accepted.is_empty() && !batch.rejected.is_empty() {
         return Err(ApiError::rejected(
             "no valid event in the request; nothing was accepted",
@@ -123,7 +123,7 @@ pub(crate) async fn commit(
         ));
     }
     let accepted = batch.accepted.len();
-    admit(state, source, accepted)?;
+    admit(state, &batch, accepted)?;
     let mut teams: Vec<(String, u64)> = Vec::new();
     for item in &batch.accepted {
         match teams.iter_mut().find(|(team, _)| *team == item.team) {
@@ -131,6 +131,7 @@ pub(crate) async fn commit(
             None => teams.push((item.team.clone(), 1)),
         }
     }
+    let team_label = batch.caller_team.clone();
     let records = batch
         .accepted
         .into_iter()
@@ -144,12 +145,12 @@ pub(crate) async fn commit(
     if let Err(e) = appended {
         return Err(match e {
             AppendError::Busy(busy) => {
-                rejected(source, "busy", accepted);
+                rejected_as(source, &team_label, "busy", accepted);
                 metrics::counter!("tocsin_ingest_busy_total", "source" => source).increment(1);
                 ApiError::busy(busy)
             }
             AppendError::Failed => {
-                rejected(source, "failed", accepted);
+                rejected_as(source, &team_label, "failed", accepted);
                 ApiError::internal(&e)
             }
         });
@@ -171,22 +172,31 @@ pub(crate) async fn commit(
 }
 
 /// Refuses ingest with a `503` while the pipeline is behind its bound (checked again,
-/// strictly, by the append): `events` are counted as refused.
-pub(crate) fn admit(state: &AppState, source: &'static str, events: usize) -> Result<(), ApiError> {
+/// strictly, by the append): the batch's `events` are counted as refused.
+pub(crate) fn admit(state: &AppState, batch: &Batch, events: usize) -> Result<(), ApiError> {
+    busy(state, batch.source, &batch.caller_team, events)
+}
+
+/// [`admit`] before the body is read: nothing is counted but the request.
+fn busy(state: &AppState, source: &'static str, team: &str, events: usize) -> Result<(), ApiError> {
     match state.watch.busy() {
         None => Ok(()),
         Some(busy) => {
-            rejected(source, "busy", events);
+            rejected_as(source, team, "busy", events);
             metrics::counter!("tocsin_ingest_busy_total", "source" => source).increment(1);
             Err(ApiError::busy(busy))
         }
     }
 }
 
-/// Counts `n` refused events.
-pub(crate) fn rejected(source: &'static str, reason: &'static str, n: usize) {
+/// Counts `n` refused events of `batch`.
+pub(crate) fn rejected(batch: &Batch, reason: &'static str, n: usize) {
+    rejected_as(batch.source, &batch.caller_team, reason, n);
+}
+
+fn rejected_as(source: &'static str, team: &str, reason: &'static str, n: usize) {
     if n > 0 {
-        metrics::counter!("tocsin_events_rejected_total", "source" => source, "reason" => reason)
+        metrics::counter!("tocsin_events_rejected_total", "source" => source, "team" => team.to_owned(), "reason" => reason)
             .increment(n as u64);
     }
 }

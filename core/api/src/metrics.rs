@@ -147,7 +147,7 @@ fn describe() {
     );
     describe_counter!(
         "tocsin_events_rejected_total",
-        "Events refused, by source and reason (invalid, refused, busy, failed)."
+        "Events refused, by source, caller team and reason (invalid, refused, busy, failed)."
     );
     describe_histogram!(
         "tocsin_journal_commit_duration_seconds",

@@ -73,7 +73,7 @@ pub(crate) async fn accept(
 ) -> Result<Receipt, ApiError> {
     let batch = tocsin_ingest::accept(events, caller, source);
     if batch.accepted.is_empty() {
-        crate::events::rejected(source, "invalid", batch.rejected.len());
+        crate::events::rejected(&batch, "invalid", batch.rejected.len());
         return Err(ApiError::rejected(
             "the payload does not make a valid event; nothing was accepted",
             batch.rejected,

@@ -87,6 +87,10 @@ pub struct Batch {
     pub rejected: Vec<Rejected>,
     /// For each item, its new event id, or `None` when it was rejected.
     pub ids: Vec<Option<uuid::Uuid>>,
+    /// Where it came from (`api`, `datadog`, `loggly`, `alertmanager`, `plugin`).
+    pub source: &'static str,
+    /// The caller's team (`admin` for an admin token), for counting refusals.
+    pub caller_team: String,
 }
 
 /// Parses, validates and stamps every item of a body on behalf of `caller`.
@@ -97,7 +101,7 @@ pub fn read(
     source: &'static str,
 ) -> Result<Batch, BodyError> {
     let now = OffsetDateTime::now_utc();
-    let mut batch = Batch::default();
+    let mut batch = Batch::of(caller, source);
     match format {
         Format::Json => {
             let items = json_items(body)?;
@@ -144,7 +148,7 @@ pub fn accept_each(
     source: &'static str,
 ) -> Batch {
     let now = OffsetDateTime::now_utc();
-    let mut batch = Batch::default();
+    let mut batch = Batch::of(caller, source);
     for (index, item) in items.into_iter().enumerate() {
         batch.push(index, item, caller, source, now);
     }
@@ -152,6 +156,15 @@ pub fn accept_each(
 }
 
 impl Batch {
+    /// An empty batch from `caller` through `source`.
+    fn of(caller: &Caller, source: &'static str) -> Self {
+        Self {
+            source,
+            caller_team: caller.team.clone().unwrap_or_else(|| "admin".to_owned()),
+            ..Self::default()
+        }
+    }
+
     fn push(
         &mut self,
         index: usize,

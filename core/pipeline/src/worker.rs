@@ -325,7 +325,9 @@ fn count(outcome: &Outcome) {
                     .increment(1);
             }
             HistoryOutcome::Held => {
-                metrics::counter!("tocsin_pipeline_held_total", "team" => row.team.clone(), "reason" => row.reason.clone())
+                // The reason's kind (`flapping`, `ignore-flap`): its details vary.
+                let kind = row.reason.split(':').next().unwrap_or_default().to_owned();
+                metrics::counter!("tocsin_pipeline_held_total", "team" => row.team.clone(), "reason" => kind)
                     .increment(1);
             }
             HistoryOutcome::Passed | HistoryOutcome::Dropped => {}
