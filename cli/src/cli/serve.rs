@@ -134,6 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("cannot start the plugin runtime")?;
     let exporter = tocsin_api::metrics::Exporter::install()?;
+    exporter.keep_up();
     let bound = tocsin_server::Bound {
         events: args.watch.max_lag_events,
         age: args

@@ -6,11 +6,13 @@
 //! lib                     app(): the router, its layers, the OpenAPI doc, the probes
 //! alertmanager            the Alertmanager v2 API, on the functions of webhooks and
 //!                         suppressions
+//! metrics                 GET /metrics and the HTTP layer counting requests
 //! webhooks, plugins       vendor webhooks and plugin ingest, both ending in events
 //! events, alerts, history, incidents, suppressions, services, routes, notifications,
 //! logs, context           one module per /v1 resource
 //! caller, body, trace     who calls and for which team; request bodies; trace ids
 //! auth, error, state      tokens; ApiError, mapped to HTTP once; AppState
+//! exporter                the Prometheus exporter and every metric's help
 //! ```
 //!
 //! Dependencies point down the list (within a line, suppressions reads history's cursor
@@ -27,6 +29,7 @@ mod caller;
 mod context;
 mod error;
 mod events;
+mod exporter;
 mod history;
 mod incidents;
 mod logs;

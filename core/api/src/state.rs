@@ -30,7 +30,7 @@ pub struct AppState {
     /// What the runner knows of its own health: back-pressure, the canary, the lag.
     pub watch: Arc<dyn Watch>,
     /// The metrics `GET /metrics` renders; `None` where the process exports none.
-    pub metrics: Option<crate::metrics::Exporter>,
+    pub metrics: Option<crate::exporter::Exporter>,
 }
 
 /// What the process serving the API knows of its own health beyond the database.
