@@ -2,38 +2,20 @@
 //! alert that fires and later resolves, and `amtool` adds, queries and expires silences.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tocsin_tests::{Server, create_token, sqlite_url};
+use tocsin_tests::{Killed, Server, create_token, free_port, sqlite_url};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const AMTOOL: &str = "/usr/bin/amtool";
-
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn need(binary: &str) {
     assert!(
         Path::new(binary).exists(),
         "{binary} is missing: run infra/deps.sh (it installs prometheus and prometheus-alertmanager)"
     );
-}
-
-/// A loopback port nobody listens on (yet).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `host:port` of a server's base URL.

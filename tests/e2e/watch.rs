@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,27 +15,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tocsin_tests::fakes::Fakes;
 use tocsin_tests::plugins::component;
-use tocsin_tests::{Server, create_token, sqlite_url, workspace};
+use tocsin_tests::{Killed, Server, create_token, free_port, sqlite_url, workspace};
 
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
-
-/// A child process killed when dropped.
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn rules_file() -> PathBuf {
     workspace().join("infra/prometheus/tocsin-rules.yml")
@@ -150,6 +133,16 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     )
 }
 
+/// `tocsin serve` on `database` with `extra` flags, its metrics on an address of their
+/// own and the canary every second; returns it and the metrics' address (`host:port`).
+fn watched(database: &str, extra: &[&str]) -> (Server, String) {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut args = extra.to_vec();
+    args.extend(["--metrics-listen", &listen, "--canary", "1s"]);
+    let server = Server::start(database, &args, &[]).expect("server starts");
+    (server, listen)
+}
+
 async fn post(server: &Server, token: &str, path: &str, body: Value) -> (u16, Value) {
     let answer = reqwest::Client::new()
         .post(format!("{}{path}", server.url))
@@ -213,23 +206,11 @@ routes:
         ),
     )
     .expect("notifiers");
-    let metrics_port = free_port();
     let admin = create_token(&database, &["--admin"]).expect("admin token");
     let bender = create_token(&database, &["--team", "bender"]).expect("team token");
-    let server = Server::start(
-        &database,
-        &[
-            "--notifiers",
-            &notifiers.to_string_lossy(),
-            "--metrics-listen",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--canary",
-            "1s",
-        ],
-        &[],
-    )
-    .expect("server starts");
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let notifiers = notifiers.to_string_lossy();
+    let (server, metrics) = watched(&database, &["--notifiers", &notifiers]);
+    let metrics_url = format!("http://{metrics}/metrics");
 
     // A team token may not read every team's counts; an admin may, on the API's address.
     let (status, body) = scrape(&format!("{}/metrics", server.url), Some(&bender)).await;
@@ -309,11 +290,7 @@ routes:
     // Prometheus scrapes while a steady stream of repeats comes in.
     let prom_dir = tempfile::tempdir().expect("dir");
     let rules = std::fs::read_to_string(rules_file()).expect("rules");
-    let (_prometheus, prom) = prometheus(
-        prom_dir.path(),
-        &format!("127.0.0.1:{metrics_port}"),
-        &rules,
-    );
+    let (_prometheus, prom) = prometheus(prom_dir.path(), &metrics, &rules);
     let until = Instant::now() + Duration::from_secs(8);
     while Instant::now() < until {
         let (status, _) = post(
@@ -515,22 +492,9 @@ async fn overload(
 async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothing() {
     const BOUND: f64 = 10_000.0;
     let (_dir, database) = sqlite_url();
-    let metrics_port = free_port();
     let team = create_token(&database, &["--team", "bender"]).expect("team token");
-    let server = Server::start(
-        &database,
-        &[
-            "--max-lag-events",
-            "10000",
-            "--metrics-listen",
-            &format!("127.0.0.1:{metrics_port}"),
-            "--canary",
-            "1s",
-        ],
-        &[],
-    )
-    .expect("server starts");
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let (server, metrics) = watched(&database, &["--max-lag-events", "10000"]);
+    let metrics_url = format!("http://{metrics}/metrics");
     // The lag rule as shipped, with its threshold and duration shrunk to this test's
     // seconds: it must fire in a real Prometheus while the pipeline is behind.
     let shipped = std::fs::read_to_string(rules_file()).expect("rules");
@@ -544,11 +508,7 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
         "expr: tocsin_pipeline_lag_seconds > 0.2\n        for: 0s",
     );
     let prom_dir = tempfile::tempdir().expect("dir");
-    let (_prometheus, prom) = prometheus(
-        prom_dir.path(),
-        &format!("127.0.0.1:{metrics_port}"),
-        &rules,
-    );
+    let (_prometheus, prom) = prometheus(prom_dir.path(), &metrics, &rules);
 
     let stop = Arc::new(AtomicBool::new(false));
     // Two senders: enough to outrun the pipeline, light enough for the tests beside it.

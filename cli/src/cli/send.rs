@@ -62,12 +62,7 @@ async fn post(
             Ok(response) => {
                 let status = response.status();
                 let retry = matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504);
-                let after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map(Duration::from_secs);
+                let after = tocsin_outbox::retry_after(response.headers());
                 let body: Value = response.json().await.unwrap_or(Value::Null);
                 if !retry || started.elapsed() >= retry_for {
                     return Ok((status, body));

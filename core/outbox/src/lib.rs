@@ -39,4 +39,5 @@ mod subject;
 pub use backoff::backoff;
 pub use fast::FastPath;
 pub use run::Outbox;
+pub use send::retry_after;
 pub use send::{Attempt, Sender, Target};

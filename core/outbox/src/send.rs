@@ -129,12 +129,7 @@ impl Sender {
             after: None,
         })?;
         let status = response.status();
-        let after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let after = retry_after(response.headers());
         let text = response.text().await.unwrap_or_default();
         let excerpt: String = text.chars().take(500).collect();
         if status.is_success() {
@@ -516,4 +511,14 @@ fn without_url(e: &reqwest::Error) -> String {
     } else {
         text
     }
+}
+
+/// The wait a `Retry-After` header asks for, in seconds (the HTTP-date form is not used
+/// by the services Tocsin talks to).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
 }
