@@ -2,13 +2,12 @@
 //! alert that fires and later resolves, and `amtool` adds, queries and expires silences.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tocsin_tests::{Killed, Server, create_token, free_port, sqlite_url};
+use tocsin_tests::{Server, create_token, free_port, sqlite_url};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const AMTOOL: &str = "/usr/bin/amtool";
 
 fn need(binary: &str) {
@@ -58,7 +57,6 @@ async fn wait_for(server: &Server, token: &str, status: &str, prometheus: &Path)
 
 #[tokio::test]
 async fn prometheus_sends_an_alert_that_fires_and_then_resolves() {
-    need(PROMETHEUS);
     let (dir, database) = sqlite_url();
     let token = create_token(&database, &["--team", "bender"]).expect("token");
     let server = Server::start(&database, &[], &[]).expect("tocsin serves");
@@ -97,23 +95,8 @@ groups:
           summary: "{{ $labels.instance }} is down"
           runbook_url: https://runbooks.example.com/InstanceDown
 "#;
-    std::fs::write(dir.path().join("prometheus.yml"), config).expect("config");
-    std::fs::write(dir.path().join("rules.yml"), rules).expect("rules");
     let log_path = dir.path().join("prometheus.log");
-    let log = std::fs::File::create(&log_path).expect("log");
-    let _prometheus = Killed(
-        Command::new(PROMETHEUS)
-            .current_dir(dir.path())
-            .args([
-                "--config.file=prometheus.yml".to_owned(),
-                format!("--storage.tsdb.path={}", dir.path().join("data").display()),
-                format!("--web.listen-address=127.0.0.1:{}", free_port()),
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("prometheus starts"),
-    );
+    let _prometheus = tocsin_tests::start_prometheus(dir.path(), &config, rules);
 
     let firing = wait_for(&server, &token, "unhealthy", &log_path).await;
     assert_eq!(firing["team"], "bender");

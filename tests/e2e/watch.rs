@@ -17,7 +17,6 @@ use tocsin_tests::fakes::Fakes;
 use tocsin_tests::plugins::component;
 use tocsin_tests::{Killed, Server, create_token, free_port, sqlite_url, workspace};
 
-const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
 
 fn rules_file() -> PathBuf {
@@ -27,10 +26,6 @@ fn rules_file() -> PathBuf {
 /// Debian's Prometheus scraping `target` (`host:port`) every 500 ms as job `tocsin`,
 /// evaluating `rules`; returns it and its base URL.
 fn prometheus(dir: &Path, target: &str, rules: &str) -> (Killed, String) {
-    assert!(
-        Path::new(PROMETHEUS).exists(),
-        "{PROMETHEUS} is missing: run infra/deps.sh"
-    );
     let config = format!(
         r#"
 global:
@@ -43,22 +38,7 @@ scrape_configs:
       - targets: ["{target}"]
 "#
     );
-    std::fs::write(dir.join("prometheus.yml"), config).expect("config");
-    std::fs::write(dir.join("rules.yml"), rules).expect("rules");
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log");
-    let child = Command::new(PROMETHEUS)
-        .current_dir(dir)
-        .args([
-            "--config.file=prometheus.yml".to_owned(),
-            format!("--storage.tsdb.path={}", dir.join("data").display()),
-            format!("--web.listen-address=127.0.0.1:{port}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus starts");
-    (Killed(child), format!("http://127.0.0.1:{port}"))
+    tocsin_tests::start_prometheus(dir, &config, rules)
 }
 
 /// An instant query's result vector (empty while Prometheus is not up yet).

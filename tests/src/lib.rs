@@ -288,3 +288,30 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
+
+/// Debian's `prometheus` with `config` and `rules` (written as `prometheus.yml` and
+/// `rules.yml` in `dir`, its data and `prometheus.log` there too) on a free loopback
+/// port; returns it and its base URL.
+pub fn start_prometheus(dir: &Path, config: &str, rules: &str) -> (Killed, String) {
+    const PROMETHEUS: &str = "/usr/bin/prometheus";
+    assert!(
+        Path::new(PROMETHEUS).exists(),
+        "{PROMETHEUS} is missing: run infra/deps.sh (it installs prometheus)"
+    );
+    std::fs::write(dir.join("prometheus.yml"), config).expect("prometheus config");
+    std::fs::write(dir.join("rules.yml"), rules).expect("prometheus rules");
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("prometheus log");
+    let child = Command::new(PROMETHEUS)
+        .current_dir(dir)
+        .args([
+            "--config.file=prometheus.yml".to_owned(),
+            format!("--storage.tsdb.path={}", dir.join("data").display()),
+            format!("--web.listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("prometheus starts");
+    (Killed(child), format!("http://127.0.0.1:{port}"))
+}
