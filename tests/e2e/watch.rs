@@ -346,6 +346,9 @@ routes:
         .is_some_and(|n| n >= 3.0)
     );
     assert_eq!(sample(&text, "tocsin_canary_ok"), Some(1.0));
+    // bender's seven identities and the canary's, none flapping.
+    assert_eq!(sample(&text, "tocsin_pipeline_tracked_alerts"), Some(8.0));
+    assert_eq!(sample(&text, "tocsin_pipeline_flapping_alerts"), Some(0.0));
     assert_eq!(sample(&text, "tocsin_pipeline_lag_events"), Some(0.0));
     // No label grows with the data: no event or incident id anywhere.
     for id in ids

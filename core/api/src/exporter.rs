@@ -147,6 +147,16 @@ fn describe() {
         "tocsin_pipeline_held_total",
         "Events held back (ignore-flap, flapping), by team and reason."
     );
+    describe_gauge!(
+        "tocsin_pipeline_flapping_alerts",
+        Unit::Count,
+        "Alerts flapping now (their changes held)."
+    );
+    describe_gauge!(
+        "tocsin_pipeline_tracked_alerts",
+        Unit::Count,
+        "Alert identities the pipeline tracks."
+    );
     describe_counter!(
         "tocsin_incidents_opened_total",
         "Incidents opened, by team and priority."

@@ -117,6 +117,14 @@ impl Engine {
         self.alerts.len()
     }
 
+    /// Alerts flapping now (their changes held until they keep one status).
+    pub fn flapping(&self) -> usize {
+        self.held
+            .values()
+            .filter(|held| held.kind == Hold::Flapping)
+            .count()
+    }
+
     /// The catalogue version the rules were read at.
     pub fn rules_version(&self) -> i64 {
         self.rules.version

@@ -43,6 +43,8 @@ const LOAD_PAGE: i64 = 50_000;
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the store is asked for commands nobody signalled (another process's).
 const COMMANDS_EVERY: Duration = Duration::from_secs(1);
+/// How often the gauges of the engine's state are set.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// Most commands applied between two batches.
 const COMMANDS_AT_ONCE: i64 = 64;
 
@@ -394,6 +396,7 @@ pub async fn run(
     let mut engine = None;
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut last_commands = Instant::now() - COMMANDS_EVERY;
+    let mut last_gauges = Instant::now() - GAUGES_EVERY;
     loop {
         let Some(current) = engine.as_mut() else {
             match load(store.as_ref(), config).await {
@@ -457,6 +460,11 @@ pub async fn run(
         }
         if let Some(progress) = &hooks.progress {
             progress.processed(current.cursor());
+        }
+        if last_gauges.elapsed() >= GAUGES_EVERY {
+            last_gauges = Instant::now();
+            metrics::gauge!("tocsin_pipeline_tracked_alerts").set(current.tracked() as f64);
+            metrics::gauge!("tocsin_pipeline_flapping_alerts").set(current.flapping() as f64);
         }
         if processed >= BUSY_BATCH && !signal.stopping() {
             tokio::time::sleep(PACE).await;
