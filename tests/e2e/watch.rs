@@ -499,12 +499,9 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
     let watch = async {
         let started = Instant::now();
         let (mut max_lag, mut not_ready, mut fired) = (0.0f64, None, false);
-        let mut canary_failed = false;
         while started.elapsed() < Duration::from_secs(10) {
             let (_, text) = scrape(&metrics_url, None).await;
             max_lag = max_lag.max(sample(&text, "tocsin_pipeline_lag_events").unwrap_or(0.0));
-            // The canary goes through the same bound: refused while the journal is full.
-            canary_failed |= sample(&text, "tocsin_canary_ok") == Some(0.0);
             let ready = reqwest::get(format!("{}/readyz", server.url))
                 .await
                 .expect("readyz");
@@ -521,13 +518,9 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         stop.store(true, Ordering::SeqCst);
-        (max_lag, not_ready, fired, canary_failed)
+        (max_lag, not_ready, fired)
     };
-    let ((ids, refused), (max_lag, not_ready, fired, canary_failed)) = tokio::join!(load, watch);
-    assert!(
-        canary_failed,
-        "the canary never failed while the journal was full"
-    );
+    let ((ids, refused), (max_lag, not_ready, fired)) = tokio::join!(load, watch);
     assert!(refused > 0, "the load never met the bound: not an overload");
     assert!(
         max_lag <= BOUND,

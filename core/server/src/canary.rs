@@ -127,10 +127,65 @@ fn heartbeat() -> Result<tocsin_store::Record, String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::Canary;
+    use crate::feed::Feed;
+    use crate::journal;
+    use crate::pressure::{Bound, Pressure};
+    use tocsin_pipeline::worker::Signal;
+
     #[test]
     fn the_heartbeat_is_a_valid_event_of_team_tocsin() {
         if let Err(e) = super::heartbeat() {
             panic!("the heartbeat is refused: {e}");
         }
+    }
+
+    fn bound(events: u64) -> Bound {
+        Bound {
+            events: Some(events),
+            age: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_canary_the_full_journal_refuses_fails_and_says_why() {
+        let pressure = Pressure::new(bound(10_000), 0);
+        pressure.committed(1, 10_000);
+        let (journal, _writer) = journal::channel(pressure.clone());
+        let canary = Canary::new(Duration::from_millis(200));
+        let failure = canary.round(&journal, &pressure).await.expect("it fails");
+        assert!(
+            failure.contains("refused the canary") && failure.contains("10000 events behind"),
+            "{failure}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_canary_the_pipeline_does_not_reach_in_time_fails_then_one_it_reaches_passes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = tocsin_store::open(&url, tocsin_store::StoreOptions::default())
+            .await
+            .expect("store");
+        let pressure = Pressure::new(Bound::default(), 0);
+        let (journal, writer) = journal::channel(pressure.clone());
+        let (feed, signal) = (Arc::new(Feed::default()), Arc::new(Signal::default()));
+        tokio::spawn(async move { writer.run(store, &feed, &signal).await });
+        let canary = Canary::new(Duration::from_millis(200));
+        // No pipeline moves the cursor: the heartbeat is committed but never processed.
+        let failure = canary.round(&journal, &pressure).await.expect("it fails");
+        assert!(failure.contains("is not processed yet"), "{failure}");
+        // A pipeline that keeps up: the next heartbeat arrives.
+        let keeping_up = pressure.clone();
+        tokio::spawn(async move {
+            loop {
+                keeping_up.processed(i64::MAX - 1);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        assert_eq!(canary.round(&journal, &pressure).await, None);
     }
 }
