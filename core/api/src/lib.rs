@@ -150,7 +150,11 @@ pub fn app(state: AppState) -> Router {
                 sender.map(|s| s.0.as_str()),
             );
             span
-        }))
+        })
+        // No log line per 5xx: a 500 logs its cause where it happens, and a 503 of
+        // back-pressure (thousands a second in an overload) is counted in the metrics;
+        // one ERROR line each flooded the log when it mattered most.
+        .on_failure(()))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(trace::layer))
 }

@@ -151,10 +151,11 @@ impl Pressure {
         }
     }
 
-    /// Why ingest must wait now, if it must.
+    /// Why ingest must wait now, if it must: the journal has no room for one more
+    /// event (with what is in flight), or its oldest event is too old.
     pub fn busy(&self) -> Option<Busy> {
         let inner = self.lock();
-        self.refusal(&inner, 0)
+        self.refusal(&inner, 1)
     }
 
     fn refusal(&self, inner: &Inner, adding: u64) -> Option<Busy> {
@@ -276,7 +277,10 @@ mod tests {
         let second = pressure.reserve(400).expect("room for 400 more");
         pressure.committed(1, 600);
         drop(first);
-        assert!(pressure.busy().is_none(), "1,000 is the bound, not past it");
+        assert!(
+            pressure.busy().is_some(),
+            "600 committed and 400 in flight: the journal is full"
+        );
         pressure.committed(601, 400);
         drop(second);
         let busy = pressure
@@ -288,6 +292,7 @@ mod tests {
             busy.reason
         );
         pressure.processed(400);
+        assert!(pressure.busy().is_none(), "room again");
         assert!(
             pressure.reserve(401).is_err(),
             "600 left, 401 more would pass 1,000"
