@@ -72,7 +72,7 @@ pub(crate) async fn post(
         )
     })?;
     // Before the body is read: a refused request costs the server nothing.
-    busy(&state, "api", caller.team.as_deref().unwrap_or("admin"), 0)?;
+    busy(&state, "api")?;
     let body = read_body(&headers, body).await?;
     let large = body.len() > INLINE_PARSE_BYTES;
     let parse = move || tocsin_ingest::read(&body, format, &caller, "api");
@@ -123,7 +123,6 @@ pub(crate) async fn commit(
         ));
     }
     let accepted = batch.accepted.len();
-    admit(state, &batch, accepted)?;
     let mut teams: Vec<(String, u64)> = Vec::new();
     for item in &batch.accepted {
         match teams.iter_mut().find(|(team, _)| *team == item.team) {
@@ -171,18 +170,13 @@ pub(crate) async fn commit(
     })
 }
 
-/// Refuses ingest with a `503` while the pipeline is behind its bound (checked again,
-/// strictly, by the append): the batch's `events` are counted as refused.
-pub(crate) fn admit(state: &AppState, batch: &Batch, events: usize) -> Result<(), ApiError> {
-    busy(state, batch.source, &batch.caller_team, events)
-}
-
-/// [`admit`] before the body is read: nothing is counted but the request.
-fn busy(state: &AppState, source: &'static str, team: &str, events: usize) -> Result<(), ApiError> {
+/// Refuses ingest with a `503` before the body is read while the pipeline is behind its
+/// bound (the append checks again, strictly, with the request's events).
+/// Its events are not read, so only the request is counted.
+fn busy(state: &AppState, source: &'static str) -> Result<(), ApiError> {
     match state.watch.busy() {
         None => Ok(()),
         Some(busy) => {
-            rejected_as(source, team, "busy", events);
             metrics::counter!("tocsin_ingest_busy_total", "source" => source).increment(1);
             Err(ApiError::busy(busy))
         }
