@@ -833,6 +833,8 @@ fn matrix(b: &Owned) -> BTreeMap<&'static str, Vec<Try>> {
                 ),
             ],
         ),
+        // Only the caller's own token: its id, team and admin flag.
+        ("GET /v1/whoami", vec![attempt("GET", "/v1/whoami", Own)]),
         ("GET /healthz", vec![attempt("GET", "/healthz", Own)]),
         ("GET /readyz", vec![attempt("GET", "/readyz", Own)]),
         // The metrics name every team: a team token is refused.

@@ -42,6 +42,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tocsin-collect",
         ],
     ),
+    // The web UI: a client of the API's router, handed in by the runner.
+    ("tocsin-ui", &["tocsin-model"]),
     (
         "tocsin-server",
         &[
@@ -53,6 +55,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "tocsin-notify",
             "tocsin-collect",
             "tocsin-api",
+            "tocsin-ui",
         ],
     ),
     (

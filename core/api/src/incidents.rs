@@ -34,6 +34,7 @@ pub struct IncidentPage {
         ("state" = Option<IncidentState>, Query, description = "open, resolving, resolved or closed"),
         ("team" = Option<String>, Query, description = "admins: only this team"),
         ("service" = Option<String>, Query, description = "only this service"),
+        ("priority" = Option<tocsin_model::event::Priority>, Query, description = "high or low"),
         ("before" = Option<String>, Query, description = "the `next` cursor"),
         ("limit" = Option<u32>, Query, description = "1-1000, default 100", minimum = 1, maximum = 1000),
     ),
@@ -68,11 +69,17 @@ pub(crate) async fn list(
                 query.team = Some(value);
             }
             "service" => query.service = Some(value),
+            "priority" => {
+                query.priority =
+                    Some(value.parse().map_err(|_| {
+                        bad(format!("invalid priority \"{value}\": use high or low"))
+                    })?);
+            }
             "before" => query.before = Some(value),
             "limit" => query.limit = body::limit(&value, 1_000)?,
             other => {
                 return Err(bad(format!(
-                    "unknown query parameter \"{other}\": use state, team, service, before or limit"
+                    "unknown query parameter \"{other}\": use state, team, service, priority, before or limit"
                 )));
             }
         }

@@ -122,6 +122,7 @@ pub fn app(state: AppState) -> Router {
             get(alertmanager::get_silence).delete(alertmanager::delete_silence),
         )
         .route("/api/v2/status", get(alertmanager::status))
+        .route("/v1/whoami", get(whoami))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::get))
@@ -213,11 +214,12 @@ pub fn app(state: AppState) -> Router {
         alertmanager::post_silence,
         alertmanager::delete_silence,
         alertmanager::status,
+        whoami,
         healthz,
         readyz,
         metrics::get
     ),
-    components(schemas(ErrorBody, HealthBody)),
+    components(schemas(ErrorBody, HealthBody, Whoami)),
     modifiers(&BearerAuth, &CommonAnswers),
     security(("bearer" = []))
 )]
@@ -319,6 +321,29 @@ fn inline_flattened(doc: &mut serde_json::Value, outer: &str, inner: &str) {
     }
     merged["description"] = schemas[outer]["description"].clone();
     schemas[outer] = merged;
+}
+
+/// Who a token stands for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Whoami {
+    /// The token's public id (as `tocsin token list` shows it).
+    pub token: String,
+    /// The team it acts for; absent for an admin token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// Whether it acts for every team.
+    pub admin: bool,
+}
+
+/// The caller's own token: its id, its team, whether it is admin. Nothing about any other
+/// token or team; the web UI signs in with it.
+#[utoipa::path(get, path = "/v1/whoami", responses((status = 200, body = Whoami)))]
+async fn whoami(caller: tocsin_model::team::Caller) -> Json<Whoami> {
+    Json(Whoami {
+        token: caller.token_id,
+        team: caller.team,
+        admin: caller.admin,
+    })
 }
 
 /// Liveness and readiness answers.

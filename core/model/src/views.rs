@@ -225,6 +225,8 @@ pub struct IncidentQuery {
     pub state: Option<IncidentState>,
     /// Only of this service.
     pub service: Option<String>,
+    /// Only of this priority.
+    pub priority: Option<Priority>,
     /// Only with this grouping key.
     pub key: Option<String>,
     /// Opened before this one (the `next` cursor: newest first).

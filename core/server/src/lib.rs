@@ -240,7 +240,7 @@ pub async fn serve(
         let _ = outbox_stopped.await;
     }));
     drop(journal);
-    let served = axum::serve(listener, tocsin_api::app(state))
+    let served = axum::serve(listener, tocsin_ui::app(tocsin_api::app(state)))
         .with_graceful_shutdown(shutdown)
         .await;
     // The canary holds a journal handle: stop it so that the writer can finish.

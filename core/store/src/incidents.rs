@@ -242,6 +242,9 @@ macro_rules! backend {
             if let Some(service) = &query.service {
                 sql.push(" AND service = ").push_bind(service.clone());
             }
+            if let Some(priority) = query.priority {
+                sql.push(" AND priority = ").push_bind(priority.as_str());
+            }
             if let Some(key) = &query.key {
                 sql.push(" AND key = ").push_bind(key.clone());
             }
