@@ -21,6 +21,9 @@ command -v pgrep >/dev/null 2>&1 || missing+=(procps)
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 # fonts-dejavu-core: the text of the overload benchmark's charts.
 [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || missing+=(fonts-dejavu-core)
+# chromium + chromium-driver: the web UI's tests drive a real headless browser.
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+[[ -x /usr/bin/chromedriver ]] || missing+=(chromium-driver)
 # python3 with venv: componentize-py (the Python plugin example) comes from PyPI.
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

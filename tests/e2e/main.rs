@@ -20,4 +20,5 @@ mod serverless;
 mod store;
 mod storm;
 mod tenancy;
+mod ui;
 mod watch;

@@ -34,8 +34,8 @@ pub(crate) fn table(session: &Session, deliveries: &[Value], back: &str) -> Mark
                             td { (text(&delivery["action"])) }
                             td { (badge(&state)) }
                             td { (text(&delivery["attempts"])) }
-                            td { (text(&delivery["last_error"])) }
-                            td { a href={ "/ui/incidents/" (segment(&text(&delivery["incident_id"]))) } { "incident" } }
+                            td { (text(&delivery["lastError"])) }
+                            td { a href={ "/ui/incidents/" (segment(&text(&delivery["incidentId"]))) } { "incident" } }
                             td {
                                 @if state == "dead" {
                                     form.inline method="post" action={ "/ui/deliveries/" (segment(&text(&delivery["id"]))) "/retry" } {

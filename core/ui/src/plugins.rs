@@ -68,10 +68,10 @@ async fn list_page(session: &Session, problem: Option<&str>) -> Result<Markup, F
                                 td { a href=(page_of(&text(&p["name"]), &text(&p["team"]))) { (text(&p["name"])) } }
                                 td { (text(&p["kind"])) }
                                 td { (text(&p["team"])) }
-                                td { (text(&p["active_version"])) " of " (p["versions"].as_array().map_or(0, Vec::len)) }
+                                td { (text(&p["activeVersion"])) " of " (p["versions"].as_array().map_or(0, Vec::len)) }
                                 td { (text(&p["stats"]["calls"])) }
                                 td { (errors) }
-                                td { (last_error(&p["stats"]["last_error"])) }
+                                td { (last_error(&p["stats"]["lastError"])) }
                             }
                         }
                     }
@@ -235,16 +235,16 @@ async fn detail_page(
             h1 { (name) " " span.muted { "(" (kind) ")" } }
             dl.facts {
                 dt { "Team" } dd { (text(&info["team"])) }
-                dt { "Active version" } dd { (text(&info["active_version"])) }
-                dt { "State keys" } dd { (text(&info["state_keys"])) }
+                dt { "Active version" } dd { (text(&info["activeVersion"])) }
+                dt { "State keys" } dd { (text(&info["stateKeys"])) }
                 dt { "Calls" } dd { (text(&stats["calls"])) }
-                dt { "Events in / out / dropped" } dd { (text(&stats["events_in"])) " / " (text(&stats["events_out"])) " / " (text(&stats["events_dropped"])) }
+                dt { "Events in / out / dropped" } dd { (text(&stats["eventsIn"])) " / " (text(&stats["eventsOut"])) " / " (text(&stats["eventsDropped"])) }
                 dt { "Errors" } dd {
                     @if let Some(errors) = stats["errors"].as_object().filter(|m| !m.is_empty()) {
                         @for (k, v) in errors { (k) ": " (text(v)) " " }
                     } @else { "none" }
                 }
-                dt { "Last error" } dd { (last_error(&stats["last_error"])) }
+                dt { "Last error" } dd { (last_error(&stats["lastError"])) }
             }
             section aria-labelledby="versions-h" {
                 h2 #versions-h { "Versions" }
@@ -253,9 +253,9 @@ async fn detail_page(
                     tbody {
                         @for v in &versions {
                             tr {
-                                td { (text(&v["version"])) @if v["version"] == info["active_version"] { " " span.badge { "active" } } }
-                                td { (when(&v["uploaded_at"])) }
-                                td { (text(&v["uploaded_by"])) }
+                                td { (text(&v["version"])) @if v["version"] == info["activeVersion"] { " " span.badge { "active" } } }
+                                td { (when(&v["uploadedAt"])) }
+                                td { (text(&v["uploadedBy"])) }
                                 td { (text(&v["size"])) " bytes" }
                                 td { code.hash { (text(&v["sha256"])) } }
                             }
@@ -375,7 +375,7 @@ fn outcome(run: &Value) -> Markup {
     let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default();
     html! {
         h3 { "Result" }
-        p { "Took " (text(&run["duration_us"])) " µs." }
+        p { "Took " (text(&run["durationUs"])) " µs." }
         @if !run["events"].is_null() { h4 { "Events" } pre { (pretty(&run["events"])) } }
         @if !run["verdicts"].is_null() { h4 { "Verdicts" } pre { (pretty(&run["verdicts"])) } }
         @if let Some(sections) = run["sections"].as_array() {

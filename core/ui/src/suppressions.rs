@@ -200,6 +200,7 @@ fn form_page(session: &Session, form: &DraftForm, problem: Option<&str>) -> Mark
             h1 { "New suppression" }
             p { "Stops the alerts its targets match from opening or joining incidents, from its start to its end. Every event it stops is kept, with its id. The preview below shows what the draft matches now, and whether the guards accept it." }
             @if let Some(problem) = problem { (page::problem(problem)) }
+            div.split {
             form.stacked #draft method="post" action="/ui/suppressions" data-preview="/ui/suppressions/preview" data-preview-into="preview" {
                 (page::csrf(session))
                 label for="description" { "Description" }
@@ -243,6 +244,7 @@ fn form_page(session: &Session, form: &DraftForm, problem: Option<&str>) -> Mark
             section #preview aria-live="polite" aria-labelledby="preview-h" {
                 h2 #preview-h { "Preview" }
                 p.muted { "Fill in the targets to see what they match." }
+            }
             }
         },
     )
