@@ -149,7 +149,27 @@ impl Browser {
             return;
         };
         std::fs::create_dir_all(&dir).expect("screenshot dir");
+        // The whole page, not just the window: grow the window to the page's height.
+        let (width, height) = self.client.get_window_size().await.expect("window size");
+        let full = self
+            .client
+            .execute(
+                // The page's height plus the browser's own (the window is larger than
+                // the page's viewport).
+                "return document.documentElement.scrollHeight + window.outerHeight - window.innerHeight;",
+                vec![],
+            )
+            .await
+            .expect("page height")
+            .as_u64()
+            .unwrap_or(height)
+            .clamp(height, 4_000);
+        let size = |n: u64| u32::try_from(n).unwrap_or(4_000);
+        let resize = self.client.set_window_size(size(width), size(full));
+        resize.await.expect("resize");
         let png = self.client.screenshot().await.expect("screenshot");
+        let resize = self.client.set_window_size(size(width), size(height));
+        resize.await.expect("resize back");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("screenshot written");
     }
 }

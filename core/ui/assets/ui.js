@@ -11,10 +11,12 @@
       if (document.hidden) { return; }
       fetch(region.getAttribute('data-refresh'), { credentials: 'same-origin' })
         .then(function (response) {
+          // Signed out meanwhile (revoked token, expired cookie): go where it leads.
+          if (response.redirected) { window.location.assign(response.url); return null; }
           if (!response.ok) { throw new Error('refresh answered ' + response.status); }
           return response.text();
         })
-        .then(function (html) { region.innerHTML = html; })
+        .then(function (html) { if (html !== null) { region.innerHTML = html; } })
         .catch(function () { /* keep what is shown; the next tick tries again */ });
     }, every);
   });
@@ -32,8 +34,11 @@
         credentials: 'same-origin',
         body: new URLSearchParams(new FormData(form))
       })
-        .then(function (response) { return response.text(); })
-        .then(function (html) { if (mine === sent) { into.innerHTML = html; } })
+        .then(function (response) {
+          if (response.redirected) { window.location.assign(response.url); return null; }
+          return response.text();
+        })
+        .then(function (html) { if (html !== null && mine === sent) { into.innerHTML = html; } })
         .catch(function () { /* the Preview button still works */ });
     };
     form.addEventListener('input', function () {

@@ -130,6 +130,11 @@ impl DraftForm {
     }
 }
 
+/// A refusal from the API as the page says it ("Refused: …", once).
+fn refused(message: &str) -> String {
+    format!("Refused: {}", message.strip_prefix("refused: ").unwrap_or(message))
+}
+
 /// The list: active, scheduled and ended.
 pub(crate) async fn list(session: Session) -> Result<Markup, Failure> {
     let answer = session.get("/v1/suppressions").await?;
@@ -268,7 +273,7 @@ pub(crate) async fn preview(
                 Err(refusal) if refusal.status == StatusCode::UNAUTHORIZED => {
                     return Err(Failure::SignIn);
                 }
-                Err(refusal) => html! { p.error role="alert" { "Refused: " (refusal.message) } },
+                Err(refusal) => html! { p.error role="alert" { (refused(&refusal.message)) } },
             }
         }
         Err(problem) => html! { p.error role="alert" { (problem) } },
@@ -284,7 +289,7 @@ fn verdict(answer: &Value) -> Markup {
     html! {
         p.matched { "Matches " strong { (text(&answer["matched"])) } " of " (text(&answer["known"])) " known alerts." }
         @if answer["refused"] == true {
-            p.error role="alert" { "Refused: " (text(&answer["reason"])) }
+            p.error role="alert" { (refused(&text(&answer["reason"]))) }
         } @else {
             p.ok { "The guards accept this draft." }
         }
@@ -339,7 +344,7 @@ pub(crate) async fn create(
             form_page(
                 &session,
                 &form,
-                Some(&format!("Refused: {}", refusal.message)),
+                Some(&refused(&refusal.message)),
             ),
         )
             .into_response()),
@@ -495,7 +500,7 @@ pub(crate) async fn edit(
             let page = detail_page(
                 &session,
                 &id,
-                Some(&format!("Refused: {}", refusal.message)),
+                Some(&refused(&refusal.message)),
             )
             .await?;
             Ok((refusal.status, page).into_response())
