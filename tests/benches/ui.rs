@@ -17,6 +17,9 @@ use tocsin_tests::{Server, create_token, sqlite_url};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Request headers: the session cookie, or the API's bearer token.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 struct Settings {
     incidents: usize,
     requests: usize,
@@ -117,7 +120,10 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let first = list["incidents"][0].clone();
-        if first["title"].as_str().is_some_and(|t| t.starts_with(&last)) {
+        if first["title"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(&last))
+        {
             break first;
         }
         if Instant::now() > deadline {
@@ -159,18 +165,62 @@ async fn main() -> anyhow::Result<()> {
     let session = [("cookie", cookie.as_str())];
     let bearer = format!("Bearer {token}");
     let api = [("authorization", bearer.as_str())];
-    let pages: Vec<(String, String, &[(&str, &str)])> = vec![
-        ("API GET /v1/incidents?limit=50 (JSON, for comparison)".into(), "/v1/incidents?limit=50".into(), &api),
-        ("incident list, first page (50 of 10,000)".into(), "/ui/incidents".into(), &session),
-        ("incident list, live refresh fragment".into(), "/ui/incidents/table".into(), &session),
-        ("incident list, a deep page (before= cursor)".into(), format!("/ui/incidents?before={deep}"), &session),
-        ("incident list, high priority only (1 %)".into(), "/ui/incidents?priority=high".into(), &session),
-        ("incident list, open + one service".into(), "/ui/incidents?state=open&service=svc-7".into(), &session),
-        ("incident detail".into(), format!("/ui/incidents/{id}"), &session),
-        ("alerts (200 of 10,000)".into(), "/ui/alerts".into(), &session),
-        ("alerts, label filter".into(), "/ui/alerts?labels=service:svc-7".into(), &session),
-        ("events (200 of 10,000)".into(), "/ui/events".into(), &session),
-        ("suppression form".into(), "/ui/suppressions/new".into(), &session),
+    let pages: Vec<(String, String, Headers)> = vec![
+        (
+            "API GET /v1/incidents?limit=50 (JSON, for comparison)".into(),
+            "/v1/incidents?limit=50".into(),
+            &api,
+        ),
+        (
+            "incident list, first page (50 of 10,000)".into(),
+            "/ui/incidents".into(),
+            &session,
+        ),
+        (
+            "incident list, live refresh fragment".into(),
+            "/ui/incidents/table".into(),
+            &session,
+        ),
+        (
+            "incident list, a deep page (before= cursor)".into(),
+            format!("/ui/incidents?before={deep}"),
+            &session,
+        ),
+        (
+            "incident list, high priority only (1 %)".into(),
+            "/ui/incidents?priority=high".into(),
+            &session,
+        ),
+        (
+            "incident list, open + one service".into(),
+            "/ui/incidents?state=open&service=svc-7".into(),
+            &session,
+        ),
+        (
+            "incident detail".into(),
+            format!("/ui/incidents/{id}"),
+            &session,
+        ),
+        (
+            "alerts (200 of 10,000)".into(),
+            "/ui/alerts".into(),
+            &session,
+        ),
+        (
+            "alerts, label filter".into(),
+            "/ui/alerts?labels=service:svc-7".into(),
+            &session,
+        ),
+        (
+            "events (200 of 10,000)".into(),
+            "/ui/events".into(),
+            &session,
+        ),
+        (
+            "suppression form".into(),
+            "/ui/suppressions/new".into(),
+            &session,
+        ),
         ("stylesheet".into(), "/ui/assets/ui.css".into(), &session),
         ("script".into(), "/ui/assets/ui.js".into(), &session),
     ];

@@ -9,6 +9,13 @@ use tower::ServiceExt;
 
 use crate::page::Failure;
 
+/// What every page handler shares: the API router it is a client of.
+#[derive(Clone)]
+pub(crate) struct Ui {
+    /// The API's router, called in-process.
+    pub api: Router,
+}
+
 /// Largest API answer a page reads (the largest pages ask for at most a few hundred rows).
 const MAX_ANSWER: usize = 32 << 20;
 

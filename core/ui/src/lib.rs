@@ -34,11 +34,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
-/// What every page handler shares: the API it is a client of.
-#[derive(Clone)]
-pub(crate) struct Ui {
-    api: Router,
-}
+use crate::api::Ui;
 
 /// The UI's routes in front of `api`: `/` and `/ui/…` are pages, anything else goes to
 /// the API unchanged.

@@ -7,8 +7,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, Markup, html};
 use serde_json::Value;
 
-use crate::session::Session;
-
 /// The stylesheet, embedded.
 const CSS: &str = include_str!("../assets/ui.css");
 /// The one script, embedded: live refresh and the suppression preview.
@@ -63,8 +61,16 @@ fn head(title: &str) -> Markup {
     }
 }
 
+/// What a page needs of the signed-in session.
+pub(crate) trait Signed {
+    /// How the header names who is signed in.
+    fn name(&self) -> String;
+    /// The CSRF token of the session's forms.
+    fn csrf(&self) -> String;
+}
+
 /// A page for a signed-in session: navigation, who is signed in, and `body`.
-pub(crate) fn shell(session: &Session, title: &str, here: Section, body: Markup) -> Markup {
+pub(crate) fn shell(session: &impl Signed, title: &str, here: Section, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -191,12 +197,12 @@ pub(crate) fn labels(value: &Value) -> Markup {
 }
 
 /// A hidden CSRF field for `session`'s forms.
-pub(crate) fn csrf(session: &Session) -> Markup {
+pub(crate) fn csrf(session: &impl Signed) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf()); }
 }
 
 /// A one-button form posting to `action`.
-pub(crate) fn button(session: &Session, action: &str, label: &str) -> Markup {
+pub(crate) fn button(session: &impl Signed, action: &str, label: &str) -> Markup {
     html! {
         form.inline method="post" action=(action) {
             (csrf(session))

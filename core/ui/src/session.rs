@@ -13,8 +13,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::Ui;
-use crate::api::{self, Refusal};
+use crate::api::{self, Refusal, Ui};
 use crate::page::{self, Failure};
 
 /// The cookie's name.
@@ -33,15 +32,23 @@ pub(crate) struct Session {
     pub admin: bool,
 }
 
-impl Session {
-    /// The CSRF token of this session's forms.
-    pub fn csrf(&self) -> String {
-        csrf_of(&self.token)
+impl page::Signed for Session {
+    fn name(&self) -> String {
+        match &self.team {
+            Some(team) => format!("team {team}"),
+            None => "admin (every team)".to_owned(),
+        }
     }
 
+    fn csrf(&self) -> String {
+        csrf_of(&self.token)
+    }
+}
+
+impl Session {
     /// Fails unless `sent` is this session's CSRF token.
     pub fn check(&self, sent: &str) -> Result<(), Failure> {
-        if bool::from(self.csrf().as_bytes().ct_eq(sent.as_bytes())) {
+        if bool::from(csrf_of(&self.token).as_bytes().ct_eq(sent.as_bytes())) {
             Ok(())
         } else {
             Err(Failure::Csrf)
@@ -80,14 +87,6 @@ impl Session {
             Some((content_type, body)),
         )
         .await
-    }
-
-    /// How the page header names the signed-in token.
-    pub fn name(&self) -> String {
-        match &self.team {
-            Some(team) => format!("team {team}"),
-            None => "admin (every team)".to_owned(),
-        }
     }
 }
 

@@ -132,7 +132,10 @@ impl DraftForm {
 
 /// A refusal from the API as the page says it ("Refused: …", once).
 fn refused(message: &str) -> String {
-    format!("Refused: {}", message.strip_prefix("refused: ").unwrap_or(message))
+    format!(
+        "Refused: {}",
+        message.strip_prefix("refused: ").unwrap_or(message)
+    )
 }
 
 /// The list: active, scheduled and ended.
@@ -341,11 +344,7 @@ pub(crate) async fn create(
         Err(refusal) if refusal.status == StatusCode::UNAUTHORIZED => Err(Failure::SignIn),
         Err(refusal) => Ok((
             refusal.status,
-            form_page(
-                &session,
-                &form,
-                Some(&refused(&refusal.message)),
-            ),
+            form_page(&session, &form, Some(&refused(&refusal.message))),
         )
             .into_response()),
     }
@@ -497,12 +496,7 @@ pub(crate) async fn edit(
             if refusal.status == StatusCode::BAD_REQUEST
                 || refusal.status == StatusCode::CONFLICT =>
         {
-            let page = detail_page(
-                &session,
-                &id,
-                Some(&refused(&refusal.message)),
-            )
-            .await?;
+            let page = detail_page(&session, &id, Some(&refused(&refusal.message))).await?;
             Ok((refusal.status, page).into_response())
         }
         Err(refusal) => Err(refusal.into()),
