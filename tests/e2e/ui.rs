@@ -254,6 +254,10 @@ impl Stack {
         value
     }
 
+    async fn get(&self, token: &str, path: &str) -> Value {
+        self.api(token, reqwest::Method::GET, path, None).await
+    }
+
     async fn post_events(&self, token: &str, events: Value) {
         self.api(token, reqwest::Method::POST, "/v1/events", Some(events))
             .await;
@@ -376,12 +380,7 @@ async fn an_engineer_suppresses_acknowledges_closes_and_retries_through_the_ui()
     browser.click("form[action$='/close'] button").await;
     browser.wait_for_text("Closed", false).await;
     let closed = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            &format!("/v1/incidents/{hot_id}"),
-            None,
-        )
+        .get(&stack.bender, &format!("/v1/incidents/{hot_id}"))
         .await;
     assert_eq!(closed["state"], "closed", "{closed}");
     assert!(closed["acked_by"].is_string(), "{closed}");
@@ -408,14 +407,7 @@ async fn an_engineer_suppresses_acknowledges_closes_and_retries_through_the_ui()
         page.contains("New suppression"),
         "the refused form comes back: {page}"
     );
-    let none = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            "/v1/suppressions",
-            None,
-        )
-        .await;
+    let none = stack.get(&stack.bender, "/v1/suppressions").await;
     assert_eq!(none["suppressions"], json!([]), "nothing was saved");
 
     browser
@@ -535,9 +527,7 @@ async fn a_plugin_author_uploads_a_component_and_runs_a_dry_run_through_the_ui()
     browser.shot("plugin").await;
 
     // Nothing was ingested by the dry run.
-    let alerts = stack
-        .api(&stack.bender, reqwest::Method::GET, "/v1/alerts", None)
-        .await;
+    let alerts = stack.get(&stack.bender, "/v1/alerts").await;
     assert_eq!(alerts["alerts"], json!([]), "{alerts}");
 
     // The list shows it with its version; flexo sees none of it.
@@ -636,12 +626,7 @@ async fn pages_forbid_inline_scripts_keep_the_token_from_scripts_and_refuse_forg
         assert_eq!(answer.status(), 403, "a forged close is refused");
     }
     let still = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            &format!("/v1/incidents/{id}"),
-            None,
-        )
+        .get(&stack.bender, &format!("/v1/incidents/{id}"))
         .await;
     assert_eq!(still["state"], "open", "{still}");
 }
@@ -784,14 +769,7 @@ async fn another_team_reaches_nothing_of_bender_through_any_page() {
         .and_then(|rest| rest.split('"').next())
         .expect("a csrf field")
         .to_owned();
-    let notifications = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            "/v1/notifications",
-            None,
-        )
-        .await;
+    let notifications = stack.get(&stack.bender, "/v1/notifications").await;
     let delivery = notifications["notifications"][0]["id"]
         .as_str()
         .expect("a delivery")
@@ -818,22 +796,12 @@ async fn another_team_reaches_nothing_of_bender_through_any_page() {
         leaks(&path, &body);
     }
     let still = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            &format!("/v1/incidents/{incident}"),
-            None,
-        )
+        .get(&stack.bender, &format!("/v1/incidents/{incident}"))
         .await;
     assert_eq!(still["state"], "open", "{still}");
     assert!(still["acked_at"].is_null(), "{still}");
     let kept = stack
-        .api(
-            &stack.bender,
-            reqwest::Method::GET,
-            &format!("/v1/suppressions/{suppression}"),
-            None,
-        )
+        .get(&stack.bender, &format!("/v1/suppressions/{suppression}"))
         .await;
     assert_eq!(kept["endTime"], end.as_str(), "{kept}");
     assert_eq!(kept["state"], "active", "{kept}");
