@@ -2,7 +2,7 @@
 //! run: how long from sending an alert until a local webhook receiver gets the
 //! notification, with no group wait and no collectors, under background load.
 //!
-//! `cargo bench -p tocsin-tests --bench notify [-- --probes N --background N]`
+//! `cargo bench -p tocsin-tests --bench notify [-- --probes N --background N --firing]`
 //!
 //! - **Alertmanager** (Debian's 0.25, `group_wait: 0s`): background alerts go to a null
 //!   receiver; each probe is a new alert (`alertname=probe-N`) routed to a webhook
@@ -32,12 +32,19 @@ use tocsin_tests::{Server, create_token, sqlite_url, workspace};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Alerts firing in the `--firing` background, re-sent in turn.
+const FIRING_POOL: usize = 20_000;
+
 /// Arrival time of each probe's notification, by probe name.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
 struct Settings {
     probes: usize,
     background: usize,
+    /// The background is what Prometheus sends while alerts fire: steady *unhealthy*
+    /// repeats of a pool of 20,000 alerts across 50 services, through
+    /// `POST /api/v2/alerts`, from a second team that has no route.
+    firing: bool,
 }
 
 fn settings() -> anyhow::Result<Settings> {
@@ -46,6 +53,7 @@ fn settings() -> anyhow::Result<Settings> {
         // moved by milliseconds from run to run.
         probes: 1_000,
         background: 10_000,
+        firing: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -54,6 +62,7 @@ fn settings() -> anyhow::Result<Settings> {
             "--background" => {
                 settings.background = args.next().context("--background N")?.parse()?
             }
+            "--firing" => settings.firing = true,
             "--bench" => {}
             other => bail!("unknown option {other}"),
         }
@@ -295,9 +304,14 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
     let am_url = String::from_utf8(started.stdout)?.trim().to_owned();
 
     println!(
-        "notification latency: {} probes at 20/s, background {}/s in batches of 100, {} CPUs",
+        "notification latency: {} probes at 20/s, background {}/s in batches of 100 ({}), {} CPUs",
         settings.probes,
         settings.background,
+        if settings.firing {
+            "firing: steady unhealthy repeats of 20,000 alerts in 50 services, another team's"
+        } else {
+            "healthy: steady repeats of 10,000 alerts"
+        },
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     println!();
@@ -318,8 +332,16 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
             &arrivals,
             |name| client.post(&url).json(&json!([{ "labels": { "alertname": name, "probe": "true" }, "startsAt": now() }])),
             |stop| {
+                let firing = settings.firing;
                 load(client.clone(), url.clone(), None, every, move |b| {
-                    Value::Array((0..100).map(|i| json!({ "labels": { "alertname": "Background", "instance": format!("i-{}", (b * 100 + i) % 10_000) }, "startsAt": starts })).collect())
+                    Value::Array((0..100).map(|i| {
+                        let n = b * 100 + i;
+                        if firing {
+                            json!({ "labels": { "alertname": "Background", "service": format!("svc-{}", n % 50), "instance": format!("i-{}", n % FIRING_POOL) }, "startsAt": starts })
+                        } else {
+                            json!({ "labels": { "alertname": "Background", "instance": format!("i-{}", n % 10_000) }, "startsAt": starts })
+                        }
+                    }).collect())
                 }, stop)
             },
             "am",
@@ -337,14 +359,17 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
 
     settle();
 
-    // Tocsin: one signed webhook for every incident.
+    // Tocsin: one signed webhook for the probes' team's incidents (for every team's
+    // when the background is healthy: it opens none).
     let (_db_dir, db_url) = sqlite_url();
     let token = create_token(&db_url, &["--team", "bench"])?;
+    let fleet = create_token(&db_url, &["--team", "fleet"])?;
     let notifiers = _db_dir.path().join("notifiers.yaml");
+    let route = if settings.firing { "team: bench, " } else { "" };
     std::fs::write(
         &notifiers,
         format!(
-            "notifiers:\n  bench: {{ kind: webhook, url: \"{receiver_url}/tocsin\", secret: bench }}\nroutes:\n  - {{ webhooks: [bench] }}\n"
+            "notifiers:\n  bench: {{ kind: webhook, url: \"{receiver_url}/tocsin\", secret: bench }}\nroutes:\n  - {{ {route}webhooks: [bench] }}\n"
         ),
     )?;
     // TOCSIN_BENCH_LOG=<filter> keeps the server's log, printed after the figures.
@@ -370,9 +395,20 @@ async fn run(settings: Settings) -> anyhow::Result<()> {
                 client.post(&url).bearer_auth(&token).json(&json!({ "alert": { "monitor": name, "status": "unhealthy" }, "context": { "service": "bench" }, "alerting": { "priority": "low" } }))
             },
             |stop| {
-                load(client.clone(), url.clone(), Some(token.clone()), every, move |b| {
-                    Value::Array((0..100).map(|i| json!({ "alert": { "monitor": "Background", "status": "healthy" }, "context": { "service": "fleet", "instance": format!("i-{}", (b * 100 + i) % 10_000) } })).collect())
-                }, stop)
+                if settings.firing {
+                    let url = format!("{}/api/v2/alerts", server.url);
+                    let starts = now();
+                    load(client.clone(), url, Some(fleet.clone()), every, move |b| {
+                        Value::Array((0..100).map(|i| {
+                            let n = b * 100 + i;
+                            json!({ "labels": { "alertname": "Background", "service": format!("svc-{}", n % 50), "instance": format!("i-{}", n % FIRING_POOL) }, "startsAt": starts })
+                        }).collect())
+                    }, stop)
+                } else {
+                    load(client.clone(), url.clone(), Some(token.clone()), every, move |b| {
+                        Value::Array((0..100).map(|i| json!({ "alert": { "monitor": "Background", "status": "healthy" }, "context": { "service": "fleet", "instance": format!("i-{}", (b * 100 + i) % 10_000) } })).collect())
+                    }, stop)
+                }
             },
             "tocsin",
         )

@@ -1040,3 +1040,67 @@ async fn runbooks_and_changes_refuse_bad_input_clearly() {
     let (status, _) = api.get(&api.bender, "/v1/changes").await;
     assert_eq!(status, axum::http::StatusCode::BAD_REQUEST);
 }
+
+/// A team no route takes is told nothing and costs the outbox nothing: its notices are
+/// cleared without reading its incidents or running their collectors, while a routed
+/// team's incident beside it is collected for and notified as ever.
+#[tokio::test]
+async fn a_team_without_a_route_is_neither_collected_for_nor_notified() {
+    let api = api().await;
+    let fakes = Fakes::start().await.expect("fakes");
+    let only_bender = Arc::new(
+        Notifiers::parse(&notifiers_file(
+            &fakes,
+            3,
+            "  - { team: bender, chat: slack }",
+        ))
+        .expect("notifiers parse"),
+    );
+    let collectors = tocsin_collect::Collectors::new(api.store.clone());
+    let outbox = Outbox::new(api.store.clone(), only_bender).with_collectors(collectors);
+    let (flexo, _) = auth::create(api.store.as_ref(), Grant::Team("flexo".into()), "")
+        .await
+        .expect("token");
+    let owner = |team: &str| {
+        let mut e = event("Http5xx", "web-1", "unhealthy", "high");
+        e["plugins"] = json!([{ "type": "markdown", "params": { "title": "Owner", "content": format!("owned by {team}") } }]);
+        e
+    };
+    api.events(&flexo, json!([owner("flexo")])).await;
+    api.events(&api.bender, json!([owner("bender")])).await;
+    deliver(&api, &outbox, now_ms()).await;
+
+    let flexo_incident = incident_in(&api, &flexo, "open").await;
+    let (_, detail) = api
+        .get(
+            &flexo,
+            &format!(
+                "/v1/incidents/{}",
+                flexo_incident["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert_eq!(detail["context"], json!([]), "no collector ran: {detail}");
+    let (_, told) = api.get(&flexo, "/v1/notifications").await;
+    assert_eq!(told["notifications"], json!([]), "{told}");
+
+    let bender_incident = incident_in(&api, &api.bender, "open").await;
+    let (_, detail) = api
+        .get(
+            &api.bender,
+            &format!(
+                "/v1/incidents/{}",
+                bender_incident["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert_eq!(
+        detail["context"][0]["markdown"], "owned by bender",
+        "{detail}"
+    );
+    let posts = fakes.requests_to("slack");
+    assert_eq!(posts.len(), 1, "bender's incident only: {posts:?}");
+    assert!(!format!("{posts:?}").contains("flexo"), "{posts:?}");
+    // Nothing is left for a later round.
+    assert_eq!(outbox.round(now_ms()).await.expect("round"), 0);
+}

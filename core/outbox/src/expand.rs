@@ -2,7 +2,7 @@
 //! transaction that also deletes the notices.
 
 use tocsin_model::event::Priority;
-use tocsin_model::notice::{Action, DeliveryState};
+use tocsin_model::notice::{Action, DeliveryState, Route, StoredRoute};
 use tocsin_model::rows::NoticeRow;
 use tocsin_store::{Delivery, StoreError};
 
@@ -33,6 +33,25 @@ impl Outbox {
             let ids: Vec<String> = notices.iter().map(|n| n.id.clone()).collect();
             self.store.expand_notices(&ids, &[]).await?;
             return Ok((notices.len(), Vec::new()));
+        }
+        // A team no route takes has nobody to tell: its notices are cleared without
+        // reading their incidents or running collectors, however large the incidents.
+        let stored: Vec<Route> = self
+            .store
+            .routes(None)
+            .await?
+            .iter()
+            .map(StoredRoute::route)
+            .collect();
+        let (notices, unrouted): (Vec<NoticeRow>, Vec<NoticeRow>) = notices
+            .into_iter()
+            .partition(|n| self.notifiers.routes_team(&n.team, &stored));
+        if !unrouted.is_empty() {
+            let ids: Vec<String> = unrouted.iter().map(|n| n.id.clone()).collect();
+            self.store.expand_notices(&ids, &[]).await?;
+            if notices.is_empty() {
+                return Ok((unrouted.len(), Vec::new()));
+            }
         }
         // Collectors may take seconds: the notices of different incidents go together.
         let mut deliveries = Vec::new();
@@ -67,7 +86,7 @@ impl Outbox {
             .into_iter()
             .filter(|d| d.action == Action::Open && stored.contains(&d.id))
             .collect();
-        Ok((notices.len(), claimed))
+        Ok((notices.len() + unrouted.len(), claimed))
     }
 
     /// The deliveries one notice calls for: the page (a new or newly urgent incident at

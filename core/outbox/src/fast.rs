@@ -19,12 +19,3 @@ pub trait FastPath: Send + Sync {
     /// Resolves once the pipeline has committed notices.
     async fn noticed(&self);
 }
-
-/// Resolves once `fast` has notices; never without a fast path, so that a `select!`
-/// can always wait on it.
-pub(crate) async fn noticed(fast: Option<&dyn FastPath>) {
-    match fast {
-        Some(fast) => fast.noticed().await,
-        None => std::future::pending().await,
-    }
-}

@@ -16,11 +16,12 @@ impl Outbox {
     /// Delivers one notice given from outside (a queue message, say): its incident is
     /// read from the store, then it goes as a handed-over notice does.
     pub async fn deliver_notice(&self, notice: NoticeRow) -> Result<(), StoreError> {
+        let routes = self.store.routes(Some(&notice.team)).await?;
         self.deliver_new(&Handed {
             notice,
             batch: Arc::new(Outcome::default()),
             service: None,
-            routes: Arc::default(),
+            routes: Arc::new(routes),
         })
         .await
     }
@@ -35,6 +36,16 @@ impl Outbox {
     /// routes that batch ran with: nothing is read back on the way to the page.
     pub(crate) async fn deliver_new(&self, handed: &Handed) -> Result<(), StoreError> {
         let notice = &handed.notice;
+        // Nobody is told about the incidents of a team no route takes: no collector runs
+        // and nothing is read for them.
+        let stored: Vec<_> = handed.routes.iter().map(StoredRoute::route).collect();
+        if !self.notifiers.routes_team(&notice.team, &stored) {
+            return self
+                .store
+                .expand_notices(std::slice::from_ref(&notice.id), &[])
+                .await
+                .map(drop);
+        }
         let now = now_ms();
         let started = std::time::Instant::now();
         let subject = match tocsin_store::incident_from(&handed.batch, &notice.incident_id) {

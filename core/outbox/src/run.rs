@@ -13,7 +13,7 @@ use tocsin_model::clock::now_ms;
 use tocsin_notify::config::Notifiers;
 use tocsin_store::{OutboxStore, StoreError};
 
-use crate::fast::{FastPath, noticed};
+use crate::fast::FastPath;
 use crate::send::Sender;
 
 /// Deliveries attempted per round.
@@ -24,6 +24,15 @@ const IN_FLIGHT: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest sleep between rounds when nothing wakes the outbox.
 const IDLE_POLL: Duration = Duration::from_secs(1);
+
+/// A task aborted when its handle is dropped (when [`Outbox::run`] returns).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// Delivers notifications from one store.
 #[derive(Clone)]
@@ -78,11 +87,22 @@ impl Outbox {
         }
         self.fast = fast.clone();
         let settled = Arc::new(Notify::new());
-        let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+        // The pipeline committed notices: the fast path has taken the new incidents'.
+        let poked = Arc::new(Notify::new());
+        // New incidents go out as the pipeline hands them over, never behind a round: a
+        // round may take seconds when many incidents changed at once.
+        let _fast = fast.clone().map(|fast| {
+            let (outbox, settled, poked) = (self.clone(), settled.clone(), poked.clone());
+            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+            AbortOnDrop(tokio::spawn(async move {
+                loop {
+                    outbox.start_handed_over(&fast, &settled, &slots);
+                    poked.notify_one();
+                    fast.noticed().await;
+                }
+            }))
+        });
         loop {
-            if let Some(fast) = &fast {
-                self.start_handed_over(fast, &settled, &slots);
-            }
             let worked = match self
                 .round(now_ms())
                 .instrument(info_span!("outbox.round"))
@@ -105,7 +125,7 @@ impl Outbox {
             };
             tokio::select! {
                 () = &mut stop => return,
-                () = noticed(fast.as_deref()) => {}
+                () = poked.notified() => {}
                 () = settled.notified() => {}
                 () = tokio::time::sleep(wait) => {}
             }

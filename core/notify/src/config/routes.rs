@@ -88,6 +88,15 @@ impl Notifiers {
             .map(|(_, route)| route)
     }
 
+    /// Whether any route (of the file, or `stored`) may take an incident of `team`,
+    /// whatever its service: when none may, nobody is told about the team's incidents.
+    pub fn routes_team(&self, team: &str, stored: &[Route]) -> bool {
+        self.routes
+            .iter()
+            .chain(stored)
+            .any(|route| route.team.as_deref().is_none_or(|t| t == team))
+    }
+
     /// Why `route` cannot be used with these notifiers, if it cannot.
     pub fn check(&self, route: &Route) -> Result<(), String> {
         check_route(&self.notifiers, &self.access, route)
@@ -97,6 +106,30 @@ impl Notifiers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_team_no_route_names_is_routed_only_by_a_route_for_every_team() {
+        let file = Notifiers {
+            routes: vec![Route {
+                team: Some("bender".into()),
+                ..Route::default()
+            }],
+            ..Notifiers::default()
+        };
+        assert!(file.routes_team("bender", &[]));
+        assert!(!file.routes_team("flexo", &[]));
+        let stored = [Route {
+            team: Some("flexo".into()),
+            service: Some("api".into()),
+            ..Route::default()
+        }];
+        assert!(
+            file.routes_team("flexo", &stored),
+            "a route for one of its services"
+        );
+        let everyone = [Route::default()];
+        assert!(file.routes_team("leela", &everyone));
+    }
     use crate::config::fixture::{FILE, env};
 
     #[test]
