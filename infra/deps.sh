@@ -78,3 +78,9 @@ if [[ ! -x "$venv/bin/cargo-lambda" ]] || [[ ! -x "$venv/bin/moto_server" ]]; th
     echo "deps.sh: installing cargo-lambda and moto into $venv" >&2
     "$venv/bin/pip" install --quiet "cargo-lambda==1.9.*" "moto[server]>=5,<6" >&2
 fi
+# schemathesis: the e2e test that fuzzes the API against its own OpenAPI document
+# (tests/e2e/schemathesis.rs).
+if [[ ! -x "$venv/bin/schemathesis" ]]; then
+    echo "deps.sh: installing schemathesis into $venv" >&2
+    "$venv/bin/pip" install --quiet "schemathesis==4.*" >&2
+fi

@@ -2,6 +2,8 @@
 # Throwaway PostgreSQL cluster for tests.
 #   infra/postgres.sh start DIR   -> prints postgres://tocsin@127.0.0.1:PORT/tocsin
 #   infra/postgres.sh stop DIR
+#   infra/postgres.sh restart DIR -> fast restart on the same port (every connection
+#                                    is closed), for the fault tests
 # Data in DIR/data, unix sockets in DIR, log in DIR/postgres.log.
 # Idempotent: start on a running cluster just reprints its URL; stop on a
 # stopped/missing one is a no-op.
@@ -9,7 +11,7 @@ set -euo pipefail
 
 die() { echo "postgres.sh: $*" >&2; exit 1; }
 
-[[ $# -eq 2 ]] || die "usage: $0 start|stop DIR"
+[[ $# -eq 2 ]] || die "usage: $0 start|stop|restart DIR"
 cmd=$1
 dir=$(realpath -m -- "$2")
 data=$dir/data
@@ -118,8 +120,15 @@ stop() {
     fi
 }
 
+restart() {
+    running || die "no cluster runs in $dir"
+    as_pg "$bindir/pg_ctl" restart -s -w -t 60 -m fast -D "$data" -l "$log" \
+        -o "-p $(cat "$dir/port")" >/dev/null
+}
+
 case $cmd in
     start) start ;;
     stop) stop ;;
-    *) die "usage: $0 start|stop DIR" ;;
+    restart) restart ;;
+    *) die "usage: $0 start|stop|restart DIR" ;;
 esac

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: deps, throwaway PostgreSQL, build binaries, cargo test.
+# The test command: deps, throwaway PostgreSQL, build binaries, cargo test, fuzz targets.
 # Extra arguments are passed to `cargo test`. Works from any cwd.
 set -euo pipefail
 
@@ -30,3 +30,9 @@ export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Integration tests spawn the workspace binaries, so build them first.
 cargo build --workspace --bins
 cargo test --workspace "$@"
+
+# The fuzz targets, each for a bounded time (TOCSIN_FUZZ_SECONDS, default 20): a crash
+# fails the run. Skipped only when the caller picked tests (`bash infra/test.sh NAME`).
+if (($# == 0)); then
+    bash infra/fuzz.sh
+fi

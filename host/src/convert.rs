@@ -2,7 +2,7 @@
 //! batch a filter reads (every string in one text, labels as spans).
 
 use tocsin_model::event::{Alert, Alerting, FilterSpec, Grouping, PluginSpec};
-use tocsin_model::plugin::{IncidentContext, Section};
+use tocsin_model::plugin::{IncidentContext, Section, Verdict};
 use tocsin_model::{Event, Priority, Status};
 
 use crate::world::types as wit;
@@ -203,6 +203,59 @@ pub fn event_from_wit(event: wit::Event) -> Result<Event, String> {
         }),
         plugins,
     })
+}
+
+/// Longest drop reason a filter may give, in bytes (it is kept in the history).
+pub const MAX_REASON: usize = 4 << 10;
+
+/// What a transformer returned, checked: at most `max_events` events, each one Tocsin's
+/// types can hold. The error names the first offence; the call then fails as a whole.
+/// The events are validated afterwards like any other (`tocsin_ingest::accept`).
+pub fn transformer_output(
+    events: Vec<wit::Event>,
+    max_events: usize,
+) -> Result<Vec<Event>, String> {
+    if events.len() > max_events {
+        return Err(format!(
+            "{} events from one input; the limit is {max_events}",
+            events.len()
+        ));
+    }
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| event_from_wit(event).map_err(|e| format!("event {i}: {e}")))
+        .collect()
+}
+
+/// What a filter returned for a batch of `batch_len` events, checked: one verdict per
+/// event, drop reasons within [`MAX_REASON`], replacements Tocsin's types can hold. A
+/// replacement is validated where it is applied (the pipeline's pre-filter).
+pub fn filter_output(
+    verdicts: Vec<wit::Verdict>,
+    batch_len: usize,
+) -> Result<Vec<Verdict>, String> {
+    if verdicts.len() != batch_len {
+        return Err(format!(
+            "{} verdicts for {batch_len} events",
+            verdicts.len()
+        ));
+    }
+    verdicts
+        .into_iter()
+        .enumerate()
+        .map(|(i, verdict)| match verdict {
+            wit::Verdict::Keep => Ok(Verdict::Keep),
+            wit::Verdict::Drop(reason) if reason.len() > MAX_REASON => Err(format!(
+                "a drop reason of {} bytes; the limit is {MAX_REASON}",
+                reason.len()
+            )),
+            wit::Verdict::Drop(reason) => Ok(Verdict::Drop(reason)),
+            wit::Verdict::Replace(event) => event_from_wit(event)
+                .map(|event| Verdict::Replace(Box::new(event)))
+                .map_err(|e| format!("replacement for event {i}: {e}")),
+        })
+        .collect()
 }
 
 /// An incident as the collector world's summary.

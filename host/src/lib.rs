@@ -27,6 +27,15 @@ mod runtime;
 mod sandbox;
 mod world;
 
+/// The host's checks of what a plugin returns, and the WIT types they read. Public so
+/// that the fuzz targets (`tests/fuzz/`) can feed them any output a plugin could produce.
+pub mod output {
+    pub use crate::convert::{MAX_REASON, filter_output, transformer_output};
+    pub use crate::world::types::{
+        Alert, Alerting, Event, Grouping, Label, Priority, Spec, Status, Verdict,
+    };
+}
+
 pub use engine::Limits;
 pub use registry::WasmPlugins;
 pub use runtime::{Call, Compiled, Runtime};

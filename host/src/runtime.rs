@@ -70,9 +70,6 @@ pub struct Runtime {
     limits: Limits,
 }
 
-/// Longest drop reason a filter may give, in bytes (it is kept in the history).
-const MAX_REASON: usize = 4 << 10;
-
 /// The first bytes of a binary core module: magic and version 1.
 const CORE_HEADER: [u8; 8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 /// The magic of any wasm binary.
@@ -263,20 +260,7 @@ impl Runtime {
                 Ok(events) => events,
                 Err(message) => return Ok(Err(Failure::Error(message))),
             };
-            if events.len() > max_events {
-                return Ok(Err(Failure::Output(format!(
-                    "{} events from one input; the limit is {max_events}",
-                    events.len()
-                ))));
-            }
-            let mut out = Vec::with_capacity(events.len());
-            for (i, event) in events.into_iter().enumerate() {
-                match convert::event_from_wit(event) {
-                    Ok(event) => out.push(event),
-                    Err(e) => return Ok(Err(Failure::Output(format!("event {i}: {e}")))),
-                }
-            }
-            Ok(Ok(out))
+            Ok(convert::transformer_output(events, max_events).map_err(Failure::Output))
         })
     }
 
@@ -299,39 +283,7 @@ impl Runtime {
                 Ok(verdicts) => verdicts,
                 Err(message) => return Ok(Err(Failure::Error(message))),
             };
-            if verdicts.len() != batch.len() {
-                return Ok(Err(Failure::Output(format!(
-                    "{} verdicts for {} events",
-                    verdicts.len(),
-                    batch.len()
-                ))));
-            }
-            let mut out = Vec::with_capacity(verdicts.len());
-            for (i, verdict) in verdicts.into_iter().enumerate() {
-                out.push(match verdict {
-                    crate::world::types::Verdict::Keep => Verdict::Keep,
-                    crate::world::types::Verdict::Drop(reason) => {
-                        if reason.len() > MAX_REASON {
-                            return Ok(Err(Failure::Output(format!(
-                                "a drop reason of {} bytes; the limit is {MAX_REASON}",
-                                reason.len()
-                            ))));
-                        }
-                        Verdict::Drop(reason)
-                    }
-                    crate::world::types::Verdict::Replace(event) => {
-                        match convert::event_from_wit(event) {
-                            Ok(event) => Verdict::Replace(Box::new(event)),
-                            Err(e) => {
-                                return Ok(Err(Failure::Output(format!(
-                                    "replacement for event {i}: {e}"
-                                ))));
-                            }
-                        }
-                    }
-                });
-            }
-            Ok(Ok(out))
+            Ok(convert::filter_output(verdicts, batch.len()).map_err(Failure::Output))
         })
     }
 

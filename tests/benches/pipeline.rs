@@ -2,7 +2,7 @@
 //! per second through every stage (no plugins), disk used per hour, and resident memory
 //! with 1,000,000 tracked alert identities.
 //!
-//! `cargo bench -p tocsin-tests --bench pipeline [-- --part storm|store|memory]`
+//! `cargo bench -p tocsin-tests --bench pipeline [-- --part storm|store|memory] [--unhealthy]`
 //!
 //! - `storm`: the full storm hour ([`Params::hour`]: 6,000 instances, three checks each,
 //!   every 10 s) through the pipeline engine alone, on a virtual clock.
@@ -10,7 +10,10 @@
 //!   in batches of 5,000, then processed as the server does (read, pre-filter,
 //!   suppressions, grouping, one commit per batch that also empties the journal).
 //! - `memory`: a release `tocsin serve`, fed 1,000,000 distinct alert identities over
-//!   HTTP; its resident memory once the pipeline has caught up.
+//!   HTTP (healthy; with `--unhealthy`, unhealthy in 100 services, so 100 incidents
+//!   grow to 10,000 alerts each); the time until the pipeline has caught up, its resident
+//!   memory then, and a restart with those identities: the time from `tocsin serve` to
+//!   listening, to ready (`/readyz`), and to the first event processed.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -240,7 +243,7 @@ async fn store_part() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn memory_part() -> anyhow::Result<()> {
+async fn memory_part(unhealthy: bool) -> anyhow::Result<()> {
     const IDENTITIES: usize = 1_000_000;
     const BATCH: usize = 100;
     let (_dir, url) = tocsin_tests::sqlite_url();
@@ -271,9 +274,18 @@ async fn memory_part() -> anyhow::Result<()> {
                 let n = b * BATCH + i;
                 let monitor = ["Health", "Disk", "Http5xx", "Latency"][n % 4];
                 let region = ["eu-west-1a", "us-east-1", "us-west-2"][n % 3];
-                json!({"alert": {"monitor": monitor, "status": "healthy"},
-                       "context": {"service": format!("svc-{}", n % 97), "region": region,
-                                   "instance": format!("i-{:07}", n / 4)}})
+                if unhealthy {
+                    // A wide outage: every first report is a failure, and each service's
+                    // alerts group into one incident.
+                    json!({"alert": {"monitor": monitor, "status": "unhealthy"},
+                           "context": {"service": format!("svc-{}", n % 100), "region": region,
+                                       "instance": format!("i-{:07}", n / 4)},
+                           "grouping": {"keys": ["${context.service}"]}})
+                } else {
+                    json!({"alert": {"monitor": monitor, "status": "healthy"},
+                           "context": {"service": format!("svc-{}", n % 97), "region": region,
+                                       "instance": format!("i-{:07}", n / 4)}})
+                }
             })
             .collect();
         let request = client
@@ -310,9 +322,24 @@ async fn memory_part() -> anyhow::Result<()> {
         })
         .await?;
     anyhow::ensure!(!alerts.is_empty(), "no alert tracked");
+    let incidents = store
+        .incidents(&tocsin_model::views::IncidentQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await?
+        .len();
     println!();
-    println!("## 1,000,000 tracked alert identities (release `tocsin serve`, SQLite)");
+    println!(
+        "## 1,000,000 tracked alert identities, {} (release `tocsin serve`, SQLite)",
+        if unhealthy {
+            "unhealthy in 100 services"
+        } else {
+            "healthy"
+        }
+    );
     println!();
+    println!("- incidents: {incidents}");
     println!(
         "- sent in {:.1} s ({:.0} events/s accepted); pipeline caught up after {:.1} s ({:.0} events/s through every stage)",
         accepted.as_secs_f64(),
@@ -325,6 +352,78 @@ async fn memory_part() -> anyhow::Result<()> {
         resident as f64 / 1024.0,
         idle as f64 / 1024.0,
         peak as f64 / 1024.0
+    );
+    drop(server);
+    drop(store);
+    restart(&url, &token, &client).await
+}
+
+/// Restarts `tocsin serve` on a database that tracks 1,000,000 identities: the time to
+/// listening, to ready, and until one new event sent at once is processed.
+async fn restart(url: &str, token: &str, client: &reqwest::Client) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let server = tocsin_tests::Server::start(url, &[], &[])?;
+    let listening = started.elapsed();
+    let response = client
+        .post(format!("{}/v1/events", server.url))
+        .bearer_auth(token)
+        .json(
+            &json!({"alert": {"monitor": "AfterRestart", "status": "unhealthy"},
+                      "context": {"service": "svc-restart", "instance": "i-restart"}}),
+        )
+        .send()
+        .await?;
+    anyhow::ensure!(response.status() == 202, "status {}", response.status());
+    let accepted = started.elapsed();
+    let mut ready = None;
+    let store = store::open(url, StoreOptions::default()).await?;
+    let processed = loop {
+        if ready.is_none()
+            && client
+                .get(format!("{}/readyz", server.url))
+                .send()
+                .await?
+                .status()
+                == 200
+        {
+            ready = Some(started.elapsed());
+        }
+        let seen = store
+            .alerts(&store::AlertQuery {
+                monitor: Some("AfterRestart".into()),
+                limit: 1,
+                ..Default::default()
+            })
+            .await?;
+        if !seen.is_empty() {
+            break started.elapsed();
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the event sent after the restart was not processed in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    while ready.is_none() {
+        if client
+            .get(format!("{}/readyz", server.url))
+            .send()
+            .await?
+            .status()
+            == 200
+        {
+            ready = Some(started.elapsed());
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(120), "never ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "- restart with them: listening after {:.0} ms, first event accepted after {:.0} ms, processed after {:.0} ms, ready (`/readyz`) after {:.0} ms; target < 5 s",
+        ms(listening),
+        ms(accepted),
+        ms(processed),
+        ms(ready.unwrap_or_default())
     );
     drop(server);
     Ok(())
@@ -372,6 +471,7 @@ mod futures_like {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let mut part = "all".to_owned();
+    let mut unhealthy = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -380,6 +480,7 @@ async fn main() -> anyhow::Result<()> {
                 args.next().context("--minutes N")?.parse()?,
                 std::sync::atomic::Ordering::Relaxed,
             ),
+            "--unhealthy" => unhealthy = true,
             "--bench" => {}
             other => bail!("unknown option {other}"),
         }
@@ -391,7 +492,7 @@ async fn main() -> anyhow::Result<()> {
         store_part().await?;
     }
     if part == "all" || part == "memory" {
-        memory_part().await?;
+        memory_part(unhealthy).await?;
     }
     Ok(())
 }

@@ -583,6 +583,81 @@ async fn sigkill_during_delivery_then_restart_delivers_each_notification_and_pag
     assert_eq!(fakes.violations(), Vec::<String>::new());
 }
 
+/// A notifier that hangs (PagerDuty takes the first page but never answers within the
+/// request timeout of 10 s): that delivery times out and is retried, PagerDuty's dedup
+/// keeps it one page, and meanwhile Slack and a second incident's page go out at once.
+#[tokio::test]
+async fn a_hanging_notifier_times_out_and_is_retried_and_holds_nothing_else_up() {
+    let fakes = Fakes::start().await.expect("fakes");
+    let served = Served::new(&fakes, "  - { page: pd, chat: slack }");
+    let token = served.token.clone();
+    let server = served.start();
+    fakes.script(
+        "pagerduty",
+        [Scripted {
+            delay: Some(Duration::from_secs(60)),
+            ..Scripted::default()
+        }],
+    );
+    let client = reqwest::Client::new();
+    let post = async |monitor: &str| {
+        let answer = client
+            .post(format!("{}/v1/events", server.url))
+            .bearer_auth(&token)
+            .json(&event(monitor, "web-1", "unhealthy", "high"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 202);
+    };
+    post("Http5xx").await;
+    let started = std::time::Instant::now();
+    while fakes.requests_to("pagerduty").is_empty() || fakes.requests_to("slack").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the page and the post start at once: {:?}",
+            fakes.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // While the first page hangs, a second incident is paged and posted at once.
+    post("Latency").await;
+    let second = std::time::Instant::now();
+    while fakes.requests_to("pagerduty").len() < 2 || fakes.requests_to("slack").len() < 2 {
+        assert!(
+            second.elapsed() < Duration::from_secs(5),
+            "a hanging page held up another incident: {:?}",
+            fakes.requests()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "all of this happened while the first page still hung"
+    );
+
+    // The hung page times out and its retry is answered.
+    let list = all_sent(&client, &server.url, &token, 4, Duration::from_secs(40)).await;
+    let hung = list["notifications"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|n| n["notifier"] == "pd" && n["attempts"].as_i64() > Some(1))
+        .unwrap_or_else(|| panic!("the hung page was retried: {list}"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "given up only at the request timeout"
+    );
+    assert_eq!(hung["state"], "sent");
+    assert_eq!(
+        fakes.pages().len(),
+        2,
+        "one page per incident: {:?}",
+        fakes.pages()
+    );
+    assert_eq!(fakes.violations(), Vec::<String>::new());
+}
+
 /// The server hands a new incident to the outbox in memory and sends before it records:
 /// an update that arrives while the first post is still in flight waits for it, edits
 /// the message that post created, and every delivery ends recorded as sent. The

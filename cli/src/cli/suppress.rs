@@ -119,7 +119,10 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("invalid --start \"{text}\""))?,
                 None => OffsetDateTime::now_utc(),
             };
-            let end = start + length;
+            let end = time::Duration::try_from(length)
+                .ok()
+                .and_then(|length| start.checked_add(length))
+                .with_context(|| format!("--for {} ends after the year 9999", args.duration))?;
             let mut metadata = Map::new();
             for (key, value) in [
                 ("ticket", &args.ticket),

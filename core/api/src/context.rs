@@ -109,14 +109,24 @@ pub(crate) async fn get_runbook(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChange {
-    /// The service changed (its `service` label).
+    /// The service changed (its `service` label): 1-256 characters, no control character.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub service: String,
     /// `deploy`, `config` or `other`.
     pub kind: String,
-    /// What changed, 1-1024 characters.
+    /// What changed, 1-1024 characters, not only white space.
+    #[schema(
+        max_length = 1024,
+        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub description: String,
-    /// Where to read more.
+    /// Where to read more, at most 1024 characters.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub link: Option<String>,
     /// When it happened (default: now).
     #[serde(default, with = "time::serde::rfc3339::option")]
@@ -183,7 +193,7 @@ pub(crate) async fn post_change(
 #[utoipa::path(get, path = "/v1/changes",
     params(
         ("service" = String, Query, description = "the service"),
-        ("since" = Option<String>, Query, description = "RFC 3339"),
+        ("since" = Option<String>, Query, description = "RFC 3339", format = DateTime),
         ("team" = Option<String>, Query, description = "admins: only this team's"),
     ),
     responses((status = 200, body = Vec<Change>), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]

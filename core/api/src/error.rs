@@ -9,7 +9,7 @@ use tracing::error;
 
 use tocsin_ingest::Rejected;
 use tocsin_model::suppression::lifecycle::SuppressionError;
-use tocsin_store::StoreError;
+use tocsin_store::{Outage, StoreError};
 
 /// The body of every error response.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -55,6 +55,22 @@ impl ApiError {
         }
     }
 
+    /// A `503` for a write the database could not take through no fault of the
+    /// request (its disk is full, it cannot be reached): nothing was stored, and the
+    /// same request succeeds once the outage ends.
+    pub fn outage(outage: Outage) -> Self {
+        Self {
+            retry_after: Some(OUTAGE_RETRY_SECONDS),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{}: nothing was accepted; retry later (the server log has the details)",
+                    outage.message()
+                ),
+            )
+        }
+    }
+
     /// Seconds the client should wait before retrying, if it should.
     pub(crate) fn retry_after(&self) -> Option<u64> {
         self.retry_after
@@ -88,8 +104,15 @@ impl ApiError {
     }
 }
 
+/// How long a client is asked to wait after a refusal for an outage of the database.
+const OUTAGE_RETRY_SECONDS: u64 = 5;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let Some(outage) = e.outage() {
+            error!(error = %e, "{}", outage.message());
+            return Self::outage(outage);
+        }
         Self::internal(&e)
     }
 }

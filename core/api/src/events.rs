@@ -32,6 +32,7 @@ pub struct Receipt {
 
 /// One event, or a list of them (schema only).
 #[derive(ToSchema)]
+#[serde(untagged)]
 #[allow(dead_code)]
 enum EventsBody {
     One(Box<Event>),
@@ -151,6 +152,10 @@ pub(crate) async fn commit(
             AppendError::Failed => {
                 rejected_as(source, &team_label, "failed", accepted);
                 ApiError::internal(&e)
+            }
+            AppendError::Outage(outage) => {
+                rejected_as(source, &team_label, outage.reason(), accepted);
+                ApiError::outage(outage)
             }
         });
     }

@@ -26,6 +26,7 @@ mod alerts;
 pub mod auth;
 mod body;
 mod caller;
+mod constraints;
 mod context;
 mod error;
 mod events;
@@ -298,6 +299,9 @@ async fn openapi() -> Json<serde_json::Value> {
 pub fn document() -> serde_json::Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
     inline_flattened(&mut doc, "Service", "ServiceSpec");
+    inline_flattened(&mut doc, "SuppressionRecord", "Draft");
+    inline_flattened(&mut doc, "SuppressionDetail", "SuppressionRecord");
+    constraints::apply(&mut doc);
     doc
 }
 

@@ -25,9 +25,14 @@ const MAX_DESCRIPTION: usize = 1024;
 #[serde(deny_unknown_fields)]
 pub struct NewLogsQuery {
     /// One read statement (SELECT or WITH), at most 16 KiB, parameters as `:name`.
+    #[schema(
+        min_length = 1,
+        pattern = r"^\s*([Ss][Ee][Ll][Ee][Cc][Tt]|[Ww][Ii][Tt][Hh])"
+    )]
     pub sql: String,
-    /// What it shows.
+    /// What it shows, at most 1024 characters.
     #[serde(default)]
+    #[schema(max_length = 1024)]
     pub description: String,
 }
 

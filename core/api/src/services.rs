@@ -59,9 +59,9 @@ pub(crate) async fn get(
 /// Creates or replaces a service. A team token owns what it creates and may change only
 /// its own services; it cannot claim a name another team's alerts already carry. An
 /// admin must say which team owns it, and may give any name to any team.
-#[utoipa::path(put, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value")),
+#[utoipa::path(put, path = "/v1/services/{name}", params(("name" = String, Path, description = "the `service` label value: 1-256 characters, no NUL", pattern = r"^[^\u0000]{1,256}$")),
     request_body(content((ServiceSpec = "application/json"), (ServiceSpec = "application/yaml"))),
-    responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = Service), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody), (status = 413, description = "over 1 MiB", body = ErrorBody)))]
 pub(crate) async fn put(
     State(state): State<AppState>,
     caller: Caller,

@@ -81,6 +81,10 @@ pub enum AppendError {
     /// The database failed (a `500`).
     #[error("the journal could not store the events")]
     Failed,
+    /// The database takes no writes for now (a `503`): the same request succeeds once
+    /// the outage ends.
+    #[error("{}", .0.message())]
+    Outage(tocsin_store::Outage),
     /// Taking the events would pass the pipeline's lag bound (a `503`).
     #[error("{}", .0.reason)]
     Busy(Busy),
@@ -98,8 +102,8 @@ impl Append for StoreAppend {
             return Ok(());
         }
         self.0.append(records).await.map(|_| ()).map_err(|e| {
-            tracing::error!(error = %e, "journal append failed; the request gets a 500");
-            AppendError::Failed
+            tracing::error!(error = %e, "journal append failed; nothing of the request is stored");
+            e.outage().map_or(AppendError::Failed, AppendError::Outage)
         })
     }
 

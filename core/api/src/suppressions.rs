@@ -3,6 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,7 @@ const PREVIEW_ALERTS: usize = 100;
 
 /// Query of `POST /v1/suppressions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct CreateParams {
     /// Admins only: create it even if it matches more than the policy share.
     #[serde(default)]
@@ -35,14 +37,17 @@ pub(crate) struct CreateParams {
     /// The team whose alerts it stops: a team token's own (the default for it); an admin
     /// names any team, or leaves it out to stop every team's alerts.
     #[serde(default)]
+    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     team: Option<String>,
 }
 
 /// Query of `POST /v1/suppressions/preview`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct PreviewParams {
     /// As for `POST /v1/suppressions`: whose alerts the draft would stop.
     #[serde(default)]
+    #[param(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     team: Option<String>,
 }
 
@@ -137,17 +142,24 @@ async fn scan(
     }
 }
 
+/// A query string that does not read as the parameters: a 400 in the API's error shape
+/// (axum's own rejection is plain text).
+fn query_rejected(rejection: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, rejection.body_text())
+}
+
 /// Shows which known alerts a draft matches, and whether the guards accept it.
 #[utoipa::path(post, path = "/v1/suppressions/preview", params(PreviewParams),
     request_body(content((Draft = "application/json"), (Draft = "application/yaml"))),
-    responses((status = 200, body = Preview), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = Preview), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub(crate) async fn preview(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<PreviewParams>,
+    params: Result<Query<PreviewParams>, QueryRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<Json<Preview>, ApiError> {
+    let Query(params) = params.map_err(query_rejected)?;
     let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let matcher = draft
@@ -172,12 +184,13 @@ pub(crate) async fn preview(
 pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<CreateParams>,
+    params: Result<Query<CreateParams>, QueryRejection>,
     headers: HeaderMap,
     request: Body,
 ) -> Result<(StatusCode, Json<SuppressionRecord>), ApiError> {
     // Whose alerts it stops follows the listing rule: an admin who names no team stops
     // every team's.
+    let Query(params) = params.map_err(query_rejected)?;
     let team = listed_team(&caller, params.team.as_deref())?;
     let draft: Draft = body::read(&headers, request).await?;
     let record = create_record(&state, &caller, team, draft, params.force).await?;
@@ -335,8 +348,8 @@ async fn store_change(
 
 /// Every event a suppression stopped, oldest first.
 #[utoipa::path(get, path = "/v1/suppressions/{id}/suppressed",
-    params(("id" = String, Path, description = "the suppression's id"), ("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000")),
-    responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "the suppression's id"), ("after" = Option<String>, Query, description = "the `next` cursor"), ("limit" = Option<u32>, Query, description = "1-10000, default 1000", minimum = 1, maximum = 10000)),
+    responses((status = 200, body = Suppressed), (status = 404, body = ErrorBody), (status = 400, body = ErrorBody)))]
 pub(crate) async fn suppressed(
     State(state): State<AppState>,
     caller: Caller,

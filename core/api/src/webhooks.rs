@@ -123,7 +123,7 @@ pub(crate) async fn datadog(
 /// window's start and healthy at its end. Query parameters: `token`, `tz` (zone of the
 /// bare times), `priority`; any other is a context label.
 #[utoipa::path(post, path = "/v1/webhooks/loggly", security(),
-    params(("token" = String, Query, description = "a team token")),
+    params(("token" = Option<String>, Query, description = "a team token (or the X-Tocsin-Token header)")),
     request_body(content = Object, content_type = "application/json"),
     responses(
         (status = 202, description = "accepted and durable", body = Receipt),

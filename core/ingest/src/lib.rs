@@ -16,6 +16,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use tocsin_model::event::{Event, FieldError};
+use tocsin_model::json::kind;
 use tocsin_model::team;
 use tocsin_model::team::Caller;
 use tocsin_store::Accepted;
@@ -301,17 +302,6 @@ fn check_count(n: usize) -> Result<(), BodyError> {
         Err(BodyError::TooManyItems(n))
     } else {
         Ok(())
-    }
-}
-
-fn kind(value: &serde_json::Value) -> &'static str {
-    match value {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
     }
 }
 

@@ -8,7 +8,8 @@
 
 use std::collections::BTreeSet;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
@@ -34,6 +35,7 @@ pub enum Lifecycle {
 pub struct ServiceSpec {
     /// The owning team; a team token may leave it out (its own team is used).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     pub team: Option<String>,
     /// Whether customers notice when it fails; when `false`, `high` becomes `low`.
     #[serde(default = "yes")]
@@ -43,16 +45,77 @@ pub struct ServiceSpec {
     pub lifecycle: Lifecycle,
     /// Instances (the `instance` or `host` label) whose events are dropped.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    #[schema(max_items = 10_000)]
     pub retired: BTreeSet<String>,
     /// Filters for events of this service that list none of their own.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "objects"
+    )]
     pub filters: Vec<FilterSpec>,
     /// Grouping for events of this service that set none of their own.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_null"
+    )]
     pub grouping: Option<Grouping>,
     /// Alerting settings; an event's own fields take precedence, one by one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_or_null"
+    )]
     pub alerting: Option<Alerting>,
+}
+
+/// Reads an optional setting only from an object (or `null`). Serde's derived structs
+/// also read a sequence of their fields in order, so without this `grouping: [null,
+/// null]` would be read as a grouping of defaults and accepted.
+fn object_or_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Null => Ok(None),
+        value @ serde_json::Value::Object(_) => {
+            T::deserialize(value).map(Some).map_err(de::Error::custom)
+        }
+        other => Err(de::Error::custom(format!(
+            "expected an object of settings, got {}",
+            crate::json::kind(&other)
+        ))),
+    }
+}
+
+/// Reads a list whose every item is an object, for the same reason as
+/// [`object_or_null`]: `filters: [["state-change"]]` is not a filter.
+fn objects<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| match item {
+                item @ serde_json::Value::Object(_) => {
+                    T::deserialize(item).map_err(|e| de::Error::custom(format!("item {i}: {e}")))
+                }
+                other => Err(de::Error::custom(format!(
+                    "item {i}: expected an object, got {}",
+                    crate::json::kind(&other)
+                ))),
+            })
+            .collect(),
+        other => Err(de::Error::custom(format!(
+            "expected a list of objects, got {}",
+            crate::json::kind(&other)
+        ))),
+    }
 }
 
 fn yes() -> bool {

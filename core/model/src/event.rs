@@ -250,6 +250,17 @@ impl Event {
                 "contains a NUL character, which cannot be stored",
             ));
         }
+        if let Some(since) = self.alert.since
+            && !rfc3339_writable(since)
+        {
+            // The journal, the history and every listing write it as RFC 3339, which has
+            // years 0000-9999 only, in the sender's offset and in UTC alike. A plugin can
+            // give any millisecond, and `0000-01-01T00:00:00+00:01` is year -1 in UTC.
+            errors.push(FieldError::new(
+                "alert.since",
+                "must be in the years 0000 to 9999, in UTC as well",
+            ));
+        }
         if let Some(count) = self.alert.count
             && i64::try_from(count).is_err()
         {
@@ -505,6 +516,12 @@ fn check_plugin_name(
     }
 }
 
+/// Whether `at` can be written as RFC 3339 both as given and in UTC.
+fn rfc3339_writable(at: OffsetDateTime) -> bool {
+    use time::format_description::well_known::Rfc3339;
+    at.format(&Rfc3339).is_ok() && at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).is_ok()
+}
+
 /// Parses a duration such as `90s`, `5m`, `1h30m` or `7d`.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let bad = || {
@@ -535,10 +552,13 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             "d" => 86_400_000,
             _ => return Err(bad()),
         };
+        // At most i64::MAX milliseconds (292 million years): every consumer may hold a
+        // duration as signed milliseconds without wrapping.
         total = number
             .checked_mul(millis)
             .and_then(|v| total.checked_add(v))
-            .ok_or_else(bad)?;
+            .filter(|&t| i64::try_from(t).is_ok())
+            .ok_or_else(|| format!("duration \"{text}\" is too long"))?;
         rest = &rest[unit_len..];
     }
     Ok(std::time::Duration::from_millis(total))
@@ -818,6 +838,28 @@ mod tests {
     }
 
     #[test]
+    fn a_since_rfc3339_cannot_write_is_refused_so_the_journal_can_store_the_event() {
+        // Found by fuzzing what a transformer may return: any millisecond is a time, and
+        // the journal then stored the event as an empty string.
+        let mut year_minus_one = event(minimal());
+        year_minus_one.alert.since =
+            Some(OffsetDateTime::from_unix_timestamp(-62_198_755_200).expect("a time"));
+        let mut east_of_year_zero = minimal();
+        east_of_year_zero["alert"]["since"] = "0000-01-01T00:00:00+00:01".into();
+        for refused in [year_minus_one, event(east_of_year_zero)] {
+            let errors = refused.validate().expect_err("refused");
+            assert!(
+                errors.iter().any(|e| e.field == "alert.since"),
+                "{errors:?}"
+            );
+        }
+        let mut fine = minimal();
+        fine["alert"]["since"] = "0000-01-01T00:01:00+00:01".into();
+        assert_eq!(event(fine.clone()).validate(), Ok(()));
+        assert!(serde_json::to_string(&event(fine)).is_ok());
+    }
+
+    #[test]
     fn durations_parse() {
         assert_eq!(
             parse_duration("90s"),
@@ -834,5 +876,10 @@ mod tests {
         for bad in ["", "5", "m", "5 m", "-5m", "5w", "99999999999999999999d"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+        // Longer than i64::MAX milliseconds: every consumer holds durations as signed
+        // milliseconds, so these would wrap to negative windows.
+        assert!(parse_duration("18446744073709551615ms").is_err_and(|e| e.contains("too long")));
+        assert!(parse_duration("9223372036854775807ms").is_ok());
+        assert!(parse_duration("9223372036854775808ms").is_err());
     }
 }

@@ -19,6 +19,7 @@
 pub mod catalogue;
 pub mod clock;
 pub mod event;
+pub mod json;
 pub mod notice;
 pub mod plugin;
 pub mod rows;

@@ -42,7 +42,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Draft {
-    /// Why the alerts are expected, 1-1024 characters.
+    /// Why the alerts are expected, 1-1024 characters, not only white space.
+    #[schema(
+        max_length = 1024,
+        pattern = r"[^\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+    )]
     pub description: String,
     /// When the suppression starts.
     #[serde(with = "time::serde::rfc3339")]
@@ -59,6 +63,7 @@ pub struct Draft {
     pub metadata: serde_json::Map<String, serde_json::Value>,
     /// Label sets; an alert is suppressed when it matches any of them. A value starting
     /// with `~` is a fully anchored regex, and each target needs one exact label.
+    #[schema(min_items = 1, max_items = 100)]
     pub targets: Vec<BTreeMap<String, String>>,
 }
 
@@ -148,6 +153,21 @@ impl Draft {
     }
 
     fn check_times(&self, policy: &Policy, errors: &mut Vec<FieldError>) {
+        // Times are kept in UTC and written back as RFC 3339, which has years 0000-9999
+        // only: `0000-01-01T00:00:00+00:01` is in year -1 once in UTC.
+        let mut unwritable = false;
+        for (field, at) in [("startTime", self.start_time), ("endTime", self.end_time)] {
+            if at.to_offset(time::UtcOffset::UTC).format(&Rfc3339).is_err() {
+                unwritable = true;
+                errors.push(error(
+                    field,
+                    format!("{field} must be in UTC years 0000 to 9999"),
+                ));
+            }
+        }
+        if unwritable {
+            return;
+        }
         if self.end_time <= self.start_time {
             errors.push(error(
                 "endTime",
@@ -374,12 +394,17 @@ fn compile_pattern(value: &str) -> Result<Pattern, String> {
     let Some(pattern) = value.strip_prefix('~') else {
         return Ok(Pattern::Exact(value.to_owned()));
     };
-    // Compiled alone first so that a pattern such as `x)|(.+` cannot close the anchoring
-    // group and match unanchored: alone, its parentheses do not balance.
-    build_regex(pattern).map_err(|e| format!("invalid regex \"{value}\": {e}"))?;
-    build_regex(&format!("^(?:{pattern})$"))
+    anchored_regex(pattern)
         .map(Pattern::Regex)
         .map_err(|e| format!("invalid regex \"{value}\": {e}"))
+}
+
+/// Compiles `pattern` anchored at both ends, within the size limit of a target's regex.
+/// The pattern is compiled alone first so that one such as `x)|(.+` cannot close the
+/// anchoring group and match unanchored: alone, its parentheses do not balance.
+pub fn anchored_regex(pattern: &str) -> Result<regex::Regex, String> {
+    build_regex(pattern)?;
+    build_regex(&format!("^(?:{pattern})$"))
 }
 
 fn build_regex(pattern: &str) -> Result<regex::Regex, String> {
@@ -522,6 +547,19 @@ targets:
         assert_eq!(json["endTime"], "2021-02-14T07:00:00Z");
         let back: Draft = serde_json::from_value(json).expect("parses");
         assert_eq!(back, blueprint());
+    }
+
+    #[test]
+    fn times_rfc3339_cannot_write_in_utc_are_refused() {
+        // Year 0 one minute east of UTC is year -1 in UTC: listings could not write it.
+        let yaml = BLUEPRINT
+            .replace("2021-02-14T00:00:00Z", "0000-01-01T00:00:00+00:01")
+            .replace("2021-02-14T07:00:00Z", "0000-01-01T02:00:00Z");
+        let early: Draft = serde_yaml_ng::from_str(&yaml).expect("parses");
+        assert_refused(&early, "startTime", "years 0000 to 9999");
+        let yaml = BLUEPRINT.replace("2021-02-14T00:00:00Z", "0000-01-01T00:01:00+00:01");
+        let midnight: Draft = serde_yaml_ng::from_str(&yaml).expect("parses");
+        assert_refused(&midnight, "endTime", "lasts");
     }
 
     #[test]

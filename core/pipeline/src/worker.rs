@@ -473,6 +473,10 @@ pub async fn run(
         if last_prune.elapsed() >= PRUNE_EVERY {
             last_prune = Instant::now();
             let before = now_ms() - current.config().retention_ms;
+            debug!(
+                before,
+                "pruning history and finished incidents past retention"
+            );
             match store.prune(before).await {
                 Ok(0) => {}
                 Ok(n) => info!(

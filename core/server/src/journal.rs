@@ -27,9 +27,12 @@ const MAX_GROUP_EVENTS: usize = 20_000;
 const QUEUE_DEPTH: usize = 1_024;
 
 /// The journal could not take the events; nothing of them is stored.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the journal could not store the events")]
-pub struct JournalError;
+pub struct JournalError {
+    /// The database's outage, if that is why: the same append succeeds once it ends.
+    outage: Option<tocsin_store::Outage>,
+}
 
 struct Append {
     records: Vec<Record>,
@@ -98,6 +101,9 @@ impl Journal {
             .map_err(|_| AppendError::Failed)?;
         match committed.await {
             Ok(Ok(last)) => Ok(Some(last)),
+            Ok(Err(JournalError {
+                outage: Some(outage),
+            })) => Err(AppendError::Outage(outage)),
             _ => Err(AppendError::Failed),
         }
     }
@@ -165,13 +171,16 @@ async fn write(
                 debug!(events = n, requests = requests_in_group, elapsed = ?started.elapsed(), "journal commit");
             }
             Err(e) => {
-                error!(error = %e, events = n, "journal commit failed; the requests get a 500")
+                error!(error = %e, events = n, "journal commit failed; nothing of its requests is stored")
             }
         }
-        let first = outcome.as_ref().ok().map(|a| a.first.unwrap_or(0));
+        let first = match &outcome {
+            Ok(appended) => Ok(appended.first.unwrap_or(0)),
+            Err(e) => Err(JournalError { outage: e.outage() }),
+        };
         for (last, done) in waiting {
             // A sender that gave up (client went away) still had its events committed.
-            let _ = done.send(first.map(|first| first + last).ok_or(JournalError));
+            let _ = done.send(first.map(|first| first + last));
         }
     }
 }

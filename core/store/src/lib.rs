@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 pub use alerts::{AlertQuery, AlertState};
 pub use context::{Change, Runbook};
-pub use error::StoreError;
+pub use error::{Outage, StoreError};
 pub use incidents::incident_from;
 pub use journal::{Accepted, Appended, Record};
 pub use lease::Lease;

@@ -86,6 +86,7 @@ impl DraftForm {
     /// The draft as the API takes it, or what is wrong with the form itself (the API
     /// checks the rest: targets, regexes, duration, share).
     fn draft(&self) -> Result<Value, String> {
+        let too_long = || format!("for: {} would end after the year 9999", self.lasting.trim());
         let start = if self.start.trim().is_empty() {
             OffsetDateTime::now_utc()
                 .replace_millisecond(0)
@@ -98,7 +99,9 @@ impl DraftForm {
             ("", lasting) => {
                 let d = tocsin_model::event::parse_duration(lasting)
                     .map_err(|e| format!("for: {e}"))?;
-                start + d
+                start
+                    .checked_add(time::Duration::try_from(d).map_err(|_| too_long())?)
+                    .ok_or_else(too_long)?
             }
             (end, _) => parse_time("end", end)?,
         };
@@ -577,6 +580,12 @@ mod tests {
             bad_time
                 .draft()
                 .is_err_and(|e| e.starts_with("start: \"tomorrow\""))
+        );
+        // Found by reading for the fuzz targets: this used to panic the handler.
+        let forever = form("service=bender", "9999999d").draft();
+        assert_eq!(
+            forever,
+            Err("for: 9999999d would end after the year 9999".to_owned())
         );
     }
 }

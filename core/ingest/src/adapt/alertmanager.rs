@@ -499,8 +499,7 @@ impl Filter {
             .and_then(|v| v.strip_suffix('"'))
             .unwrap_or(value)
             .replace("\\\"", "\"");
-        let regex =
-            || regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| bad(&e.to_string()));
+        let regex = || tocsin_model::suppression::anchored_regex(&value).map_err(|e| bad(&e));
         let op = match op {
             "=" => FilterOp::Equal(value),
             "!=" => FilterOp::NotEqual(value),
@@ -643,6 +642,10 @@ mod tests {
         assert!(!keeps("service=\"x\""));
         assert!(Filter::parse("nonsense").is_err());
         assert!(Filter::parse("a=~\"(\"").is_err());
+        // The anchoring cannot be escaped, and the regex size is bounded.
+        assert!(Filter::parse("alertname=~\"x)|(.+\"").is_err());
+        assert!(!keeps("alertname=~\"Instance\""));
+        assert!(Filter::parse("alertname=~\"\\w{5000}\"").is_err());
         assert_eq!(suppression_id("0193.1"), "0193");
         assert_eq!(suppression_id("0193-ab"), "0193-ab");
     }

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use tocsin_model::event::{FieldError, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN, MAX_MESSAGE_BYTES};
+use tocsin_model::json::kind;
 use tocsin_model::template::check_label_key;
 
 /// Largest webhook body (Datadog, Loggly): their payloads are a few KiB.
@@ -82,18 +83,6 @@ fn object(body: &[u8]) -> Result<Map<String, Value>, AdaptError> {
             format!("expected a JSON object, got {}", kind(&other)),
         )),
         Err(e) => Err(AdaptError::Malformed(e.to_string())),
-    }
-}
-
-/// The JSON type of a value, for error messages.
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
