@@ -362,7 +362,8 @@ async fn memory_part(unhealthy: bool) -> anyhow::Result<()> {
 /// listening, to ready, and until one new event sent at once is processed.
 async fn restart(url: &str, token: &str, client: &reqwest::Client) -> anyhow::Result<()> {
     let started = Instant::now();
-    let server = tocsin_tests::Server::start(url, &[], &[])?;
+    let server =
+        tocsin_tests::Server::start(url, &[], &[("TOCSIN_LOG", "warn,tocsin_pipeline=info")])?;
     let listening = started.elapsed();
     let response = client
         .post(format!("{}/v1/events", server.url))
@@ -425,6 +426,11 @@ async fn restart(url: &str, token: &str, client: &reqwest::Client) -> anyhow::Re
         ms(processed),
         ms(ready.unwrap_or_default())
     );
+    for line in server.stderr() {
+        if line.contains("state loaded") {
+            println!("- the server's log: {line}");
+        }
+    }
     drop(server);
     Ok(())
 }

@@ -194,13 +194,16 @@ impl Engine {
                 members: Vec::new(),
             }));
         }
-        for (incident, team, fingerprint, _status) in snapshot.members {
+        for (incident, team, fingerprint) in snapshot.members {
             let (Some(&slot), Ok(fingerprint)) = (slots.get(&incident), fingerprint.parse()) else {
                 continue;
             };
             let key = (self.team_id(&team), fingerprint);
+            // An alert in several open incidents belongs to the newest (slots follow
+            // `opened_at`): it joins another only once its incident stopped taking
+            // alerts, and the one that opens next is newer.
             if let Some(tracked) = self.alerts.get_mut(&key) {
-                tracked.incident = slot + 1;
+                tracked.incident = tracked.incident.max(slot + 1);
             }
             if let Some(Some(incident)) = self.incidents.get_mut(slot as usize) {
                 incident.members.push(key);

@@ -138,23 +138,33 @@ impl Signal {
 pub async fn load(store: &dyn PipelineStore, config: Config) -> Result<Engine, StoreError> {
     let started = Instant::now();
     let mut engine = Engine::new(config);
-    let mut after = None;
-    loop {
-        let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
-        let full = page.len() as i64 == LOAD_PAGE;
-        after = page
-            .last()
-            .map(|row| (row.team.clone(), row.fingerprint.clone()));
-        for row in page {
-            engine.load_alert(row);
+    // The alerts page by page, and meanwhile, on another connection, the rest.
+    let alerts = async {
+        let mut after = None;
+        loop {
+            let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
+            let full = page.len() as i64 == LOAD_PAGE;
+            after = page
+                .last()
+                .map(|row| (row.team.clone(), row.fingerprint.clone()));
+            for row in page {
+                engine.load_alert(row);
+            }
+            if !full {
+                break;
+            }
         }
-        if !full {
-            break;
-        }
-    }
-    engine.load_snapshot(store.snapshot().await?);
-    engine.set_rules(store.rules(now_ms() - config.retention_ms).await?);
-    info!(alerts = engine.tracked(), cursor = engine.cursor(), elapsed = ?started.elapsed(), "pipeline state loaded");
+        Ok::<_, StoreError>(started.elapsed())
+    };
+    let rest = async {
+        let snapshot = store.snapshot().await?;
+        let rules = store.rules(now_ms() - config.retention_ms).await?;
+        Ok::<_, StoreError>((snapshot, rules, started.elapsed()))
+    };
+    let (alerts_took, (snapshot, rules, rest_took)) = tokio::try_join!(alerts, rest)?;
+    engine.load_snapshot(snapshot);
+    engine.set_rules(rules);
+    info!(alerts = engine.tracked(), cursor = engine.cursor(), ?alerts_took, ?rest_took, elapsed = ?started.elapsed(), "pipeline state loaded");
     Ok(engine)
 }
 

@@ -194,8 +194,8 @@ macro_rules! backend {
                 sql.push(" AND fingerprint = ").push_bind(fingerprint.clone());
             }
             if let Some((at, id)) = &query.after {
-                sql.push(" AND (processed_at > ").push_bind(*at).push(" OR (processed_at = ").push_bind(*at)
-                    .push(" AND id > ").push_bind(id.clone()).push("))");
+                sql.push(" AND (processed_at, id) > (").push_bind(*at).push(", ")
+                    .push_bind(id.clone()).push(")");
             }
             sql.push(" ORDER BY processed_at, id LIMIT ").push_bind(i64::from(query.limit));
             let rows = sql.build().fetch_all(pool).await?;
