@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use plotters::prelude::*;
 use tocsin_tests::load::{BATCH, FLEET, load, tocsin_batches};
+use tocsin_tests::sample::{file_mib, metric, rss_mib};
 use tocsin_tests::{Server, create_token, sqlite_url, workspace};
 
 struct Settings {
@@ -73,35 +74,6 @@ struct Run {
     samples: Vec<Sample>,
     load_seconds: f64,
     caught_up_after: Option<f64>,
-}
-
-fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(series)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>()
-        + 0.0
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
-fn file_mib(path: &Path) -> f64 {
-    let size = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
-    let wal = PathBuf::from(format!("{}-wal", path.display()));
-    (size(path) + size(&wal)) as f64 / (1024.0 * 1024.0)
 }
 
 fn sample(server: &Server, metrics_url: &str, journal: &Path, started: Instant) -> Sample {

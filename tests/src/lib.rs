@@ -13,6 +13,7 @@ pub mod fakes;
 pub mod lambda;
 pub mod load;
 pub mod plugins;
+pub mod sample;
 pub mod storm;
 
 /// The workspace root.
