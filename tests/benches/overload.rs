@@ -231,9 +231,7 @@ fn chart(
 
 fn main() -> anyhow::Result<()> {
     let settings = settings()?;
-    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-        .context("no DejaVuSans.ttf: run `bash infra/deps.sh` (fonts-dejavu-core)")?;
-    let font: &'static [u8] = Box::leak(font.into_boxed_slice());
+    let font = tocsin_tests::sample::chart_font()?;
     plotters::style::register_font("sans-serif", FontStyle::Normal, font)
         .map_err(|_| anyhow::anyhow!("cannot read DejaVuSans.ttf"))?;
     println!(

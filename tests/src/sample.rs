@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context as _;
+
 /// The sum of every sample of `series` (all its label sets) in a Prometheus text
 /// exposition; 0 when it is absent.
 pub fn metric(text: &str, series: &str) -> f64 {
@@ -79,6 +81,14 @@ pub fn machine_busy_seconds() -> f64 {
             Some(busy / 100.0)
         })
         .unwrap_or(0.0)
+}
+
+/// The TrueType font the benchmarks' charts write their text in (Debian's
+/// fonts-dejavu-core, installed by `infra/deps.sh`), for `plotters::style::register_font`.
+pub fn chart_font() -> anyhow::Result<&'static [u8]> {
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .context("no DejaVuSans.ttf: run `bash infra/deps.sh` (fonts-dejavu-core)")?;
+    Ok(Box::leak(font.into_boxed_slice()))
 }
 
 #[cfg(test)]
