@@ -937,3 +937,70 @@ async fn postgres_an_append_committing_after_a_later_one_is_not_skipped() {
     let monitors = monitors(store.as_ref()).await;
     assert_eq!(monitors, ["fast", "slow"]);
 }
+
+#[tokio::test]
+async fn the_pipeline_reloads_every_alert_page_by_page_and_each_incidents_members() {
+    for (backend, store, _guard) in backends().await {
+        let events: Vec<String> = (0..7)
+            .map(|n| {
+                let status = if n == 6 { "healthy" } else { "unhealthy" };
+                format!(
+                    r#"{{"alert": {{"monitor": "M{n}", "status": "{status}"}},
+                        "context": {{"service": "svc-{}", "region": "eu"}},
+                        "grouping": {{"keys": ["${{context.service}}"]}}}}"#,
+                    n % 2
+                )
+            })
+            .collect();
+        store
+            .append(accept(&format!("[{}]", events.join(","))))
+            .await
+            .expect("append");
+        tocsin_tests::process(store.as_ref(), 5_000).await;
+
+        // Pages of two, each after the last key of the one before: every alert once, in
+        // key order, with its state.
+        let (mut rows, mut after) = (Vec::new(), None);
+        loop {
+            let page = store.tracked_page(after.clone(), 2).await.expect("page");
+            assert!(page.len() <= 2, "{backend}: a page is bounded");
+            let Some(last) = page.last() else { break };
+            after = Some((last.team.clone(), last.fingerprint.clone()));
+            rows.extend(page);
+        }
+        assert_eq!(rows.len(), 7, "{backend}: every alert once");
+        let keys: Vec<_> = rows.iter().map(|r| (&r.team, &r.fingerprint)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "{backend}: {keys:?}");
+        let unhealthy = rows
+            .iter()
+            .filter(|r| r.status == Status::Unhealthy)
+            .count();
+        assert_eq!(unhealthy, 6, "{backend}");
+        assert!(rows.iter().all(|r| r.count == 1), "{backend}");
+
+        // Two incidents (one per service), their six members listed under each.
+        let snapshot = store.snapshot().await.expect("snapshot");
+        assert_eq!(snapshot.incidents.len(), 2, "{backend}");
+        let mut members: Vec<usize> = snapshot
+            .members
+            .iter()
+            .map(|(incident, team, fingerprints)| {
+                assert!(
+                    snapshot.incidents.iter().any(|i| &i.id == incident),
+                    "{backend}: {incident} is not an open incident"
+                );
+                for fingerprint in fingerprints {
+                    assert!(
+                        rows.iter().any(|r| &r.team == team
+                            && &r.fingerprint == fingerprint
+                            && r.status == Status::Unhealthy),
+                        "{backend}: member {team}/{fingerprint} is no failing alert"
+                    );
+                }
+                fingerprints.len()
+            })
+            .collect();
+        members.sort_unstable();
+        assert_eq!(members, vec![3, 3], "{backend}");
+    }
+}

@@ -461,8 +461,8 @@ pub struct Snapshot {
     pub held: Vec<HeldRow>,
     /// Incidents still open or resolving.
     pub incidents: Vec<IncidentRow>,
-    /// Their alerts: (incident id, team, fingerprint), in no order.
-    pub members: Vec<(String, String, String)>,
+    /// Their alerts: (incident id, team, fingerprints), in no order.
+    pub members: Vec<(String, String, Vec<String>)>,
 }
 
 /// A stored suppression the pipeline matches events against.

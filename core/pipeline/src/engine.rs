@@ -194,19 +194,25 @@ impl Engine {
                 members: Vec::new(),
             }));
         }
-        for (incident, team, fingerprint) in snapshot.members {
-            let (Some(&slot), Ok(fingerprint)) = (slots.get(&incident), fingerprint.parse()) else {
+        for (incident, team, fingerprints) in snapshot.members {
+            let Some(&slot) = slots.get(&incident) else {
                 continue;
             };
-            let key = (self.team_id(&team), fingerprint);
-            // An alert in several open incidents belongs to the newest (slots follow
-            // `opened_at`): it joins another only once its incident stopped taking
-            // alerts, and the one that opens next is newer.
-            if let Some(tracked) = self.alerts.get_mut(&key) {
-                tracked.incident = tracked.incident.max(slot + 1);
-            }
-            if let Some(Some(incident)) = self.incidents.get_mut(slot as usize) {
-                incident.members.push(key);
+            let team = self.team_id(&team);
+            for fingerprint in fingerprints {
+                let Ok(fingerprint) = fingerprint.parse() else {
+                    continue;
+                };
+                let key = (team, fingerprint);
+                // An alert in several open incidents belongs to the newest (slots follow
+                // `opened_at`): it joins another only once its incident stopped taking
+                // alerts, and the one that opens next is newer.
+                if let Some(tracked) = self.alerts.get_mut(&key) {
+                    tracked.incident = tracked.incident.max(slot + 1);
+                }
+                if let Some(Some(incident)) = self.incidents.get_mut(slot as usize) {
+                    incident.members.push(key);
+                }
             }
         }
     }

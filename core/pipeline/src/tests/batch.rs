@@ -29,7 +29,7 @@ fn state_survives_a_reload() {
         generation: 1,
         held: vec![],
         incidents: vec![incident],
-        members: vec![(member.incident_id, member.team, member.fingerprint)],
+        members: vec![(member.incident_id, member.team, vec![member.fingerprint])],
     });
     b.engine = engine;
     b.send(MIN, alert("Health", "unhealthy", "i-2"));
