@@ -434,7 +434,10 @@ async fn restart(url: &str, token: &str, client: &reqwest::Client) -> anyhow::Re
             ..Default::default()
         })
         .await?;
-    anyhow::ensure!(seen.len() == 1, "the event sent after the restart left no alert");
+    anyhow::ensure!(
+        seen.len() == 1,
+        "the event sent after the restart left no alert"
+    );
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "- restart with them: listening after {:.0} ms, first event accepted after {:.0} ms, processed after {:.0} ms, ready (`/readyz`) after {:.0} ms; target < 5 s",

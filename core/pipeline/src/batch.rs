@@ -10,7 +10,7 @@ use tocsin_model::rows::{AlertRefresh, AlertRow, HeldRow, Hold, IncidentRow, Inc
 use crate::alerting;
 use crate::engine::Engine;
 use crate::refresh::{self, REFRESH_MIN_WAKE, REFRESH_SLICE, RefreshCycle};
-use crate::state::{AlertKey, RowSource, Timer};
+use crate::state::{AlertKey, NEVER, RowSource, Timer};
 
 /// Processed journal rows deleted together.
 pub(crate) const JOURNAL_DELETE_EVERY: i64 = 2_000;
@@ -141,9 +141,12 @@ impl Engine {
         if now - self.last_sweep > self.config.flap_window_ms {
             self.last_sweep = now;
             let window = self.config.flap_window_ms;
-            let held = &self.held;
-            self.flaps.retain(|key, times| {
-                times.last().is_some_and(|t| now - *t < window)
+            let (held, alerts) = (&self.held, &self.alerts);
+            // The earlier changes of an alert whose last change left the window.
+            self.flaps.retain(|key, _| {
+                alerts
+                    .get(key)
+                    .is_some_and(|t| t.changed != NEVER && now - t.changed < window)
                     || held.get(key).is_some_and(|h| h.kind == Hold::Flapping)
             });
         }
@@ -224,14 +227,13 @@ impl Engine {
                 transitions: self
                     .flaps
                     .get(&key)
-                    .map(|times| {
-                        times
-                            .iter()
-                            .map(i64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_default(),
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .chain((tracked.changed != NEVER).then_some(tracked.changed))
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             });
         }
         alerts

@@ -15,7 +15,9 @@ use tocsin_model::rows::{
 use crate::config::Config;
 use crate::plugins::{PluginOutcome, Runner};
 use crate::refresh::RefreshCycle;
-use crate::state::{AlertKey, EventMeta, Held, Incident, Pending, RowSource, Timer, Tracked};
+use crate::state::{
+    AlertKey, EventMeta, Held, Incident, NEVER, Pending, RowSource, Timer, Tracked,
+};
 
 /// The pipeline's in-memory state and its pending writes.
 #[derive(Debug)]
@@ -24,7 +26,8 @@ pub struct Engine {
     pub(crate) teams: Vec<String>,
     pub(crate) team_ids: HashMap<String, u32>,
     pub(crate) alerts: HashMap<AlertKey, Tracked>,
-    /// Recent status changes of alerts that changed within the flap window.
+    /// The status changes within the flap window before each alert's last one
+    /// ([`Tracked::changed`]), oldest first: only alerts that changed more than once.
     pub(crate) flaps: HashMap<AlertKey, Vec<i64>>,
     pub(crate) held: HashMap<AlertKey, Held>,
     pub(crate) incidents: Vec<Option<Incident>>,
@@ -157,15 +160,53 @@ impl Engine {
                 reported: row.status,
                 passed: row.passed,
                 hold: row.hold,
+                changed: NEVER,
             },
         );
-        let times: Vec<i64> = row
+        let mut times: Vec<i64> = row
             .transitions
             .split(',')
             .filter_map(|t| t.parse().ok())
             .collect();
+        if let (Some(last), Some(tracked)) = (times.pop(), self.alerts.get_mut(&key)) {
+            tracked.changed = last;
+        }
         if !times.is_empty() {
             self.flaps.insert(key, times);
+        }
+    }
+
+    /// Counts a status change of `key` at `now` for flap detection: the one before it
+    /// joins `flaps` if still in the window, and older ones leave.
+    pub(crate) fn count_change(&mut self, key: AlertKey, now: i64) {
+        let window = self.config.flap_window_ms;
+        let Some(tracked) = self.alerts.get_mut(&key) else {
+            return;
+        };
+        let before = std::mem::replace(&mut tracked.changed, now);
+        if before != NEVER && now - before < window {
+            let times = self.flaps.entry(key).or_default();
+            times.retain(|t| now - *t < window);
+            times.push(before);
+        } else {
+            self.flaps.remove(&key);
+        }
+    }
+
+    /// The status changes of `key` that flap detection counts at `now`.
+    pub(crate) fn changes(&self, key: AlertKey, now: i64) -> usize {
+        let last = self
+            .alerts
+            .get(&key)
+            .is_some_and(|t| t.changed != NEVER && now - t.changed < self.config.flap_window_ms);
+        self.flaps.get(&key).map_or(0, Vec::len) + usize::from(last)
+    }
+
+    /// Forgets every change of `key` (it stopped flapping).
+    pub(crate) fn forget_changes(&mut self, key: AlertKey) {
+        self.flaps.remove(&key);
+        if let Some(tracked) = self.alerts.get_mut(&key) {
+            tracked.changed = NEVER;
         }
     }
 

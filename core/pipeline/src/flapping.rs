@@ -8,7 +8,7 @@ use tocsin_model::event::{Alert, Event, FLAPPING_LABEL, Priority, Status};
 use tocsin_model::rows::{HistoryOutcome, Hold};
 
 use crate::engine::Engine;
-use crate::state::{AlertKey, EventMeta, RowSource, Timer, Tracked};
+use crate::state::{AlertKey, EventMeta, NEVER, RowSource, Timer, Tracked};
 use crate::text::human;
 
 impl Engine {
@@ -62,7 +62,7 @@ impl Engine {
             return;
         };
         self.pending.held_delete.insert(key);
-        self.flaps.remove(&key);
+        self.forget_changes(key);
         self.set_hold(key, None);
         self.touch(key, &held);
         let cause = EventMeta {
@@ -113,6 +113,7 @@ impl Engine {
             reported: status,
             passed: previous.map_or(Status::Healthy, |t| t.passed),
             hold: None,
+            changed: previous.map_or(NEVER, |t| t.changed),
         };
         self.alerts.insert(key, tracked);
         self.pending.alerts.insert(

@@ -9,7 +9,7 @@ use tocsin_model::rows::{HistoryOutcome, Hold, Incoming};
 use crate::engine::Engine;
 use crate::flapping::is_flapping_alert;
 use crate::plugins::{Judged, PluginOutcome, plugin_filters};
-use crate::state::{AlertKey, EventMeta, RowSource, Timer, Tracked};
+use crate::state::{AlertKey, EventMeta, NEVER, RowSource, Timer, Tracked};
 use crate::text::human;
 
 impl Engine {
@@ -91,6 +91,7 @@ impl Engine {
                     reported: Status::Healthy,
                     passed: Status::Healthy,
                     hold: None,
+                    changed: NEVER,
                 },
             );
             self.drop_count(key.0, "state-unchanged");
@@ -117,6 +118,7 @@ impl Engine {
             reported: Status::Healthy,
             passed: Status::Healthy,
             hold: None,
+            changed: NEVER,
         });
         tracked.reported = status;
         tracked.since = row.reported_since.unwrap_or(now);
@@ -125,10 +127,7 @@ impl Engine {
 
         // Flap detection counts every change (a first report counts when unhealthy).
         if previous.is_some() || status == Status::Unhealthy {
-            let window = self.config.flap_window_ms;
-            let times = self.flaps.entry(key).or_default();
-            times.retain(|t| now - *t < window);
-            times.push(now);
+            self.count_change(key, now);
         }
         self.static_filters(key, event, meta, now);
     }
@@ -163,7 +162,7 @@ impl Engine {
             );
             return;
         }
-        let changes = self.flaps.get(&key).map_or(0, Vec::len);
+        let changes = self.changes(key, now);
         if changes >= self.config.flap_threshold && !is_flapping_alert(&event) {
             self.start_flapping(key, event, meta, now, changes);
             return;

@@ -20,7 +20,16 @@ pub(crate) struct Tracked {
     pub(crate) reported: Status,
     pub(crate) passed: Status,
     pub(crate) hold: Option<Hold>,
+    /// When its status last changed, as flap detection counts changes ([`NEVER`]: not
+    /// since it was loaded or stopped flapping). The changes before it that are still
+    /// in the flap window are in the engine's `flaps`, for the few alerts that have any:
+    /// a wide outage changes a million alerts once each, and a map entry for each
+    /// change cost 120 MB.
+    pub(crate) changed: i64,
 }
+
+/// No status change counted (see [`Tracked::changed`]).
+pub(crate) const NEVER: i64 = i64::MIN;
 
 /// An event held back, in memory.
 #[derive(Debug, Clone)]

@@ -464,7 +464,14 @@ macro_rules! backend {
 
 /// The functions for SQLite.
 pub(crate) mod sqlite {
-    backend!(sqlx::Sqlite, "", true, sqlite, "json_group_array", "json_array");
+    backend!(
+        sqlx::Sqlite,
+        "",
+        true,
+        sqlite,
+        "json_group_array",
+        "json_array"
+    );
 
     /// Journal rows after `after`, oldest first, without their body (labels, event):
     /// [`journal_bodies`] reads those for the rows that need them.
@@ -530,5 +537,12 @@ pub(crate) mod sqlite {
 
 /// The functions for PostgreSQL.
 pub(crate) mod postgres {
-    backend!(sqlx::Postgres, "::jsonb", false, postgres, "json_agg", "json_build_array");
+    backend!(
+        sqlx::Postgres,
+        "::jsonb",
+        false,
+        postgres,
+        "json_agg",
+        "json_build_array"
+    );
 }

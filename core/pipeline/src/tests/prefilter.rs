@@ -103,3 +103,56 @@ fn retired_hosts_are_dropped_with_their_reason() {
         b.reasons()
     );
 }
+
+/// Whether the flapping alert was raised (Tocsin's own unhealthy event).
+fn flapping_raised(history: &[HistoryRow]) -> bool {
+    history
+        .iter()
+        .any(|h| h.source == "tocsin" && h.status == Status::Unhealthy)
+}
+
+#[test]
+fn the_fifth_change_within_the_window_flaps_and_a_restart_keeps_the_count() {
+    let change = |i: usize| {
+        let status = if i % 2 == 0 { "unhealthy" } else { "healthy" };
+        alert("Health", status, "i-1")
+    };
+    let mut b = Bench::new();
+    let mut history = Vec::new();
+    let mut row = None;
+    for i in 0..4 {
+        let outcome = b.batch(i as i64 * MIN, vec![change(i)]);
+        history.extend(outcome.history);
+        row = outcome.alerts.into_iter().next().or(row);
+    }
+    assert!(!flapping_raised(&history), "four changes are not a flap");
+
+    // A restart: the alert's state as stored, loaded by a new engine.
+    let row = row.expect("the alert's row");
+    assert_eq!(row.transitions.split(',').count(), 4, "{}", row.transitions);
+    let mut b = Bench::new();
+    b.engine.load_alert(TrackedRow {
+        team: row.team,
+        fingerprint: row.fingerprint,
+        status: row.status,
+        passed: row.passed,
+        hold: row.hold,
+        since: row.since,
+        count: row.count,
+        transitions: row.transitions,
+    });
+    b.engine.load_snapshot(Snapshot::default());
+    b.send(4 * MIN, change(4));
+    assert!(flapping_raised(&b.history), "{:?}", b.reasons());
+}
+
+#[test]
+fn changes_further_apart_than_the_window_never_flap() {
+    let mut b = Bench::new();
+    for i in 0..12 {
+        let status = if i % 2 == 0 { "unhealthy" } else { "healthy" };
+        b.send(i * 31 * MIN, alert("Health", status, "i-1"));
+    }
+    assert!(!flapping_raised(&b.history), "{:?}", b.reasons());
+    assert!(b.engine.flaps.is_empty(), "no earlier change is kept");
+}
