@@ -114,7 +114,11 @@ fn flapping_raised(history: &[HistoryRow]) -> bool {
 #[test]
 fn the_fifth_change_within_the_window_flaps_and_a_restart_keeps_the_count() {
     let change = |i: usize| {
-        let status = if i % 2 == 0 { "unhealthy" } else { "healthy" };
+        let status = if i.is_multiple_of(2) {
+            "unhealthy"
+        } else {
+            "healthy"
+        };
         alert("Health", status, "i-1")
     };
     let mut b = Bench::new();
