@@ -480,32 +480,68 @@ pub(crate) mod sqlite {
         after: i64,
         max: usize,
     ) -> Result<Vec<Incoming>, StoreError> {
+        // One JSON array for the batch, as `tracked_page` reads alert states: a pipeline
+        // that has fallen behind reads every row back, and sqlx decodes rows one by one.
         let mut sql = QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT seq, id, team, fingerprint, source, received_at, monitor, status, reported_since, \
-             reported_count, trace_id FROM journal WHERE seq > ",
+            "SELECT CAST(json_group_array(json_array(seq, id, team, fingerprint, source, \
+             received_at, monitor, status, reported_since, reported_count, trace_id) \
+             ORDER BY seq) AS TEXT) FROM (SELECT * FROM journal WHERE seq > ",
         );
         sql.push_bind(after);
         sql.push(" ORDER BY seq LIMIT ")
-            .push_bind(i64::try_from(max).unwrap_or(i64::MAX));
-        let rows = sql.build().fetch_all(pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Incoming {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
-                    team: row.try_get("team")?,
-                    fingerprint: row.try_get("fingerprint")?,
-                    source: row.try_get("source")?,
-                    received_at: row.try_get("received_at")?,
-                    monitor: row.try_get("monitor")?,
-                    status: status(row.try_get("status")?)?,
-                    labels: String::new(),
-                    reported_since: row.try_get("reported_since")?,
-                    reported_count: row.try_get("reported_count")?,
-                    event: String::new(),
-                    trace_id: row.try_get("trace_id")?,
-                })
-            })
+            .push_bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .push(")");
+        let page: Option<String> = sql.build_query_scalar().fetch_one(pool).await?;
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            String,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+        );
+        let rows: Vec<Row> = match page {
+            Some(page) => serde_json::from_str(&page)
+                .map_err(|e| StoreError::Corrupt(format!("a page of the journal: {e}")))?,
+            None => Vec::new(),
+        };
+        rows.into_iter()
+            .map(
+                |(
+                    seq,
+                    id,
+                    team,
+                    fingerprint,
+                    source,
+                    received_at,
+                    monitor,
+                    reported,
+                    since,
+                    count,
+                    trace_id,
+                )| {
+                    Ok(Incoming {
+                        seq,
+                        id,
+                        team,
+                        fingerprint,
+                        source,
+                        received_at,
+                        monitor,
+                        status: status(&reported)?,
+                        labels: String::new(),
+                        reported_since: since,
+                        reported_count: count,
+                        event: String::new(),
+                        trace_id,
+                    })
+                },
+            )
             .collect()
     }
 
