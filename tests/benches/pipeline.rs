@@ -342,13 +342,7 @@ async fn memory_part(unhealthy: bool, kept: Option<PathBuf>) -> anyhow::Result<(
         })
         .await?;
     anyhow::ensure!(!alerts.is_empty(), "no alert tracked");
-    let incidents = store
-        .incidents(&tocsin_model::views::IncidentQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?
-        .len();
+    let incidents = incident_count(store.as_ref()).await?;
     println!();
     println!(
         "## 1,000,000 tracked alert identities, {} (release `tocsin serve`, SQLite)",
@@ -464,13 +458,7 @@ async fn server_part() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let processed = started.elapsed();
-    let incidents = store
-        .incidents(&tocsin_model::views::IncidentQuery {
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?
-        .len();
+    let incidents = incident_count(store.as_ref()).await?;
     // The notifications of those incidents reach the fakes shortly after their commit.
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!();
@@ -493,6 +481,15 @@ async fn server_part() -> anyhow::Result<()> {
     );
     drop(server);
     Ok(())
+}
+
+/// How many incidents the store holds (up to 1,000).
+async fn incident_count(store: &dyn store::Store) -> anyhow::Result<usize> {
+    let query = tocsin_model::views::IncidentQuery {
+        limit: 1000,
+        ..Default::default()
+    };
+    Ok(store.incidents(&query).await?.len())
 }
 
 /// Restarts `tocsin serve` on a database that tracks 1,000,000 identities: the time to

@@ -492,56 +492,45 @@ pub(crate) mod sqlite {
             .push_bind(i64::try_from(max).unwrap_or(i64::MAX))
             .push(")");
         let page: Option<String> = sql.build_query_scalar().fetch_one(pool).await?;
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            i64,
-            String,
-            String,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-        );
+        /// One row of the array, its fields in the order `json_array` lists them (serde
+        /// reads a struct from a sequence).
+        #[derive(serde::Deserialize)]
+        struct Row {
+            seq: i64,
+            id: String,
+            team: String,
+            fingerprint: String,
+            source: String,
+            received_at: i64,
+            monitor: String,
+            status: String,
+            reported_since: Option<i64>,
+            reported_count: Option<i64>,
+            trace_id: Option<String>,
+        }
         let rows: Vec<Row> = match page {
             Some(page) => serde_json::from_str(&page)
                 .map_err(|e| StoreError::Corrupt(format!("a page of the journal: {e}")))?,
             None => Vec::new(),
         };
         rows.into_iter()
-            .map(
-                |(
-                    seq,
-                    id,
-                    team,
-                    fingerprint,
-                    source,
-                    received_at,
-                    monitor,
-                    reported,
-                    since,
-                    count,
-                    trace_id,
-                )| {
-                    Ok(Incoming {
-                        seq,
-                        id,
-                        team,
-                        fingerprint,
-                        source,
-                        received_at,
-                        monitor,
-                        status: status(&reported)?,
-                        labels: String::new(),
-                        reported_since: since,
-                        reported_count: count,
-                        event: String::new(),
-                        trace_id,
-                    })
-                },
-            )
+            .map(|row| {
+                Ok(Incoming {
+                    seq: row.seq,
+                    id: row.id,
+                    team: row.team,
+                    fingerprint: row.fingerprint,
+                    source: row.source,
+                    received_at: row.received_at,
+                    monitor: row.monitor,
+                    status: status(&row.status)?,
+                    labels: String::new(),
+                    reported_since: row.reported_since,
+                    reported_count: row.reported_count,
+                    event: String::new(),
+                    trace_id: row.trace_id,
+                })
+            })
             .collect()
     }
 
