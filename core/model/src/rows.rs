@@ -437,9 +437,11 @@ impl Outcome {
 }
 
 /// An alert's state as loaded at start.
-#[allow(missing_docs)] // One field per column of migration 0002.
+#[allow(missing_docs)] // One field per column of migrations 0002 and 0017.
 #[derive(Debug, Clone)]
 pub struct TrackedRow {
+    /// The alert's id: the order in which the pipeline first tracked it.
+    pub id: i64,
     pub team: String,
     pub fingerprint: String,
     pub status: Status,

@@ -143,11 +143,9 @@ pub async fn load(store: &dyn PipelineStore, config: Config) -> Result<Engine, S
     let alerts = async {
         let mut after = None;
         loop {
-            let page = store.tracked_page(after.clone(), LOAD_PAGE).await?;
+            let page = store.tracked_page(after, LOAD_PAGE).await?;
             let full = page.len() as i64 == LOAD_PAGE;
-            after = page
-                .last()
-                .map(|row| (row.team.clone(), row.fingerprint.clone()));
+            after = page.last().map(|row| row.id);
             for row in page {
                 engine.load_alert(row);
             }

@@ -281,7 +281,7 @@ macro_rules! stages {
 
                 async fn tracked_page(
                     &self,
-                    after: Option<(String, String)>,
+                    after: Option<i64>,
                     limit: i64,
                 ) -> Result<Vec<TrackedRow>, StoreError> {
                     $crate::pipeline::$backend::tracked_page(&self.$read, after, limit).await

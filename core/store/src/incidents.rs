@@ -191,7 +191,14 @@ macro_rules! backend {
                 sql.push(" AND outcome = ").push_bind(outcome.as_str());
             }
             if let Some(fingerprint) = &query.fingerprint {
-                sql.push(" AND fingerprint = ").push_bind(fingerprint.clone());
+                // A tracked alert's rows by its id (`history_by_alert`), and the rows
+                // recorded before it was tracked by the fingerprint (`history_untracked`).
+                sql.push(" AND (alert IN (SELECT a.id FROM alerts a WHERE a.fingerprint = ")
+                    .push_bind(fingerprint.clone());
+                if let Some(team) = &query.team {
+                    sql.push(" AND a.team = ").push_bind(team.clone());
+                }
+                sql.push(") OR (alert IS NULL AND fingerprint = ").push_bind(fingerprint.clone()).push("))");
             }
             if let Some((at, id)) = &query.after {
                 sql.push(" AND (processed_at, id) > (").push_bind(*at).push(", ")
@@ -272,7 +279,7 @@ macro_rules! backend {
                     // from the history, found through the per-alert index.
                     "SELECT m.fingerprint, m.monitor, m.labels, m.status, m.priority, m.joined_at, m.updated_at, \
                      m.last_event, h.event FROM incident_alerts m LEFT JOIN history h \
-                     ON h.team = m.team AND h.fingerprint = m.fingerprint AND h.id = m.last_event \
+                     ON h.alert = m.alert AND h.id = m.last_event \
                      WHERE m.incident_id = ",
                 );
                 sql.push_bind(id.to_owned()).push(" ORDER BY m.joined_at, m.fingerprint");

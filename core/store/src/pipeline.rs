@@ -21,6 +21,19 @@ use crate::error::StoreError;
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-value limits.
 pub(crate) const CHUNK: usize = 400;
 
+/// The id of the alert of row `$v` of a statement's values (`NULL` when it has none).
+macro_rules! alert_id {
+    ($v:literal) => {
+        concat!(
+            "(SELECT a.id FROM alerts a WHERE a.team = ",
+            $v,
+            ".team AND a.fingerprint = ",
+            $v,
+            ".fingerprint)"
+        )
+    };
+}
+
 macro_rules! backend {
     ($db:ty, $jsonb:literal, $batched:literal, $backend:ident, $agg:literal, $array:literal) => {
         /// Whether a (small) commit's statements go to the database in one call.
@@ -50,36 +63,32 @@ macro_rules! backend {
             Ok(out)
         }
 
-        /// One page of alert states for the engine, in (team, fingerprint) order.
+        /// One page of alert states for the engine, in id order (the order the pipeline
+        /// first tracked them, which is the table's own: a page is read in sequence).
         ///
         /// The page comes back as one JSON array built by the database: a million rows
         /// decoded one by one through the driver took 8 µs each (8 s at every start of
         /// a server tracking a million alerts), where the database reads them in 0.7 s.
-        pub async fn tracked_page(pool: &Pool, after: Option<(String, String)>, limit: i64) -> Result<Vec<TrackedRow>, StoreError> {
+        pub async fn tracked_page(pool: &Pool, after: Option<i64>, limit: i64) -> Result<Vec<TrackedRow>, StoreError> {
             let mut sql = QueryBuilder::<$db>::new(concat!(
                 "SELECT CAST(", $agg, "(", $array,
-                "(team, fingerprint, status, passed, hold, since, count, transitions) \
-                 ORDER BY team, fingerprint) AS TEXT) FROM (SELECT team, fingerprint, status, \
-                 passed, hold, since, count, transitions FROM alerts",
+                "(id, team, fingerprint, status, passed, hold, since, count, transitions) \
+                 ORDER BY id) AS TEXT) FROM (SELECT id, team, fingerprint, status, \
+                 passed, hold, since, count, transitions FROM alerts WHERE id > ",
             ));
-            // A row value, which both databases seek to in the primary key: the same
-            // test written with OR scanned the table from its start for every page, so
-            // loading 1,000,000 alerts took seconds per page.
-            if let Some((team, fingerprint)) = after {
-                sql.push(" WHERE (team, fingerprint) > (").push_bind(team).push(", ")
-                    .push_bind(fingerprint).push(")");
-            }
-            sql.push(" ORDER BY team, fingerprint LIMIT ").push_bind(limit).push(") AS page");
+            sql.push_bind(after.unwrap_or(i64::MIN));
+            sql.push(" ORDER BY id LIMIT ").push_bind(limit).push(") AS page");
             let page: Option<String> = sql.build_query_scalar().fetch_one(pool).await?;
-            type Tracked = (String, String, String, String, Option<String>, i64, i64, String);
+            type Tracked = (i64, String, String, String, String, Option<String>, i64, i64, String);
             let rows: Vec<Tracked> = match page {
                 Some(page) => serde_json::from_str(&page)
                     .map_err(|e| StoreError::Corrupt(format!("a page of alert states: {e}")))?,
                 None => Vec::new(),
             };
             rows.into_iter()
-                .map(|(team, fingerprint, reported, passed, hold, since, count, transitions)| {
+                .map(|(id, team, fingerprint, reported, passed, hold, since, count, transitions)| {
                     Ok(TrackedRow {
+                        id,
                         team,
                         fingerprint,
                         status: status(&reported)?,
@@ -129,12 +138,10 @@ macro_rules! backend {
             for row in &rows {
                 snapshot.incidents.push(crate::incidents::$backend::incident_row(row)?);
             }
-            // Only the primary key's columns, in no order: its index covers them, so a
-            // million members (a wide outage) are read from the index alone. Reading a
-            // column beside them read every member's whole row (its labels and last
-            // event), and sorting by `joined_at` sorted them all: 14 s at each start.
-            // One row per incident and team, its fingerprints a JSON array (see
-            // `tracked_page` for why).
+            // Only the key's columns, in the key's order (SQLite keeps the rows in that
+            // tree): sorting a million members (a wide outage) by `joined_at` took 14 s
+            // at each start. One row per incident and team, its fingerprints a JSON
+            // array (see `tracked_page` for why).
             let rows = sqlx::query(concat!(
                 "SELECT m.incident_id, m.team, CAST(", $agg, "(m.fingerprint) AS TEXT) AS fingerprints \
                  FROM incident_alerts m JOIN incidents i ON i.id = m.incident_id \
@@ -289,10 +296,12 @@ macro_rules! backend {
                 );
                 end(&mut tx, &mut sql, batched).await?;
             }
+            // Each row carries its alert's id (`alerts` is written above, so a new
+            // identity has one): the per-alert index is keyed by it.
             for chunk in outcome.history.chunks(CHUNK) {
                 sql.push(
-                    "INSERT INTO history (id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, \
-                     outcome, reason, suppression_id, incident_id, priority, event, trace_id) ",
+                    "WITH v (id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, \
+                     outcome, reason, suppression_id, incident_id, priority, event, trace_id) AS (",
                 );
                 sql.push_values(chunk, |mut v, h| {
                     v.push_bind(h.id.clone())
@@ -312,6 +321,13 @@ macro_rules! backend {
                         .push_bind(h.event.clone())
                         .push_bind(h.trace_id.clone());
                 });
+                sql.push(concat!(
+                    ") INSERT INTO history (id, alert, team, fingerprint, source, received_at, processed_at, monitor, \
+                     status, labels, outcome, reason, suppression_id, incident_id, priority, event, trace_id) \
+                     SELECT v.id, ", alert_id!("v"), ", v.team, v.fingerprint, v.source, v.received_at, \
+                     v.processed_at, v.monitor, v.status, v.labels, v.outcome, v.reason, v.suppression_id, \
+                     v.incident_id, v.priority, v.event, v.trace_id FROM v",
+                ));
                 end(&mut tx, &mut sql, batched).await?;
             }
             for (team, fingerprint) in &outcome.held_delete {
@@ -383,10 +399,11 @@ macro_rules! backend {
                 );
                 end(&mut tx, &mut sql, batched).await?;
             }
+            // Keyed by incident and alert id: a new incident's members are appended.
             for chunk in outcome.members.chunks(CHUNK) {
                 sql.push(
-                    "INSERT INTO incident_alerts (incident_id, team, fingerprint, monitor, labels, status, priority, \
-                     joined_at, updated_at, last_event) ",
+                    "WITH v (incident_id, team, fingerprint, monitor, labels, status, priority, \
+                     joined_at, updated_at, last_event) AS (",
                 );
                 sql.push_values(chunk, |mut v, m| {
                     v.push_bind(m.incident_id.clone())
@@ -400,10 +417,15 @@ macro_rules! backend {
                         .push_bind(m.updated_at)
                         .push_bind(m.last_event.clone());
                 });
-                sql.push(
-                    " ON CONFLICT (incident_id, team, fingerprint) DO UPDATE SET status = excluded.status, \
+                // `WHERE true`: SQLite would read `ON CONFLICT` as the join's `ON`.
+                sql.push(concat!(
+                    ") INSERT INTO incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
+                     priority, joined_at, updated_at, last_event) \
+                     SELECT v.incident_id, ", alert_id!("v"), ", v.team, v.fingerprint, v.monitor, v.labels, \
+                     v.status, v.priority, v.joined_at, v.updated_at, v.last_event FROM v WHERE true \
+                     ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
                      priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
-                );
+                ));
                 end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.timeline.chunks(CHUNK) {

@@ -134,10 +134,11 @@ pub trait PipelineStore: ViewStore {
     /// take turns with it instead of undoing each other's batches; the commit counter
     /// keeps them exact either way.
     async fn lease(&self, wait: Duration) -> Result<Option<Lease>, StoreError>;
-    /// One page of alert states, after (team, fingerprint), for loading the pipeline.
+    /// One page of alert states, after the alert id `after`, in id order, for loading
+    /// the pipeline.
     async fn tracked_page(
         &self,
-        after: Option<(String, String)>,
+        after: Option<i64>,
         limit: i64,
     ) -> Result<Vec<TrackedRow>, StoreError>;
     /// The pipeline's cursor, held events and open incidents.

@@ -10,8 +10,9 @@ fn state_survives_a_reload() {
     b.send(0, alert("Health", "unhealthy", "i-1"));
     let id = b.open()[0].id.clone();
     let mut engine = Engine::new(Config::default());
-    for (key, t) in &b.engine.alerts {
+    for (n, (key, t)) in b.engine.alerts.iter().enumerate() {
         engine.load_alert(TrackedRow {
+            id: n as i64 + 1,
             team: b.engine.team_name(key.0).to_owned(),
             fingerprint: key.1.to_string(),
             status: t.reported,

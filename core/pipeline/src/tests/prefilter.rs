@@ -136,6 +136,7 @@ fn the_fifth_change_within_the_window_flaps_and_a_restart_keeps_the_count() {
     assert_eq!(row.transitions.split(',').count(), 4, "{}", row.transitions);
     let mut b = Bench::new();
     b.engine.load_alert(TrackedRow {
+        id: 1,
         team: row.team,
         fingerprint: row.fingerprint,
         status: row.status,
