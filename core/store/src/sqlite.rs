@@ -142,9 +142,13 @@ impl SqliteStore {
             // Checkpoints run on a connection of their own (below), never inside a commit:
             // a checkpoint copies pages and fsyncs, and the writer must not wait for that.
             .pragma("wal_autocheckpoint", "0")
-            // When a checkpoint lets the WAL start over, cut the file back to 64 MiB
-            // rather than keeping its high-water mark on disk.
-            .pragma("journal_size_limit", "67108864");
+            // When a checkpoint lets the WAL start over, cut the file back to 256 MiB
+            // rather than keeping its high-water mark on disk. Not less: a commit that
+            // writes past the end of the file has the kernel allocate and zero each new
+            // block first (frames are not block-aligned), and a wide outage commits tens
+            // of MiB a batch, so a WAL cut back to 64 MiB was grown again at every restart
+            // (a sixth of the writer's time).
+            .pragma("journal_size_limit", "268435456");
         let journal_file = journal_path(options.get_filename());
         let synchronous = match synchronous {
             Synchronous::Normal => "NORMAL",
