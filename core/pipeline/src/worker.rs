@@ -187,14 +187,133 @@ async fn advance(
     now: i64,
     hooks: Option<&Hooks>,
 ) -> Result<usize, StoreError> {
+    let prepared = prepare(store, engine, max, now, hooks).await?;
+    finish(store, engine, prepared, hooks).await
+}
+
+/// Reads the next batch and runs it through the engine, without committing it.
+async fn prepare(
+    store: &dyn PipelineStore,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+    hooks: Option<&Hooks>,
+) -> Result<Prepared, StoreError> {
+    let batch = read(store, engine, max, now, hooks, false).await?;
+    let outcome = engine.process(batch.rows, batch.meta.now);
+    Ok(Prepared::new(batch.meta, outcome))
+}
+
+/// A batch's journal rows, read and checked against the store's counters.
+struct Batch {
+    rows: Vec<Incoming>,
+    meta: BatchMeta,
+}
+
+/// What is known of a batch besides its rows and outcome.
+struct BatchMeta {
+    events: usize,
+    /// The engine's time for the batch.
+    now: i64,
+    /// The engine's cursor before the batch: the journal is processed up to it until the
+    /// batch commits.
+    from: i64,
+    started: Instant,
+    read: Duration,
+    from_memory: bool,
+}
+
+/// A batch run through the engine, its outcome not yet committed.
+struct Prepared {
+    outcome: Arc<Outcome>,
+    meta: BatchMeta,
+    processed: Duration,
+    /// Each incident this batch opened, changed or resolved gets a span in the trace of
+    /// the event that opened it, covering the batch's commit.
+    _traced: Vec<tracing::Span>,
+}
+
+impl Prepared {
+    fn new(meta: BatchMeta, outcome: Outcome) -> Self {
+        let outcome = Arc::new(outcome);
+        let traced = outcome
+            .notices
+            .iter()
+            .map(|notice| {
+                let span = info_span!("pipeline.incident", incident = %notice.incident_id, team = %notice.team, action = notice.action.as_str(), events = meta.events);
+                let trace = outcome
+                    .incidents
+                    .iter()
+                    .find(|i| i.id == notice.incident_id)
+                    .and_then(|i| i.trace_id.as_deref());
+                tocsin_model::trace::follow(&span, trace, None);
+                span
+            })
+            .collect();
+        Self {
+            outcome,
+            processed: meta.started.elapsed(),
+            meta,
+            _traced: traced,
+        }
+    }
+
+    /// Its events; metrics and a debug line once it is committed (or deferred).
+    fn done(self) -> usize {
+        let Self {
+            outcome,
+            meta,
+            processed,
+            ..
+        } = self;
+        let n = meta.events;
+        if n > 0 {
+            let stage = |name: &'static str, took: Duration| {
+                metrics::histogram!("tocsin_pipeline_stage_duration_seconds", "stage" => name)
+                    .record(took.as_secs_f64());
+            };
+            stage("read", meta.read);
+            stage("process", processed.saturating_sub(meta.read));
+            stage("commit", meta.started.elapsed().saturating_sub(processed));
+            metrics::counter!("tocsin_pipeline_events_processed_total").increment(n as u64);
+            metrics::histogram!("tocsin_pipeline_batch_events").record(n as f64);
+            debug!(
+                events = n,
+                from_memory = meta.from_memory,
+                alerts = outcome.alerts.len(),
+                refreshed = outcome.refreshed.len(),
+                history = outcome.history.len(),
+                read = ?meta.read,
+                ?processed,
+                committed = ?meta.started.elapsed(),
+                "pipeline step"
+            );
+        }
+        n
+    }
+}
+
+/// Reads the next batch (at most `max` rows after the engine's cursor) with the bodies
+/// the engine needs, and takes in new rules. `in_flight`: the engine's previous batch is
+/// being committed meanwhile, so the store's commit counter may be one ahead of the
+/// engine's without another process having committed.
+async fn read(
+    store: &dyn PipelineStore,
+    engine: &mut Engine,
+    max: usize,
+    now: i64,
+    hooks: Option<&Hooks>,
+    in_flight: bool,
+) -> Result<Batch, StoreError> {
     let started = Instant::now();
+    let from = engine.cursor();
     let fed = hooks
         .and_then(|h| h.feed.as_ref())
-        .and_then(|feed| feed.take(engine.cursor(), max));
+        .and_then(|feed| feed.take(from, max));
     let from_memory = fed.is_some();
     let (mut rows, fed_versions) = match fed {
         Some(fed) => (fed.rows, Some(fed.versions)),
-        None => (store.journal_after(engine.cursor(), max).await?, None),
+        None => (store.journal_after(from, max).await?, None),
     };
     let need = engine.needing_bodies(&rows);
     // From memory, and from a journal that stores events in blocks (PostgreSQL), rows
@@ -223,15 +342,13 @@ async fn advance(
     // their append read, after its inserts, which promises the same. Those may predate
     // this engine's own last commit or rules: only a counter ahead of the engine's
     // tells of another process's commit or of new rules.
+    let ours = engine.generation() + i64::from(in_flight);
     let (conflict, new_rules) = match fed_versions {
-        Some((generation, rules)) => (
-            generation > engine.generation(),
-            rules > engine.rules_version(),
-        ),
+        Some((generation, rules)) => (generation > ours, rules > engine.rules_version()),
         None => {
             let (generation, rules) = store.versions().await?;
             (
-                generation != engine.generation(),
+                generation != engine.generation() && generation != ours,
                 rules != engine.rules_version(),
             )
         }
@@ -242,62 +359,91 @@ async fn advance(
     if new_rules {
         engine.set_rules(store.rules(now - engine.config().retention_ms).await?);
     }
-    let n = rows.len();
+    let events = rows.len();
     // A full batch may leave older rows in the journal: timers must not run ahead of them.
     let now = match rows.last() {
-        Some(last) if n == max => last.received_at,
+        Some(last) if events == max => last.received_at,
         _ => now,
     };
-    let read = started.elapsed();
-    let outcome = Arc::new(engine.process(rows, now));
-    let processed = started.elapsed();
-    // Each incident this batch opened, changed or resolved gets a span in the trace of
-    // the event that opened it, covering the batch's commit.
-    let _traced: Vec<tracing::Span> = outcome
-        .notices
-        .iter()
-        .map(|notice| {
-            let span = info_span!("pipeline.incident", incident = %notice.incident_id, team = %notice.team, action = notice.action.as_str(), events = n);
-            let trace = outcome
-                .incidents
-                .iter()
-                .find(|i| i.id == notice.incident_id)
-                .and_then(|i| i.trace_id.as_deref());
-            tocsin_model::trace::follow(&span, trace, None);
-            span
-        })
-        .collect();
-    if hooks.is_some() && engine.may_defer(&outcome, now) {
-        engine.defer(&outcome, now);
-    } else if !outcome.is_empty() {
-        let handoff = hooks.and_then(|h| h.handoff.as_deref());
-        commit(store, engine, &outcome, handoff).await?;
-    }
-    if n > 0 {
-        let stage = |name: &'static str, took: Duration| {
-            metrics::histogram!("tocsin_pipeline_stage_duration_seconds", "stage" => name)
-                .record(took.as_secs_f64());
-        };
-        stage("read", read);
-        stage("process", processed - read);
-        stage("commit", started.elapsed() - processed);
-        metrics::counter!("tocsin_pipeline_events_processed_total").increment(n as u64);
-        metrics::histogram!("tocsin_pipeline_batch_events").record(n as f64);
-    }
-    if n > 0 {
-        debug!(
-            events = n,
+    Ok(Batch {
+        rows,
+        meta: BatchMeta {
+            events,
+            now,
+            from,
+            started,
+            read: started.elapsed(),
             from_memory,
-            alerts = outcome.alerts.len(),
-            refreshed = outcome.refreshed.len(),
-            history = outcome.history.len(),
-            ?read,
-            ?processed,
-            committed = ?started.elapsed(),
-            "pipeline step"
+        },
+    })
+}
+
+/// Commits a processed batch, or leaves it for a later commit when it only moves the
+/// cursor (see [`Engine::may_defer`]). Returns its events.
+async fn finish(
+    store: &dyn PipelineStore,
+    engine: &mut Engine,
+    prepared: Prepared,
+    hooks: Option<&Hooks>,
+) -> Result<usize, StoreError> {
+    let now = prepared.meta.now;
+    if hooks.is_some() && engine.may_defer(&prepared.outcome, now) {
+        engine.defer(&prepared.outcome, now);
+    } else if !prepared.outcome.is_empty() {
+        let handoff = hooks.and_then(|h| h.handoff.as_deref());
+        commit(store, engine, &prepared.outcome, handoff).await?;
+    }
+    Ok(prepared.done())
+}
+
+/// For a pipeline that is behind: commits `prepared` while the next batch is read and
+/// processed, so that the database's writer is not left idle while the engine works
+/// (the engine's CPU work goes to a blocking thread; this task drives the commit).
+/// Returns the events of `prepared` and the next batch, processed and not committed.
+/// An error may leave the engine ahead of the store: the caller reloads it.
+async fn overlapped(
+    store: &dyn PipelineStore,
+    engine: &mut Engine,
+    prepared: Prepared,
+    max: usize,
+    hooks: &Hooks,
+) -> Result<(usize, Prepared), StoreError> {
+    if prepared.outcome.is_empty() || engine.may_defer(&prepared.outcome, prepared.meta.now) {
+        // Nothing to write but the cursor: no commit to overlap.
+        let n = finish(store, engine, prepared, Some(hooks)).await?;
+        let next = prepare(store, engine, max, now_ms(), Some(hooks)).await?;
+        return Ok((n, next));
+    }
+    let handoff = hooks.handoff.as_deref();
+    let handed = handoff.map(|h| h.reserve(&prepared.outcome.notices));
+    // The rules the batch ran with: the next one may bring new ones.
+    let rules = (!prepared.outcome.notices.is_empty()).then(|| engine.rules.clone());
+    let write = store.commit(&prepared.outcome, engine.generation());
+    let next = async {
+        let batch = read(store, engine, max, now_ms(), Some(hooks), true).await?;
+        let mut owned = std::mem::replace(engine, Engine::new(*engine.config()));
+        let (owned, outcome) = tokio::task::spawn_blocking(move || {
+            let outcome = owned.process(batch.rows, batch.meta.now);
+            (owned, outcome)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        *engine = owned;
+        Ok::<_, StoreError>(Prepared::new(batch.meta, outcome))
+    };
+    let (written, next) = tokio::join!(write, next);
+    if let (Some(handoff), Some(handed)) = (handoff, handed) {
+        let ran_with = rules.as_ref().unwrap_or(&engine.rules);
+        handoff.settle(
+            handed,
+            written.is_ok().then_some((&prepared.outcome, ran_with)),
         );
     }
-    Ok(n)
+    written?;
+    count(&prepared.outcome);
+    engine.committed();
+    engine.noticed |= !prepared.outcome.notices.is_empty();
+    Ok((prepared.done(), next?))
 }
 
 /// Writes an outcome of `engine` and counts the commit in it; new incidents' notices go
@@ -403,11 +549,16 @@ pub async fn run(
     hooks: Hooks,
 ) {
     let mut engine = None;
+    // A batch processed while the one before it committed, waiting for its own commit
+    // (a pipeline that is behind: see [`overlapped`]).
+    let mut ahead: Option<Prepared> = None;
+    let mut behind = false;
     let mut last_prune = Instant::now() - PRUNE_EVERY;
     let mut last_commands = Instant::now() - COMMANDS_EVERY;
     let mut last_gauges = Instant::now() - GAUGES_EVERY;
     loop {
         let Some(current) = engine.as_mut() else {
+            (ahead, behind) = (None, false);
             match load(store.as_ref(), config).await {
                 Ok(mut loaded) => {
                     if let Some(plugins) = &plugins {
@@ -427,7 +578,17 @@ pub async fn run(
         };
         if signal.take_commands() || last_commands.elapsed() >= COMMANDS_EVERY {
             last_commands = Instant::now();
-            if let Err(e) = commands(store.as_ref(), current).await {
+            // A batch processed ahead commits first: the command's commit follows it.
+            let mut applied = match ahead.take() {
+                Some(prepared) => finish(store.as_ref(), current, prepared, Some(&hooks))
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            };
+            if applied.is_ok() {
+                applied = commands(store.as_ref(), current).await;
+            }
+            if let Err(e) = applied {
                 // The engine may be ahead of the database: reload it. The command stays
                 // pending and is applied once the state is back.
                 error!(error = %e, "applying incident commands failed; reloading the pipeline state");
@@ -438,9 +599,35 @@ pub async fn run(
             }
         }
         let started = Instant::now();
-        let processed = advance(store.as_ref(), current, MAX_BATCH, now_ms(), Some(&hooks))
-            .instrument(info_span!("pipeline.batch"))
-            .await;
+        let span = info_span!("pipeline.batch");
+        // Behind, the next batch is processed while the one before it commits; the
+        // first of a run is only processed.
+        let stepped = match ahead.take() {
+            Some(prepared) => overlapped(store.as_ref(), current, prepared, MAX_BATCH, &hooks)
+                .instrument(span)
+                .await
+                .map(|(n, next)| (n, Some(next))),
+            None if behind && !signal.stopping() => {
+                prepare(store.as_ref(), current, MAX_BATCH, now_ms(), Some(&hooks))
+                    .instrument(span)
+                    .await
+                    .map(|next| (0, Some(next)))
+            }
+            None => advance(store.as_ref(), current, MAX_BATCH, now_ms(), Some(&hooks))
+                .instrument(span)
+                .await
+                .map(|n| (n, None)),
+        };
+        // A next batch that is full is kept to overlap with; any other commits now.
+        let processed = match stepped {
+            Ok((n, Some(next))) if next.meta.events == MAX_BATCH && !signal.stopping() => {
+                ahead = Some(next);
+                Ok(n)
+            }
+            Ok((_, Some(next))) => finish(store.as_ref(), current, next, Some(&hooks)).await,
+            Ok((n, None)) => Ok(n),
+            Err(e) => Err(e),
+        };
         if std::mem::take(&mut current.noticed)
             && let Some(handoff) = &hooks.handoff
         {
@@ -464,16 +651,22 @@ pub async fn run(
                 continue;
             }
         };
+        behind = processed == MAX_BATCH || ahead.is_some();
         if processed > 0 {
             debug!(events = processed, elapsed = ?started.elapsed(), "pipeline batch");
         }
         if let Some(progress) = &hooks.progress {
-            progress.processed(current.cursor());
+            // Only what is committed counts as processed.
+            let committed = ahead.as_ref().map_or(current.cursor(), |a| a.meta.from);
+            progress.processed(committed);
         }
         if last_gauges.elapsed() >= GAUGES_EVERY {
             last_gauges = Instant::now();
             metrics::gauge!("tocsin_pipeline_tracked_alerts").set(current.tracked() as f64);
             metrics::gauge!("tocsin_pipeline_flapping_alerts").set(current.flapping() as f64);
+        }
+        if ahead.is_some() {
+            continue;
         }
         // A full batch means the pipeline is behind: it goes on at once. A pause after
         // every full batch held a pipeline that had fallen behind to 5,000 events per
