@@ -440,9 +440,7 @@ async fn overlapped(
         );
     }
     written?;
-    count(&prepared.outcome);
-    engine.committed();
-    engine.noticed |= !prepared.outcome.notices.is_empty();
+    landed(engine, &prepared.outcome);
     Ok((prepared.done(), next?))
 }
 
@@ -461,10 +459,15 @@ async fn commit(
         handoff.settle(handed, batch);
     }
     committed?;
+    landed(engine, outcome);
+    Ok(())
+}
+
+/// What follows a batch's successful commit: its counts, and the engine's commit counter.
+fn landed(engine: &mut Engine, outcome: &Outcome) {
     count(outcome);
     engine.committed();
     engine.noticed |= !outcome.notices.is_empty();
-    Ok(())
 }
 
 /// Counts what a committed batch did: drops, suppressions and holds by team and reason,
