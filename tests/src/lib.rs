@@ -23,9 +23,14 @@ pub fn workspace() -> &'static Path {
 
 /// Path of a freshly built `tocsin` binary: built once per test process with the same
 /// profile as the caller (release for benchmarks), so a test never runs a stale binary.
+/// `TOCSIN_BENCH_BIN` names another program to run instead, for a benchmark run under a
+/// profiler (a script that runs a build of `tocsin` under `heaptrack`, say).
 pub fn tocsin_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_bin("tocsin", "tocsin").unwrap_or_else(|e| panic!("{e:#}")))
+    BIN.get_or_init(|| match std::env::var_os("TOCSIN_BENCH_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => build_bin("tocsin", "tocsin").unwrap_or_else(|e| panic!("{e:#}")),
+    })
 }
 
 /// Builds `bin` of `package` with the caller's profile; returns its path.

@@ -12,6 +12,7 @@ use tocsin_model::rows::{
     HeldRow, HistoryOutcome, HistoryRow, Hold, IncidentState, Rules, Snapshot, TrackedRow,
 };
 
+use crate::alerts::Alerts;
 use crate::config::Config;
 use crate::plugins::{PluginOutcome, Runner};
 use crate::refresh::RefreshCycle;
@@ -25,7 +26,7 @@ pub struct Engine {
     pub(crate) config: Config,
     pub(crate) teams: Vec<String>,
     pub(crate) team_ids: HashMap<String, u32>,
-    pub(crate) alerts: HashMap<AlertKey, Tracked>,
+    pub(crate) alerts: Alerts,
     /// The status changes within the flap window before each alert's last one
     /// ([`Tracked::changed`]), oldest first: only alerts that changed more than once.
     pub(crate) flaps: HashMap<AlertKey, Vec<i64>>,
@@ -67,7 +68,7 @@ impl Engine {
             config,
             teams: Vec::new(),
             team_ids: HashMap::new(),
-            alerts: HashMap::new(),
+            alerts: Alerts::default(),
             flaps: HashMap::new(),
             held: HashMap::new(),
             incidents: Vec::new(),
@@ -248,11 +249,14 @@ impl Engine {
                 // An alert in several open incidents belongs to the newest (slots follow
                 // `opened_at`): it joins another only once its incident stopped taking
                 // alerts, and the one that opens next is newer.
-                if let Some(tracked) = self.alerts.get_mut(&key) {
+                let Some(at) = self.alerts.slot(&key) else {
+                    continue; // Its alert is not tracked: nothing to point back at it.
+                };
+                if let Some(tracked) = self.alerts.at_mut(at) {
                     tracked.incident = tracked.incident.max(slot + 1);
                 }
                 if let Some(Some(incident)) = self.incidents.get_mut(slot as usize) {
-                    incident.members.push(key);
+                    incident.members.push(at);
                 }
             }
         }

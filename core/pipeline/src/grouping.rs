@@ -100,12 +100,15 @@ impl Engine {
         if priority == Priority::High {
             incident.row.priority = Priority::High;
         }
-        let tracked_in = self.alerts.get(&key).map_or(0, |t| t.incident);
+        let at = self.alerts.slot(&key);
+        let tracked_in = at
+            .and_then(|at| self.alerts.at_mut(at))
+            .map_or(0, |t| t.incident);
         let mut timeline = Vec::new();
         if tracked_in != slot + 1 {
             // Leaving an older incident that no longer takes alerts: it counted this
             // alert healthy already, so only its membership moves.
-            incident.members.push(key);
+            incident.members.extend(at);
             incident.row.alerts += 1;
             timeline.push((
                 TimelineKind::AlertJoined,
@@ -126,7 +129,7 @@ impl Engine {
                 "an alert re-triggered within the grace period".to_owned(),
             ));
         }
-        if let Some(tracked) = self.alerts.get_mut(&key) {
+        if let Some(tracked) = at.and_then(|at| self.alerts.at_mut(at)) {
             tracked.incident = slot + 1;
         }
         for (kind, detail) in timeline {
@@ -342,8 +345,8 @@ impl Engine {
         {
             self.joinable.remove(&(incident.team, key));
         }
-        for member in &incident.members {
-            if let Some(tracked) = self.alerts.get_mut(member)
+        for &member in &incident.members {
+            if let Some(tracked) = self.alerts.at_mut(member)
                 && tracked.incident == slot + 1
             {
                 tracked.incident = 0;

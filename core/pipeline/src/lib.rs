@@ -25,6 +25,7 @@
 //! - `worker`: the runner; it alone touches the store.
 
 mod alerting;
+mod alerts;
 #[cfg(feature = "args")]
 pub mod args;
 mod batch;

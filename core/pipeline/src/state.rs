@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tocsin_model::event::{Event, Fingerprint, Status};
+
+use crate::alerts::Slot;
 use tocsin_model::rows::{HistoryRow, Hold, IncidentRow, MemberRow, TimelineRow};
 
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
@@ -62,7 +64,8 @@ impl Held {
 pub(crate) struct Incident {
     pub(crate) row: IncidentRow,
     pub(crate) team: u32,
-    pub(crate) members: Vec<AlertKey>,
+    /// Where its alerts are in the engine's table.
+    pub(crate) members: Vec<Slot>,
 }
 
 /// A timer: something that happens by itself at a time.
