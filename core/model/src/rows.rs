@@ -246,6 +246,10 @@ impl IncidentState {
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Clone)]
 pub struct AlertRow {
+    /// The alert's id, which the pipeline gives in the order it first tracks alerts.
+    pub id: i64,
+    /// Not in the table yet: inserted, where a tracked alert's row is updated.
+    pub new: bool,
     pub team: String,
     pub fingerprint: String,
     pub monitor: String,
@@ -267,6 +271,8 @@ pub struct AlertRow {
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Clone)]
 pub struct AlertRefresh {
+    /// The alert's id ([`AlertRow::id`]).
+    pub id: i64,
     pub team: String,
     pub fingerprint: String,
     pub since: i64,
@@ -282,6 +288,9 @@ pub struct AlertRefresh {
 #[derive(Debug, Clone)]
 pub struct HistoryRow {
     pub id: String,
+    /// The id of its alert ([`AlertRow::id`]); `None` when the identity was not tracked
+    /// (dropped before it ever passed).
+    pub alert: Option<i64>,
     pub team: String,
     pub fingerprint: String,
     pub source: String,
@@ -349,6 +358,8 @@ pub struct IncidentRow {
 #[derive(Debug, Clone)]
 pub struct MemberRow {
     pub incident_id: String,
+    /// The id of its alert ([`AlertRow::id`]).
+    pub alert: i64,
     pub team: String,
     pub fingerprint: String,
     pub monitor: String,

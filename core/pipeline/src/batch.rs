@@ -155,6 +155,8 @@ impl Engine {
     fn take_outcome(&mut self, flush: bool, now: i64) -> Outcome {
         let pending = std::mem::take(&mut self.pending);
         let alerts = self.alert_rows(pending.alerts);
+        // Every alert tracked so far has its row in this outcome or an earlier one.
+        self.alerts.written();
         if !flush {
             self.start_refresh(now);
         }
@@ -206,10 +208,16 @@ impl Engine {
             }
             // A full row carries the refresh too.
             self.unflushed.remove(&key);
-            let Some(tracked) = self.alerts.get(&key) else {
+            let Some(slot) = self.alerts.slot(&key) else {
+                continue;
+            };
+            let (id, new) = (self.alerts.id(slot), self.alerts.is_new(slot));
+            let Some(tracked) = self.alerts.at(slot) else {
                 continue;
             };
             alerts.push(AlertRow {
+                id,
+                new,
                 team: self.team_name(key.0).to_owned(),
                 fingerprint: key.1.to_string(),
                 monitor: source.monitor,
@@ -248,10 +256,11 @@ impl Engine {
         self.last_flush = now;
         let mut keys: Vec<AlertKey> = self.unflushed.keys().copied().collect();
         if !keys.is_empty() {
-            // In key order (descending: slices are taken from the end), so a slice
-            // updates neighbouring rows: a few pages of the alerts table rather
-            // than one page per alert, each of them rewritten in the WAL.
-            keys.sort_unstable_by(|a, b| b.cmp(a));
+            // In id order, the table's (descending: slices are taken from the end),
+            // so a slice updates neighbouring rows: a few pages of the alerts table
+            // rather than one page per alert, each of them rewritten in the WAL.
+            let alerts = &self.alerts;
+            keys.sort_unstable_by_key(|key| std::cmp::Reverse(alerts.slot(key)));
             self.refresh = Some(RefreshCycle {
                 started: now,
                 total: keys.len(),
@@ -294,10 +303,15 @@ impl Engine {
             .filter_map(|k| Some((k, self.unflushed.remove(&k)?)))
             .collect();
         for (key, source) in sources {
-            let Some(tracked) = self.alerts.get(&key) else {
+            let Some(slot) = self.alerts.slot(&key) else {
+                continue;
+            };
+            let id = self.alerts.id(slot);
+            let Some(tracked) = self.alerts.at(slot) else {
                 continue;
             };
             refreshed.push(AlertRefresh {
+                id,
                 team: self.team_name(key.0).to_owned(),
                 fingerprint: key.1.to_string(),
                 since: tracked.since,

@@ -149,10 +149,12 @@ impl Engine {
     pub fn load_alert(&mut self, row: TrackedRow) {
         let Ok(fingerprint) = row.fingerprint.parse() else {
             tracing::warn!(fingerprint = %row.fingerprint, "skipping an alert with an unreadable fingerprint");
+            // Its id stays taken.
+            self.alerts.taken(row.id);
             return;
         };
         let key = (self.team_id(&row.team), fingerprint);
-        self.alerts.insert(
+        self.alerts.load(
             key,
             Tracked {
                 since: row.since,
@@ -163,6 +165,7 @@ impl Engine {
                 hold: row.hold,
                 changed: NEVER,
             },
+            row.id,
         );
         let mut times: Vec<i64> = row
             .transitions
@@ -352,8 +355,10 @@ impl Engine {
             );
         }
         let team = self.team_name(key.0).to_owned();
+        let alert = self.alerts.slot(&key).map(|slot| self.alerts.id(slot));
         self.pending.history.push(HistoryRow {
             id: meta.id.clone(),
+            alert,
             team,
             fingerprint: key.1.to_string(),
             source: meta.source.clone(),

@@ -102,7 +102,7 @@ impl Engine {
         }
         let at = self.alerts.slot(&key);
         let tracked_in = at
-            .and_then(|at| self.alerts.at_mut(at))
+            .and_then(|at| self.alerts.at(at))
             .map_or(0, |t| t.incident);
         let mut timeline = Vec::new();
         if tracked_in != slot + 1 {
@@ -380,8 +380,12 @@ impl Engine {
         let Some(Some(incident)) = self.incidents.get(slot as usize) else {
             return;
         };
+        let Some(alert) = self.alerts.slot(&key).map(|at| self.alerts.id(at)) else {
+            return;
+        };
         let row = MemberRow {
             incident_id: incident.row.id.clone(),
+            alert,
             team: self.team_name(key.0).to_owned(),
             fingerprint: key.1.to_string(),
             monitor: event.alert.monitor.clone(),

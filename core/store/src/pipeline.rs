@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use tocsin_model::event::Priority;
 use tocsin_model::rows::{
-    ActiveSuppression, HeldRow, Hold, Incoming, Outcome, Rules, Snapshot, TrackedRow,
+    ActiveSuppression, AlertRow, HeldRow, Hold, Incoming, Outcome, Rules, Snapshot, TrackedRow,
 };
 use tocsin_model::suppression::Matcher;
 
@@ -21,21 +21,8 @@ use crate::error::StoreError;
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-value limits.
 pub(crate) const CHUNK: usize = 400;
 
-/// The id of the alert of row `$v` of a statement's values (`NULL` when it has none).
-macro_rules! alert_id {
-    ($v:literal) => {
-        concat!(
-            "(SELECT a.id FROM alerts a WHERE a.team = ",
-            $v,
-            ".team AND a.fingerprint = ",
-            $v,
-            ".fingerprint)"
-        )
-    };
-}
-
 macro_rules! backend {
-    ($db:ty, $jsonb:literal, $batched:literal, $backend:ident, $agg:literal, $array:literal) => {
+    ($db:ty, $jsonb:literal, $batched:literal, $backend:ident, $agg:literal, $array:literal, $insert:literal, $update:literal) => {
         /// Whether a (small) commit's statements go to the database in one call.
         const BATCHED: bool = $batched;
         /// Most rows of an outcome whose statements go in one call.
@@ -221,6 +208,13 @@ macro_rules! backend {
         /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
         /// Processed journal rows go with it when the journal is in `pool`'s database
         /// (`with_journal`); else the caller deletes them.
+        ///
+        /// SQLite's writes are `OR FAIL` (`$insert`, `$update`): a statement inside a
+        /// transaction that writes many rows and may abort on a constraint keeps a
+        /// statement journal, a copy of every page it changes so that it can undo only
+        /// itself (a tenth of the writer's time in a wide outage). A failed statement
+        /// fails the whole commit here, which rolls everything back, so there is nothing
+        /// to undo one statement at a time. (An upsert's `DO UPDATE` still aborts.)
         pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64, with_journal: bool) -> Result<(), StoreError> {
             let rows = outcome.alerts.len() + outcome.refreshed.len() + outcome.history.len()
                 + outcome.held_put.len() + outcome.held_delete.len() + outcome.incidents.len()
@@ -243,13 +237,17 @@ macro_rules! backend {
                 sql.push_bind(to).push(" WHERE stage = 'pipeline'");
                 end(&mut tx, &mut sql, batched).await?;
             }
-            for chunk in outcome.alerts.chunks(CHUNK) {
-                sql.push(
-                    "INSERT INTO alerts (team, fingerprint, monitor, labels, status, passed, hold, since, count, \
+            // New alerts are inserted with the id the pipeline gave them; tracked ones
+            // are updated by id (the table's own key), never looked up by fingerprint.
+            let (new, tracked): (Vec<&AlertRow>, Vec<&AlertRow>) = outcome.alerts.iter().partition(|a| a.new);
+            for chunk in new.chunks(CHUNK) {
+                sql.push(concat!(
+                    $insert, " alerts (id, team, fingerprint, monitor, labels, status, passed, hold, since, count, \
                      first_seen, last_seen, reported_since, reported_count, last_event, transitions) ",
-                );
+                ));
                 sql.push_values(chunk, |mut v, a| {
-                    v.push_bind(a.team.clone())
+                    v.push_bind(a.id)
+                        .push_bind(a.team.clone())
                         .push_bind(a.fingerprint.clone())
                         .push_bind(a.monitor.clone())
                         .push_bind(a.labels.clone())
@@ -266,22 +264,41 @@ macro_rules! backend {
                         .push_bind(a.last_event.clone())
                         .push_bind(a.transitions.clone());
                 });
+                end(&mut tx, &mut sql, batched).await?;
+            }
+            for chunk in tracked.chunks(CHUNK) {
                 sql.push(
-                    " ON CONFLICT (team, fingerprint) DO UPDATE SET status = excluded.status, passed = excluded.passed, \
-                     hold = excluded.hold, since = excluded.since, count = excluded.count, last_seen = excluded.last_seen, \
-                     reported_since = excluded.reported_since, reported_count = excluded.reported_count, \
-                     last_event = excluded.last_event, transitions = excluded.transitions",
+                    "WITH v (id, status, passed, hold, since, count, last_seen, reported_since, reported_count, \
+                     last_event, transitions) AS (",
                 );
+                sql.push_values(chunk, |mut v, a| {
+                    v.push_bind(a.id)
+                        .push_bind(a.status.as_str())
+                        .push_bind(a.passed.as_str())
+                        .push_bind(a.hold.map(Hold::as_str))
+                        .push_bind(a.since)
+                        .push_bind(a.count)
+                        .push_bind(a.last_seen)
+                        .push_bind(a.reported_since)
+                        .push_bind(a.reported_count)
+                        .push_bind(a.last_event.clone())
+                        .push_bind(a.transitions.clone());
+                });
+                sql.push(concat!(
+                    ") ", $update, " alerts SET status = v.status, passed = v.passed, hold = v.hold, since = v.since, \
+                     count = v.count, last_seen = v.last_seen, reported_since = v.reported_since, \
+                     reported_count = v.reported_count, last_event = v.last_event, transitions = v.transitions \
+                     FROM v WHERE alerts.id = v.id",
+                ));
                 end(&mut tx, &mut sql, batched).await?;
             }
             // Steady repeats: only the refreshed columns, joined on a list of values.
             for chunk in outcome.refreshed.chunks(CHUNK) {
                 sql.push(
-                    "WITH v (team, fingerprint, since, count, last_seen, reported_since, reported_count, last_event) AS (",
+                    "WITH v (id, since, count, last_seen, reported_since, reported_count, last_event) AS (",
                 );
                 sql.push_values(chunk, |mut v, a| {
-                    v.push_bind(a.team.clone())
-                        .push_bind(a.fingerprint.clone())
+                    v.push_bind(a.id)
                         .push_bind(a.since)
                         .push_bind(a.count)
                         .push_bind(a.last_seen)
@@ -289,22 +306,21 @@ macro_rules! backend {
                         .push_bind(a.reported_count)
                         .push_bind(a.last_event.clone());
                 });
-                sql.push(
-                    ") UPDATE alerts SET since = v.since, count = v.count, last_seen = v.last_seen, \
+                sql.push(concat!(
+                    ") ", $update, " alerts SET since = v.since, count = v.count, last_seen = v.last_seen, \
                      reported_since = v.reported_since, reported_count = v.reported_count, last_event = v.last_event \
-                     FROM v WHERE alerts.team = v.team AND alerts.fingerprint = v.fingerprint",
-                );
+                     FROM v WHERE alerts.id = v.id",
+                ));
                 end(&mut tx, &mut sql, batched).await?;
             }
-            // Each row carries its alert's id (`alerts` is written above, so a new
-            // identity has one): the per-alert index is keyed by it.
             for chunk in outcome.history.chunks(CHUNK) {
-                sql.push(
-                    "WITH v (id, team, fingerprint, source, received_at, processed_at, monitor, status, labels, \
-                     outcome, reason, suppression_id, incident_id, priority, event, trace_id) AS (",
-                );
+                sql.push(concat!(
+                    $insert, " history (id, alert, team, fingerprint, source, received_at, processed_at, monitor, \
+                     status, labels, outcome, reason, suppression_id, incident_id, priority, event, trace_id) ",
+                ));
                 sql.push_values(chunk, |mut v, h| {
                     v.push_bind(h.id.clone())
+                        .push_bind(h.alert)
                         .push_bind(h.team.clone())
                         .push_bind(h.fingerprint.clone())
                         .push_bind(h.source.clone())
@@ -321,13 +337,6 @@ macro_rules! backend {
                         .push_bind(h.event.clone())
                         .push_bind(h.trace_id.clone());
                 });
-                sql.push(concat!(
-                    ") INSERT INTO history (id, alert, team, fingerprint, source, received_at, processed_at, monitor, \
-                     status, labels, outcome, reason, suppression_id, incident_id, priority, event, trace_id) \
-                     SELECT v.id, ", alert_id!("v"), ", v.team, v.fingerprint, v.source, v.received_at, \
-                     v.processed_at, v.monitor, v.status, v.labels, v.outcome, v.reason, v.suppression_id, \
-                     v.incident_id, v.priority, v.event, v.trace_id FROM v",
-                ));
                 end(&mut tx, &mut sql, batched).await?;
             }
             for (team, fingerprint) in &outcome.held_delete {
@@ -336,9 +345,9 @@ macro_rules! backend {
                 end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.held_put.chunks(CHUNK) {
-                sql.push(
-                    "INSERT INTO held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event, trace_id) ",
-                );
+                sql.push(concat!(
+                    $insert, " held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event, trace_id) ",
+                ));
                 sql.push_values(chunk, |mut v, h| {
                     v.push_bind(h.team.clone())
                         .push_bind(h.fingerprint.clone())
@@ -401,12 +410,13 @@ macro_rules! backend {
             }
             // Keyed by incident and alert id: a new incident's members are appended.
             for chunk in outcome.members.chunks(CHUNK) {
-                sql.push(
-                    "WITH v (incident_id, team, fingerprint, monitor, labels, status, priority, \
-                     joined_at, updated_at, last_event) AS (",
-                );
+                sql.push(concat!(
+                    $insert, " incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
+                     priority, joined_at, updated_at, last_event) ",
+                ));
                 sql.push_values(chunk, |mut v, m| {
                     v.push_bind(m.incident_id.clone())
+                        .push_bind(m.alert)
                         .push_bind(m.team.clone())
                         .push_bind(m.fingerprint.clone())
                         .push_bind(m.monitor.clone())
@@ -417,19 +427,14 @@ macro_rules! backend {
                         .push_bind(m.updated_at)
                         .push_bind(m.last_event.clone());
                 });
-                // `WHERE true`: SQLite would read `ON CONFLICT` as the join's `ON`.
-                sql.push(concat!(
-                    ") INSERT INTO incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
-                     priority, joined_at, updated_at, last_event) \
-                     SELECT v.incident_id, ", alert_id!("v"), ", v.team, v.fingerprint, v.monitor, v.labels, \
-                     v.status, v.priority, v.joined_at, v.updated_at, v.last_event FROM v WHERE true \
-                     ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
+                sql.push(
+                    " ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
                      priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
-                ));
+                );
                 end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.timeline.chunks(CHUNK) {
-                sql.push("INSERT INTO incident_timeline (incident_id, at, kind, detail) ");
+                sql.push(concat!($insert, " incident_timeline (incident_id, at, kind, detail) "));
                 sql.push_values(chunk, |mut v, t| {
                     v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind.as_str()).push_bind(t.detail.clone());
                 });
@@ -437,7 +442,7 @@ macro_rules! backend {
             }
             // The duty to tell someone commits with the change that calls for it.
             for chunk in outcome.notices.chunks(CHUNK) {
-                sql.push("INSERT INTO notices (id, incident_id, team, action, at) ");
+                sql.push(concat!($insert, " notices (id, incident_id, team, action, at) "));
                 sql.push_values(chunk, |mut v, n| {
                     v.push_bind(n.id.clone())
                         .push_bind(n.incident_id.clone())
@@ -448,7 +453,7 @@ macro_rules! backend {
                 end(&mut tx, &mut sql, batched).await?;
             }
             if !outcome.drops.is_empty() {
-                sql.push("INSERT INTO drops (team, reason, count) ");
+                sql.push(concat!($insert, " drops (team, reason, count) "));
                 sql.push_values(&outcome.drops, |mut v, (team, reason, n)| {
                     v.push_bind(team.clone()).push_bind(reason.clone()).push_bind(*n);
                 });
@@ -492,7 +497,9 @@ pub(crate) mod sqlite {
         true,
         sqlite,
         "json_group_array",
-        "json_array"
+        "json_array",
+        "INSERT OR FAIL INTO",
+        "UPDATE OR FAIL"
     );
 
     /// Journal rows after `after`, oldest first, without their body (labels, event):
@@ -590,6 +597,8 @@ pub(crate) mod postgres {
         false,
         postgres,
         "json_agg",
-        "json_build_array"
+        "json_build_array",
+        "INSERT INTO",
+        "UPDATE"
     );
 }
