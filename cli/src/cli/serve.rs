@@ -23,6 +23,11 @@ pub struct Args {
     /// SQLite only: `normal` survives a crash of the process, `full` also a power cut.
     #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Normal)]
     sqlite_synchronous: SyncArg,
+    /// SQLite only: the page cache of the writer, in MiB. More catches up faster after
+    /// a wide outage and holds about three times as much resident memory.
+    #[arg(long, env = "TOCSIN_SQLITE_CACHE_MIB", default_value_t = store::DEFAULT_SQLITE_CACHE_MIB,
+          value_parser = clap::value_parser!(u32).range(1..=4096))]
+    sqlite_cache_mib: u32,
     #[command(flatten)]
     pipeline: PipelineArgs,
     #[command(flatten)]
@@ -125,6 +130,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         url,
         StoreOptions {
             synchronous,
+            sqlite_cache_mib: Some(args.sqlite_cache_mib),
             ..StoreOptions::default()
         },
     )

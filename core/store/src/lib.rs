@@ -45,7 +45,7 @@ pub use incidents::incident_from;
 pub use journal::{Accepted, Appended, Record};
 pub use lease::Lease;
 pub use logs::LogsQuery;
-pub use options::{Migrations, StoreOptions};
+pub use options::{DEFAULT_SQLITE_CACHE_MIB, Migrations, StoreOptions};
 pub use outbox::{Delivery, DeliveryQuery, StoreHealth};
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 pub use postgres::PostgresStore;
@@ -61,7 +61,10 @@ pub async fn open(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>, St
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url, options).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(SqliteStore::open(url, options.synchronous).await?))
+        let cache_mib = options.sqlite_cache_mib.unwrap_or(DEFAULT_SQLITE_CACHE_MIB);
+        Ok(Arc::new(
+            SqliteStore::open(url, options.synchronous, cache_mib).await?,
+        ))
     } else {
         Err(StoreError::UnsupportedUrl(redact(url)))
     }

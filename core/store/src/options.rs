@@ -12,7 +12,18 @@ pub struct StoreOptions {
     /// Most PostgreSQL connections this process holds; `None` for the default (16).
     /// SQLite's pools are fixed (one writer per file and a few readers).
     pub connections: Option<u32>,
+    /// The page cache of SQLite's writer connection, in MiB; `None` for the default
+    /// ([`DEFAULT_SQLITE_CACHE_MIB`]). Ignored by PostgreSQL.
+    pub sqlite_cache_mib: Option<u32>,
 }
+
+/// The writer's page cache unless told otherwise. It costs about three times its size
+/// in resident memory (the C allocator's arenas keep what a large commit's dirty pages
+/// took): with a million alerts tracked, 241 MiB resident at 8 MiB, 265 at 16 and 315 at
+/// 32. A larger cache catches up faster after a wide outage (a million new failing
+/// identities: 53 s at 8 MiB, 50 at 16, 46 at 32), as the pages of the alerts' key
+/// index stay in it.
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 8;
 
 /// What opening a database does about its schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

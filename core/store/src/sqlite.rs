@@ -128,7 +128,11 @@ fn on_connect(
 impl SqliteStore {
     /// Opens (creating if needed) the database file of `url`, and the journal's file
     /// beside it, and migrates them.
-    pub async fn open(url: &str, synchronous: Synchronous) -> Result<Self, StoreError> {
+    pub async fn open(
+        url: &str,
+        synchronous: Synchronous,
+        cache_mib: u32,
+    ) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -157,14 +161,18 @@ impl SqliteStore {
         let attach = |cache_kib| attach_journal(&journal_file, synchronous, cache_kib);
         // Page caches: the writers' hold the pages every commit touches (journal tail,
         // alert rows); readers and the checkpointer need little. Their sum bounds what
-        // SQLite adds to the process's memory.
+        // SQLite adds to the process's memory (`cache_mib`: see
+        // `crate::DEFAULT_SQLITE_CACHE_MIB`).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(on_connect(attach(1024)))
             .connect_with(
                 options
                     .clone()
-                    .pragma("cache_size", "-32768")
+                    .pragma(
+                        "cache_size",
+                        format!("-{}", u64::from(cache_mib.max(1)) * 1024),
+                    )
                     .thread_name(|_| "sqlite-writer".into()),
             )
             .await?;
