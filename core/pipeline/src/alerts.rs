@@ -20,10 +20,7 @@ use std::hash::{BuildHasher, RandomState};
 
 use hashbrown::HashTable;
 
-use crate::state::{AlertKey, Tracked};
-
-/// The position of a tracked alert in [`Alerts`].
-pub(crate) type Slot = u32;
+use crate::state::{AlertKey, Slot, Tracked};
 
 /// Tracked alert identities, by key and by [`Slot`].
 #[derive(Debug)]

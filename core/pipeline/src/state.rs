@@ -4,12 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use tocsin_model::event::{Event, Fingerprint, Status};
-
-use crate::alerts::Slot;
 use tocsin_model::rows::{HistoryRow, Hold, IncidentRow, MemberRow, TimelineRow};
 
 /// An alert identity: interned team and fingerprint. 20 bytes, so a million fit.
 pub(crate) type AlertKey = (u32, Fingerprint);
+
+/// The position of a tracked alert in the engine's table (`crate::alerts::Alerts`).
+pub(crate) type Slot = u32;
 
 /// What the engine keeps per alert identity; kept small (a million must fit in
 /// 256 MiB with the rest of the process).
