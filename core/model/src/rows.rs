@@ -360,9 +360,6 @@ pub struct MemberRow {
     pub incident_id: String,
     /// The id of its alert ([`AlertRow::id`]).
     pub alert: i64,
-    /// It joined the incident in this batch: its row is inserted, where a member's row
-    /// is updated.
-    pub new: bool,
     pub team: String,
     pub fingerprint: String,
     pub monitor: String,

@@ -105,8 +105,7 @@ impl Engine {
             .and_then(|at| self.alerts.at(at))
             .map_or(0, |t| t.incident);
         let mut timeline = Vec::new();
-        let joined = tracked_in != slot + 1;
-        if joined {
+        if tracked_in != slot + 1 {
             // Leaving an older incident that no longer takes alerts: it counted this
             // alert healthy already, so only its membership moves.
             incident.members.extend(at);
@@ -136,7 +135,7 @@ impl Engine {
         for (kind, detail) in timeline {
             self.timeline(&id, now, kind, detail);
         }
-        self.member(slot, key, event, meta, priority, now, joined);
+        self.member(slot, key, event, meta, priority, now);
         self.pending.incidents.insert(slot);
         id
     }
@@ -178,7 +177,7 @@ impl Engine {
             );
             self.timers.insert((now + grace, Timer::Resolve(slot)));
         }
-        self.member(slot, key, event, meta, priority, now, false);
+        self.member(slot, key, event, meta, priority, now);
         self.pending.incidents.insert(slot);
         Some(id)
     }
@@ -369,7 +368,6 @@ impl Engine {
         self.free_slots.push(slot);
     }
 
-    #[allow(clippy::too_many_arguments)] // The member's row is made of all of them.
     fn member(
         &mut self,
         slot: u32,
@@ -378,7 +376,6 @@ impl Engine {
         meta: &EventMeta,
         priority: Priority,
         now: i64,
-        joined: bool,
     ) {
         let Some(Some(incident)) = self.incidents.get(slot as usize) else {
             return;
@@ -389,7 +386,6 @@ impl Engine {
         let row = MemberRow {
             incident_id: incident.row.id.clone(),
             alert,
-            new: joined,
             team: self.team_name(key.0).to_owned(),
             fingerprint: key.1.to_string(),
             monitor: event.alert.monitor.clone(),
@@ -408,12 +404,8 @@ impl Engine {
                 let pending = entry.get_mut();
                 if pending.incident_id == row.incident_id {
                     // The row keeps when it joined; the rest is the latest.
-                    let (joined_at, new) = (pending.joined_at, pending.new);
-                    *pending = MemberRow {
-                        joined_at,
-                        new,
-                        ..row
-                    };
+                    let joined_at = pending.joined_at;
+                    *pending = MemberRow { joined_at, ..row };
                 } else {
                     // The slot was reused within this batch: keep both rows.
                     let old = entry.insert(row);

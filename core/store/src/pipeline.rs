@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use tocsin_model::event::Priority;
 use tocsin_model::rows::{
-    ActiveSuppression, AlertRow, HeldRow, Hold, Incoming, MemberRow, Outcome, Rules, Snapshot,
-    TrackedRow,
+    ActiveSuppression, AlertRow, HeldRow, Hold, Incoming, Outcome, Rules, Snapshot, TrackedRow,
 };
 use tocsin_model::suppression::Matcher;
 
@@ -410,38 +409,29 @@ macro_rules! backend {
                 end(&mut tx, &mut sql, batched).await?;
             }
             // Keyed by incident and alert id: a new incident's members are appended.
-            // Members that joined in this batch are inserted (a conflict, which the
-            // pipeline rules out, keeps the row there), the others updated: an upsert's
-            // `DO UPDATE` may abort, so SQLite keeps a statement journal for it, and a
-            // wide outage joins thousands of alerts a batch.
-            let (joined, stayed): (Vec<&MemberRow>, Vec<&MemberRow>) = outcome.members.iter().partition(|m| m.new);
-            for (rows, update) in [(joined, false), (stayed, true)] {
-                for chunk in rows.chunks(CHUNK) {
-                    sql.push(concat!(
-                        $insert, " incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
-                         priority, joined_at, updated_at, last_event) ",
-                    ));
-                    sql.push_values(chunk, |mut v, m| {
-                        v.push_bind(m.incident_id.clone())
-                            .push_bind(m.alert)
-                            .push_bind(m.team.clone())
-                            .push_bind(m.fingerprint.clone())
-                            .push_bind(m.monitor.clone())
-                            .push_bind(m.labels.clone())
-                            .push_bind(m.status.as_str())
-                            .push_bind(m.priority.as_str())
-                            .push_bind(m.joined_at)
-                            .push_bind(m.updated_at)
-                            .push_bind(m.last_event.clone());
-                    });
-                    sql.push(if update {
-                        " ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
-                         priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event"
-                    } else {
-                        " ON CONFLICT (incident_id, alert) DO NOTHING"
-                    });
-                    end(&mut tx, &mut sql, batched).await?;
-                }
+            for chunk in outcome.members.chunks(CHUNK) {
+                sql.push(concat!(
+                    $insert, " incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
+                     priority, joined_at, updated_at, last_event) ",
+                ));
+                sql.push_values(chunk, |mut v, m| {
+                    v.push_bind(m.incident_id.clone())
+                        .push_bind(m.alert)
+                        .push_bind(m.team.clone())
+                        .push_bind(m.fingerprint.clone())
+                        .push_bind(m.monitor.clone())
+                        .push_bind(m.labels.clone())
+                        .push_bind(m.status.as_str())
+                        .push_bind(m.priority.as_str())
+                        .push_bind(m.joined_at)
+                        .push_bind(m.updated_at)
+                        .push_bind(m.last_event.clone());
+                });
+                sql.push(
+                    " ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
+                     priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
+                );
+                end(&mut tx, &mut sql, batched).await?;
             }
             for chunk in outcome.timeline.chunks(CHUNK) {
                 sql.push(concat!($insert, " incident_timeline (incident_id, at, kind, detail) "));
