@@ -271,10 +271,8 @@ pub struct AlertRow {
 #[allow(missing_docs)] // One field per column of migration 0002.
 #[derive(Debug, Clone)]
 pub struct AlertRefresh {
-    /// The alert's id ([`AlertRow::id`]).
+    /// The alert's id ([`AlertRow::id`]): the row is updated by it.
     pub id: i64,
-    pub team: String,
-    pub fingerprint: String,
     pub since: i64,
     pub count: i64,
     pub last_seen: i64,

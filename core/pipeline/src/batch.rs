@@ -312,8 +312,6 @@ impl Engine {
             };
             refreshed.push(AlertRefresh {
                 id,
-                team: self.team_name(key.0).to_owned(),
-                fingerprint: key.1.to_string(),
                 since: tracked.since,
                 count: tracked.count,
                 last_seen: source.last_seen,

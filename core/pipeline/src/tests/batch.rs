@@ -97,7 +97,7 @@ fn steady_refreshes_are_spread_over_the_interval_and_skip_batches_with_notices()
     let repeats = b.batch(1_000, fleet("healthy"));
     assert!(repeats.refreshed.is_empty(), "within the interval");
     // The cycle starts at 2 s with 1,000 refreshes to spread over 1.5 s.
-    let mut written: HashMap<String, i64> = HashMap::new();
+    let mut written: HashMap<i64, i64> = HashMap::new();
     let mut largest = 0;
     for at in (2_000..4_000).step_by(10) {
         let outcome = if at == 2_500 {
@@ -115,7 +115,7 @@ fn steady_refreshes_are_spread_over_the_interval_and_skip_batches_with_notices()
         largest = largest.max(outcome.refreshed.len());
         for r in outcome.refreshed {
             assert!(
-                written.insert(r.fingerprint, at).is_none(),
+                written.insert(r.id, at).is_none(),
                 "each alert is written once per cycle"
             );
         }
