@@ -938,6 +938,90 @@ async fn postgres_an_append_committing_after_a_later_one_is_not_skipped() {
     assert_eq!(monitors, ["fast", "slow"]);
 }
 
+/// A pipeline loading its state while another process commits a batch (a function
+/// killed with its last commit in flight, on a shared database) reads one point of the
+/// store's history: it starts from that batch, rather than from state read half before
+/// and half after it, which its first batch would then refuse.
+#[tokio::test]
+async fn postgres_a_batch_committed_while_the_pipeline_loads_is_seen_whole() {
+    use sqlx::Connection as _;
+    use tocsin_pipeline::{Config, worker};
+    let url = tocsin_tests::postgres_url().await;
+    let first = store::open(&url, StoreOptions::default())
+        .await
+        .expect("postgres opens");
+    let second = store::open(&url, StoreOptions::default())
+        .await
+        .expect("postgres opens");
+    first
+        .append(accept(&format!("[{}]", event("early", "unhealthy", ""))))
+        .await
+        .expect("append");
+    let mut running = worker::load(first.as_ref(), Config::default())
+        .await
+        .expect("loads");
+    tocsin_tests::drain_journal(first.as_ref(), &mut running, 100).await;
+    first
+        .append(accept(&format!("[{}]", event("late", "unhealthy", ""))))
+        .await
+        .expect("append");
+    // Held events are read after the commit counter: a lock on them stops the second
+    // pipeline's load half-way while the first one commits its next batch.
+    let mut blocker = sqlx::PgConnection::connect(&url).await.expect("connects");
+    let mut tx = blocker.begin().await.expect("begins");
+    sqlx::query("LOCK TABLE held IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .expect("locks");
+    let loading = tokio::spawn({
+        let second = second.clone();
+        async move { worker::load(second.as_ref(), Config::default()).await }
+    });
+    let mut watcher = sqlx::PgConnection::connect(&url).await.expect("connects");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (waiting,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM held%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .expect("activity");
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the load never reached the held events"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let late = worker::step(
+        first.as_ref(),
+        &mut running,
+        100,
+        tocsin_model::clock::now_ms(),
+    )
+    .await
+    .expect("the first pipeline commits");
+    assert_eq!(late, 1);
+    tx.rollback().await.expect("unlocks");
+    let mut loaded = loading.await.expect("load task").expect("loads");
+    assert_eq!(loaded.tracked(), 2, "both alerts, the late one included");
+    assert_eq!(loaded.generation(), running.generation());
+    let step = worker::step(
+        second.as_ref(),
+        &mut loaded,
+        100,
+        tocsin_model::clock::now_ms(),
+    )
+    .await;
+    assert!(
+        matches!(step, Ok(0)),
+        "the late event was processed once, by the first pipeline: {step:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_pipeline_reloads_every_alert_page_by_page_and_each_incidents_members() {
     for (backend, store, _guard) in backends().await {

@@ -40,6 +40,8 @@ const BUSY_BATCH: usize = 1_000;
 const PACE: Duration = Duration::from_millis(50);
 /// Alert states read per query when loading.
 const LOAD_PAGE: i64 = 50_000;
+/// How often [`load`] reads the state again when batches keep committing meanwhile.
+const LOAD_TRIES: usize = 5;
 /// How often history and finished incidents are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// How often the store is asked for commands nobody signalled (another process's).
@@ -136,7 +138,32 @@ impl Signal {
 
 /// Builds an engine from the store: every alert state, held events, open incidents,
 /// the catalogue and suppressions.
+///
+/// The state is read in several statements, on two connections: it is one point of the
+/// store's history only if no batch committed meanwhile. Another process's commit (a
+/// pipeline killed with its last commit in flight, on a shared database) moves the
+/// commit counter, and the state is then read again.
 pub async fn load(store: &dyn PipelineStore, config: Config) -> Result<Engine, StoreError> {
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (before, _) = store.versions().await?;
+        let engine = load_once(store, config).await?;
+        let (after, _) = store.versions().await?;
+        if before == engine.generation() && after == before {
+            return Ok(engine);
+        }
+        if tries >= LOAD_TRIES {
+            return Err(StoreError::Conflict);
+        }
+        warn!(
+            before,
+            after, "a batch committed while the pipeline's state was read; reading it again"
+        );
+    }
+}
+
+async fn load_once(store: &dyn PipelineStore, config: Config) -> Result<Engine, StoreError> {
     let started = Instant::now();
     let mut engine = Engine::new(config);
     // The alerts page by page, and meanwhile, on another connection, the rest.
