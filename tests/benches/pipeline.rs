@@ -268,7 +268,9 @@ async fn memory_part(unhealthy: bool, kept: Option<PathBuf>) -> anyhow::Result<(
         }
     };
     let token = tocsin_tests::create_token(&url, &["--team", "ops"])?;
-    let server = tocsin_tests::Server::start(&url, &[], &[])?;
+    let metrics_listen = format!("127.0.0.1:{}", tocsin_tests::free_port());
+    let server = tocsin_tests::Server::start(&url, &["--metrics-listen", &metrics_listen], &[])?;
+    let metrics_url = format!("http://{metrics_listen}/metrics");
     let rss = |pid: u32| -> anyhow::Result<(u64, u64)> {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let field = |name: &str| {
@@ -328,13 +330,11 @@ async fn memory_part(unhealthy: bool, kept: Option<PathBuf>) -> anyhow::Result<(
     inflight.finish().await?;
     eprintln!();
     let accepted = started.elapsed();
-    let store = store::open(&url, StoreOptions::default()).await?;
-    while store.lag().await? > 0 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    tocsin_tests::sample::caught_up(&client, &metrics_url, Duration::from_millis(200)).await?;
     let caught_up = started.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let (resident, peak) = rss(server.pid())?;
+    let store = store::open(&url, StoreOptions::default()).await?;
     let alerts = store
         .alerts(&store::AlertQuery {
             limit: 1,
@@ -408,15 +408,18 @@ async fn server_part() -> anyhow::Result<()> {
             fakes.url
         ),
     )?;
+    let metrics_listen = format!("127.0.0.1:{}", tocsin_tests::free_port());
     let server = tocsin_tests::Server::start(
         &url,
         &[
             "--notifiers",
             notifiers.to_str().context("path is not UTF-8")?,
+            "--metrics-listen",
+            &metrics_listen,
         ],
         &[],
     )?;
-    let store = store::open(&url, StoreOptions::default()).await?;
+    let metrics_url = format!("http://{metrics_listen}/metrics");
     let client = reqwest::Client::new();
     let endpoint = format!("{}/v1/events", server.url);
     let refused = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -454,10 +457,9 @@ async fn server_part() -> anyhow::Result<()> {
     }
     inflight.finish().await?;
     let accepted = started.elapsed();
-    while store.lag().await? > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    tocsin_tests::sample::caught_up(&client, &metrics_url, Duration::from_millis(100)).await?;
     let processed = started.elapsed();
+    let store = store::open(&url, StoreOptions::default()).await?;
     let incidents = incident_count(store.as_ref()).await?;
     // The notifications of those incidents reach the fakes shortly after their commit.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -104,3 +104,33 @@ mod tests {
         assert_eq!(metric(text, "absent"), 0.0);
     }
 }
+
+/// Waits until the server whose metrics are at `metrics_url` has processed every
+/// accepted event (`tocsin_pipeline_lag_events` is 0), reading them every `every`.
+///
+/// A benchmark watches the server this way, as an operator would, rather than through
+/// a second store on its database: that store's own WAL checkpoints would compete with
+/// the server's and change what is measured.
+pub async fn caught_up(
+    client: &reqwest::Client,
+    metrics_url: &str,
+    every: std::time::Duration,
+) -> anyhow::Result<()> {
+    loop {
+        let text = client
+            .get(metrics_url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        anyhow::ensure!(
+            text.contains("tocsin_pipeline_lag_events"),
+            "no lag in the metrics at {metrics_url}"
+        );
+        if metric(&text, "tocsin_pipeline_lag_events") == 0.0 {
+            return Ok(());
+        }
+        tokio::time::sleep(every).await;
+    }
+}
