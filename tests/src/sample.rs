@@ -91,20 +91,6 @@ pub fn chart_font() -> anyhow::Result<&'static [u8]> {
     Ok(Box::leak(font.into_boxed_slice()))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sums_label_sets_and_filters_by_label() {
-        let text = "# HELP x\nx_total{outcome=\"sent\"} 3\nx_total{outcome=\"dead\"} 2\nx_total_more 9\nx 1\n";
-        assert_eq!(metric(text, "x_total"), 5.0);
-        assert_eq!(metric_where(text, "x_total", "outcome=\"dead\""), 2.0);
-        assert_eq!(metric(text, "x"), 1.0);
-        assert_eq!(metric(text, "absent"), 0.0);
-    }
-}
-
 /// Waits until the server whose metrics are at `metrics_url` has processed every
 /// accepted event (`tocsin_pipeline_lag_events` is 0), reading them every `every`.
 ///
@@ -132,5 +118,19 @@ pub async fn caught_up(
             return Ok(());
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_label_sets_and_filters_by_label() {
+        let text = "# HELP x\nx_total{outcome=\"sent\"} 3\nx_total{outcome=\"dead\"} 2\nx_total_more 9\nx 1\n";
+        assert_eq!(metric(text, "x_total"), 5.0);
+        assert_eq!(metric_where(text, "x_total", "outcome=\"dead\""), 2.0);
+        assert_eq!(metric(text, "x"), 1.0);
+        assert_eq!(metric(text, "absent"), 0.0);
     }
 }

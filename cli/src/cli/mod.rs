@@ -67,6 +67,7 @@ pub fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_keep_alive(tocsin_server::BLOCKING_KEEP_ALIVE)
         .build()
     {
         Ok(runtime) => runtime,

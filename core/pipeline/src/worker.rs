@@ -26,7 +26,7 @@ use tocsin_model::rows::{
     Command, CommandOutcome, CommandRow, HistoryOutcome, IncidentState, Incoming, NoticeRow,
     Outcome, Rules,
 };
-use tocsin_store::{PipelineStore, StoreError};
+use tocsin_store::{Encoded, PipelineStore, StoreError};
 
 /// Most journal rows in one batch.
 pub const MAX_BATCH: usize = 5_000;
@@ -253,6 +253,8 @@ struct BatchMeta {
 /// A batch run through the engine, its outcome not yet committed.
 struct Prepared {
     outcome: Arc<Outcome>,
+    /// The outcome's statements, when they were built ahead of the commit.
+    encoded: Option<Encoded>,
     meta: BatchMeta,
     processed: Duration,
     /// Each incident this batch opened, changed or resolved gets a span in the trace of
@@ -279,6 +281,7 @@ impl Prepared {
             .collect();
         Self {
             outcome,
+            encoded: None,
             processed: meta.started.elapsed(),
             meta,
             _traced: traced,
@@ -410,7 +413,7 @@ async fn read(
 async fn finish(
     store: &dyn PipelineStore,
     engine: &mut Engine,
-    prepared: Prepared,
+    mut prepared: Prepared,
     hooks: Option<&Hooks>,
 ) -> Result<usize, StoreError> {
     let now = prepared.meta.now;
@@ -418,7 +421,10 @@ async fn finish(
         engine.defer(&prepared.outcome, now);
     } else if !prepared.outcome.is_empty() {
         let handoff = hooks.and_then(|h| h.handoff.as_deref());
-        commit(store, engine, &prepared.outcome, handoff).await?;
+        let Prepared {
+            outcome, encoded, ..
+        } = &mut prepared;
+        commit(store, engine, outcome, encoded.take(), handoff).await?;
     }
     Ok(prepared.done())
 }
@@ -426,37 +432,48 @@ async fn finish(
 /// For a pipeline that is behind: commits `prepared` while the next batch is read and
 /// processed, so that the database's writer is not left idle while the engine works
 /// (the engine's CPU work goes to a blocking thread; this task drives the commit).
-/// Returns the events of `prepared` and the next batch, processed and not committed.
-/// An error may leave the engine ahead of the store: the caller reloads it.
+/// The next batch's statements are built on that thread too, so that its commit only
+/// runs them. Returns the events of `prepared` and the next batch, processed and not
+/// committed. An error may leave the engine ahead of the store: the caller reloads it.
 async fn overlapped(
-    store: &dyn PipelineStore,
+    store: &Arc<dyn PipelineStore>,
     engine: &mut Engine,
-    prepared: Prepared,
+    mut prepared: Prepared,
     max: usize,
     hooks: &Hooks,
 ) -> Result<(usize, Prepared), StoreError> {
     if prepared.outcome.is_empty() || engine.may_defer(&prepared.outcome, prepared.meta.now) {
         // Nothing to write but the cursor: no commit to overlap.
-        let n = finish(store, engine, prepared, Some(hooks)).await?;
-        let next = prepare(store, engine, max, now_ms(), Some(hooks)).await?;
+        let n = finish(store.as_ref(), engine, prepared, Some(hooks)).await?;
+        let next = prepare(store.as_ref(), engine, max, now_ms(), Some(hooks)).await?;
         return Ok((n, next));
     }
     let handoff = hooks.handoff.as_deref();
     let handed = handoff.map(|h| h.reserve(&prepared.outcome.notices));
     // The rules the batch ran with: the next one may bring new ones.
     let rules = (!prepared.outcome.notices.is_empty()).then(|| engine.rules.clone());
-    let write = store.commit(&prepared.outcome, engine.generation());
+    let (generation, encoded) = (engine.generation(), prepared.encoded.take());
+    let write = async {
+        match encoded {
+            Some(encoded) => store.commit_encoded(encoded, generation).await,
+            None => store.commit(&prepared.outcome, generation).await,
+        }
+    };
     let next = async {
-        let batch = read(store, engine, max, now_ms(), Some(hooks), true).await?;
+        let batch = read(store.as_ref(), engine, max, now_ms(), Some(hooks), true).await?;
         let mut owned = std::mem::replace(engine, Engine::new(*engine.config()));
-        let (owned, outcome) = tokio::task::spawn_blocking(move || {
+        let encoder = store.clone();
+        let (owned, outcome, encoded) = tokio::task::spawn_blocking(move || {
             let outcome = owned.process(batch.rows, batch.meta.now);
-            (owned, outcome)
+            let encoded = encoder.encode(&outcome);
+            (owned, outcome, encoded)
         })
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         *engine = owned;
-        Ok::<_, StoreError>(Prepared::new(batch.meta, outcome))
+        let mut next = Prepared::new(batch.meta, outcome);
+        next.encoded = Some(encoded);
+        Ok::<_, StoreError>(next)
     };
     let (written, next) = tokio::join!(write, next);
     if let (Some(handoff), Some(handed)) = (handoff, handed) {
@@ -471,16 +488,20 @@ async fn overlapped(
     Ok((prepared.done(), next?))
 }
 
-/// Writes an outcome of `engine` and counts the commit in it; new incidents' notices go
-/// to `handoff` once committed.
+/// Writes an outcome of `engine` (`encoded` when its statements were built already)
+/// and counts the commit in it; new incidents' notices go to `handoff` once committed.
 async fn commit(
     store: &dyn PipelineStore,
     engine: &mut Engine,
     outcome: &Arc<Outcome>,
+    encoded: Option<Encoded>,
     handoff: Option<&dyn Handoff>,
 ) -> Result<(), StoreError> {
     let handed = handoff.map(|h| h.reserve(&outcome.notices));
-    let committed = store.commit(outcome, engine.generation()).await;
+    let committed = match encoded {
+        Some(encoded) => store.commit_encoded(encoded, engine.generation()).await,
+        None => store.commit(outcome, engine.generation()).await,
+    };
     if let (Some(handoff), Some(handed)) = (handoff, handed) {
         let batch = committed.is_ok().then_some((outcome, &engine.rules));
         handoff.settle(handed, batch);
@@ -557,7 +578,7 @@ pub async fn drain(
 /// as a Lambda invocation does).
 pub async fn flush(store: &dyn PipelineStore, engine: &mut Engine) -> Result<(), StoreError> {
     let outcome = Arc::new(engine.flush(now_ms()));
-    commit(store, engine, &outcome, None).await
+    commit(store, engine, &outcome, None, None).await
 }
 
 /// Applies the incident commands recorded in the store, in order (for a runner that does
@@ -633,7 +654,7 @@ pub async fn run(
         // Behind, the next batch is processed while the one before it commits; the
         // first of a run is only processed.
         let stepped = match ahead.take() {
-            Some(prepared) => overlapped(store.as_ref(), current, prepared, MAX_BATCH, &hooks)
+            Some(prepared) => overlapped(&store, current, prepared, MAX_BATCH, &hooks)
                 .instrument(span)
                 .await
                 .map(|(n, next)| (n, Some(next))),
@@ -725,7 +746,7 @@ pub async fn run(
             if processed == 0 {
                 // Write the steady refreshes still in memory before stopping.
                 let outcome = Arc::new(current.flush(now_ms()));
-                if let Err(e) = commit(store.as_ref(), current, &outcome, None).await {
+                if let Err(e) = commit(store.as_ref(), current, &outcome, None, None).await {
                     error!(error = %e, "writing the last steady refreshes failed; their counts may lag after restart");
                 }
                 break;
@@ -772,7 +793,7 @@ async fn command(
     match applied {
         Ok(()) => {
             let outcome = Arc::new(engine.process(Vec::new(), now));
-            commit(store, engine, &outcome, None).await?;
+            commit(store, engine, &outcome, None, None).await?;
             Ok(CommandOutcome::Applied)
         }
         Err(IncidentError::NotFound(_)) => {

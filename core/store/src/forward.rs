@@ -308,6 +308,18 @@ macro_rules! stages {
                     self.commit_outcome(outcome, generation).await
                 }
 
+                fn encode(&self, outcome: &Outcome) -> $crate::pipeline::Encoded {
+                    self.encode_outcome(outcome)
+                }
+
+                async fn commit_encoded(
+                    &self,
+                    encoded: $crate::pipeline::Encoded,
+                    generation: i64,
+                ) -> Result<(), StoreError> {
+                    self.commit_encoded_outcome(encoded, generation).await
+                }
+
                 async fn prune(&self, before: i64) -> Result<u64, StoreError> {
                     Ok(
                         $crate::pipeline::$backend::prune(&self.$write, before).await?

@@ -47,6 +47,7 @@ pub use lease::Lease;
 pub use logs::LogsQuery;
 pub use options::{DEFAULT_SQLITE_CACHE_MIB, Migrations, StoreOptions};
 pub use outbox::{Delivery, DeliveryQuery, StoreHealth};
+pub use pipeline::Encoded;
 pub use plugins::{DeadLetter, NewVersion, PluginRow};
 pub use postgres::PostgresStore;
 pub use sqlite::{SqliteStore, Synchronous};

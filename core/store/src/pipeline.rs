@@ -20,6 +20,63 @@ use crate::error::StoreError;
 
 /// Rows per multi-row statement: well under SQLite's and PostgreSQL's bound-value limits.
 pub(crate) const CHUNK: usize = 400;
+/// The sizes [`shaped`] splits rows into.
+const SHAPES: [usize; 5] = [CHUNK, 100, 25, 5, 1];
+
+/// `items` in chunks of [`CHUNK`] rows, the rest in chunks of 100, 25, 5 and 1: a
+/// multi-row statement of each table then has one of five shapes. A connection keeps
+/// each statement it ran prepared (a hundred of them), and a statement of hundreds of
+/// rows holds hundreds of KiB: with a shape for every length of the last chunk, the
+/// writer's cache filled with them. A `batched` commit's statements go as one text,
+/// new every time anyway: their rows are only split at [`CHUNK`].
+pub(crate) fn shaped<T>(mut items: &[T], batched: bool) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        let size = match batched {
+            true => items.len().min(CHUNK),
+            false => SHAPES.into_iter().find(|&size| size <= items.len())?,
+        };
+        if size == 0 {
+            return None;
+        }
+        let (chunk, rest) = items.split_at(size);
+        items = rest;
+        Some(chunk)
+    })
+}
+
+/// A batch's outcome as the statements that write it, built ahead of its commit (see
+/// [`crate::PipelineStore::encode`]).
+pub struct Encoded {
+    pub(crate) statements: Statements,
+    /// The journal rows to delete once the commit is in (SQLite's journal file).
+    pub(crate) journal_delete_to: Option<i64>,
+}
+
+/// The statements of an [`Encoded`] outcome, for the store that built them.
+pub(crate) enum Statements {
+    Sqlite(Vec<sqlx::QueryBuilder<'static, sqlx::Sqlite>>),
+    Postgres(Vec<sqlx::QueryBuilder<'static, sqlx::Postgres>>),
+}
+
+impl std::fmt::Debug for Encoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (backend, statements) = match &self.statements {
+            Statements::Sqlite(s) => ("sqlite", s.len()),
+            Statements::Postgres(s) => ("postgres", s.len()),
+        };
+        f.debug_struct("Encoded")
+            .field("backend", &backend)
+            .field("statements", &statements)
+            .finish()
+    }
+}
+
+/// What a store answers when handed statements another backend built (a bug).
+pub(crate) fn foreign(backend: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "a batch's statements were built for another database than {backend}"
+    ))
+}
 
 macro_rules! backend {
     ($db:ty, $jsonb:literal, $batched:literal, $backend:ident, $agg:literal, $array:literal, $insert:literal, $update:literal) => {
@@ -185,29 +242,41 @@ macro_rules! backend {
         /// its page is mostly such round trips. A large outcome runs statement by
         /// statement: each of its statements is then one the connection has prepared
         /// before, while the text of all of them together would be new every time.
-        async fn end(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>, batched: bool) -> Result<(), StoreError> {
+        fn end(out: &mut Vec<QueryBuilder<'static, $db>>, sql: &mut QueryBuilder<'static, $db>, batched: bool) {
             if batched {
                 sql.push(";\n");
             } else {
-                sql.build().execute(&mut **tx).await?;
-                sql.reset();
+                out.push(std::mem::replace(sql, QueryBuilder::new("")));
             }
+        }
+
+        /// Writes one batch's outcome in one transaction, given as its statements (see
+        /// [`encode`]), if the pipeline's commit counter is still `generation` (else
+        /// another process committed: [`StoreError::Conflict`]).
+        pub async fn commit_statements(
+            pool: &Pool,
+            statements: Vec<QueryBuilder<'static, $db>>,
+            generation: i64,
+        ) -> Result<(), StoreError> {
+            let mut tx = pool.begin().await?;
+            let mut bump = QueryBuilder::<$db>::new("UPDATE progress SET seq = seq + 1 WHERE stage = 'generation' AND seq = ");
+            bump.push_bind(generation);
+            if bump.build().execute(&mut *tx).await?.rows_affected() != 1 {
+                return Err(StoreError::Conflict);
+            }
+            for mut statement in statements {
+                statement.build().execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
         }
 
-        /// Runs what [`end`] left.
-        async fn finish(tx: &mut sqlx::Transaction<'_, $db>, sql: &mut QueryBuilder<'_, $db>) -> Result<(), StoreError> {
-            if !sql.sql().is_empty() {
-                sql.build().execute(&mut **tx).await?;
-                sql.reset();
-            }
-            Ok(())
-        }
-
-        /// Writes one batch's outcome in one transaction, if the pipeline's commit counter
-        /// is still `generation` (else another process committed: [`StoreError::Conflict`]).
-        /// Processed journal rows go with it when the journal is in `pool`'s database
-        /// (`with_journal`); else the caller deletes them.
+        /// The statements that write one batch's outcome, built apart from its
+        /// transaction: a pipeline that is behind builds the next batch's while the
+        /// database's writer runs this one's (building them took a fifth of a wide
+        /// outage's commit, the writer waiting). Processed journal rows go with them
+        /// when the journal is in the same database (`with_journal`); else the caller
+        /// deletes them.
         ///
         /// SQLite's writes are `OR FAIL` (`$insert`, `$update`): a statement inside a
         /// transaction that writes many rows and may abort on a constraint keeps a
@@ -215,32 +284,27 @@ macro_rules! backend {
         /// itself (a tenth of the writer's time in a wide outage). A failed statement
         /// fails the whole commit here, which rolls everything back, so there is nothing
         /// to undo one statement at a time. (An upsert's `DO UPDATE` still aborts.)
-        pub async fn commit(pool: &Pool, outcome: &Outcome, generation: i64, with_journal: bool) -> Result<(), StoreError> {
+        pub fn encode(outcome: &Outcome, with_journal: bool) -> Vec<QueryBuilder<'static, $db>> {
             let rows = outcome.alerts.len() + outcome.refreshed.len() + outcome.history.len()
                 + outcome.held_put.len() + outcome.held_delete.len() + outcome.incidents.len()
                 + outcome.members.len() + outcome.timeline.len() + outcome.notices.len();
             let batched = BATCHED && rows <= BATCHED_ROWS;
-            let mut tx = pool.begin().await?;
-            let mut bump = QueryBuilder::<$db>::new("UPDATE progress SET seq = seq + 1 WHERE stage = 'generation' AND seq = ");
-            bump.push_bind(generation);
-            if bump.build().execute(&mut *tx).await?.rows_affected() != 1 {
-                return Err(StoreError::Conflict);
-            }
-            let mut sql = QueryBuilder::<$db>::new("");
+            let mut out = Vec::new();
+            let mut sql = QueryBuilder::<'static, $db>::new("");
             if let Some(to) = outcome.journal_delete_to.filter(|_| with_journal) {
                 sql.push(crate::journal::$backend::DELETE_TO);
                 sql.push_bind(to);
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             if let Some(to) = outcome.journal_to {
                 sql.push("UPDATE progress SET seq = ");
                 sql.push_bind(to).push(" WHERE stage = 'pipeline'");
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             // New alerts are inserted with the id the pipeline gave them; tracked ones
             // are updated by id (the table's own key), never looked up by fingerprint.
             let (new, tracked): (Vec<&AlertRow>, Vec<&AlertRow>) = outcome.alerts.iter().partition(|a| a.new);
-            for chunk in new.chunks(CHUNK) {
+            for chunk in shaped(&new, batched) {
                 sql.push(concat!(
                     $insert, " alerts (id, team, fingerprint, monitor, labels, status, passed, hold, since, count, \
                      first_seen, last_seen, reported_since, reported_count, last_event, transitions) ",
@@ -264,9 +328,9 @@ macro_rules! backend {
                         .push_bind(a.last_event.clone())
                         .push_bind(a.transitions.clone());
                 });
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
-            for chunk in tracked.chunks(CHUNK) {
+            for chunk in shaped(&tracked, batched) {
                 sql.push(
                     "WITH v (id, status, passed, hold, since, count, last_seen, reported_since, reported_count, \
                      last_event, transitions) AS (",
@@ -290,10 +354,10 @@ macro_rules! backend {
                      reported_count = v.reported_count, last_event = v.last_event, transitions = v.transitions \
                      FROM v WHERE alerts.id = v.id",
                 ));
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             // Steady repeats: only the refreshed columns, joined on a list of values.
-            for chunk in outcome.refreshed.chunks(CHUNK) {
+            for chunk in shaped(&outcome.refreshed, batched) {
                 sql.push(
                     "WITH v (id, since, count, last_seen, reported_since, reported_count, last_event) AS (",
                 );
@@ -311,9 +375,9 @@ macro_rules! backend {
                      reported_since = v.reported_since, reported_count = v.reported_count, last_event = v.last_event \
                      FROM v WHERE alerts.id = v.id",
                 ));
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
-            for chunk in outcome.history.chunks(CHUNK) {
+            for chunk in shaped(&outcome.history, batched) {
                 sql.push(concat!(
                     $insert, " history (id, alert, team, fingerprint, source, received_at, processed_at, monitor, \
                      status, labels, outcome, reason, suppression_id, incident_id, priority, event, trace_id) ",
@@ -337,14 +401,14 @@ macro_rules! backend {
                         .push_bind(h.event.clone())
                         .push_bind(h.trace_id.clone());
                 });
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             for (team, fingerprint) in &outcome.held_delete {
                 sql.push("DELETE FROM held WHERE team = ");
                 sql.push_bind(team.clone()).push(" AND fingerprint = ").push_bind(fingerprint.clone());
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
-            for chunk in outcome.held_put.chunks(CHUNK) {
+            for chunk in shaped(&outcome.held_put, batched) {
                 sql.push(concat!(
                     $insert, " held (team, fingerprint, kind, due_at, suppression_id, id, source, received_at, event, trace_id) ",
                 ));
@@ -365,7 +429,7 @@ macro_rules! backend {
                      suppression_id = excluded.suppression_id, id = excluded.id, source = excluded.source, \
                      received_at = excluded.received_at, event = excluded.event, trace_id = excluded.trace_id",
                 );
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             // One row at a time: an incident that stops taking alerts must free its key
             // before the incident that takes it is written (the unique index).
@@ -406,10 +470,10 @@ macro_rules! backend {
                      resolved_at = excluded.resolved_at, acked_at = excluded.acked_at, acked_by = excluded.acked_by, \
                      closed_at = excluded.closed_at, closed_by = excluded.closed_by",
                 );
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             // Keyed by incident and alert id: a new incident's members are appended.
-            for chunk in outcome.members.chunks(CHUNK) {
+            for chunk in shaped(&outcome.members, batched) {
                 sql.push(concat!(
                     $insert, " incident_alerts (incident_id, alert, team, fingerprint, monitor, labels, status, \
                      priority, joined_at, updated_at, last_event) ",
@@ -431,17 +495,17 @@ macro_rules! backend {
                     " ON CONFLICT (incident_id, alert) DO UPDATE SET status = excluded.status, \
                      priority = excluded.priority, updated_at = excluded.updated_at, last_event = excluded.last_event",
                 );
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
-            for chunk in outcome.timeline.chunks(CHUNK) {
+            for chunk in shaped(&outcome.timeline, batched) {
                 sql.push(concat!($insert, " incident_timeline (incident_id, at, kind, detail) "));
                 sql.push_values(chunk, |mut v, t| {
                     v.push_bind(t.incident_id.clone()).push_bind(t.at).push_bind(t.kind.as_str()).push_bind(t.detail.clone());
                 });
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             // The duty to tell someone commits with the change that calls for it.
-            for chunk in outcome.notices.chunks(CHUNK) {
+            for chunk in shaped(&outcome.notices, batched) {
                 sql.push(concat!($insert, " notices (id, incident_id, team, action, at) "));
                 sql.push_values(chunk, |mut v, n| {
                     v.push_bind(n.id.clone())
@@ -450,7 +514,7 @@ macro_rules! backend {
                         .push_bind(n.action.as_str())
                         .push_bind(n.at);
                 });
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
             if !outcome.drops.is_empty() {
                 sql.push(concat!($insert, " drops (team, reason, count) "));
@@ -458,11 +522,12 @@ macro_rules! backend {
                     v.push_bind(team.clone()).push_bind(reason.clone()).push_bind(*n);
                 });
                 sql.push(" ON CONFLICT (team, reason) DO UPDATE SET count = drops.count + excluded.count");
-                end(&mut tx, &mut sql, batched).await?;
+                end(&mut out, &mut sql, batched);
             }
-            finish(&mut tx, &mut sql).await?;
-            tx.commit().await?;
-            Ok(())
+            if !sql.sql().is_empty() {
+                out.push(sql);
+            }
+            out
         }
 
         /// Deletes history and finished incidents last changed before `before`.
@@ -569,7 +634,7 @@ pub(crate) mod sqlite {
         seqs: &[i64],
     ) -> Result<HashMap<i64, (String, String)>, StoreError> {
         let mut bodies = HashMap::with_capacity(seqs.len());
-        for chunk in seqs.chunks(CHUNK) {
+        for chunk in shaped(seqs, false) {
             let mut sql = QueryBuilder::<sqlx::Sqlite>::new(
                 "SELECT seq, labels, event FROM journal WHERE seq IN (",
             );
@@ -601,4 +666,45 @@ pub(crate) mod postgres {
         "INSERT INTO",
         "UPDATE"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shaped;
+
+    fn sizes(n: usize, batched: bool) -> Vec<usize> {
+        let rows: Vec<usize> = (0..n).collect();
+        let chunks: Vec<&[usize]> = shaped(&rows, batched).collect();
+        let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+        assert_eq!(joined, rows, "every row once, in order");
+        chunks.iter().map(|c| c.len()).collect()
+    }
+
+    #[test]
+    fn a_commit_s_statements_take_one_of_five_shapes() {
+        assert_eq!(sizes(0, false), Vec::<usize>::new());
+        assert_eq!(sizes(1_037, false), [400, 400, 100, 100, 25, 5, 5, 1, 1]);
+        assert_eq!(
+            sizes(5_000, false),
+            [400; 12]
+                .iter()
+                .copied()
+                .chain([100, 100])
+                .collect::<Vec<_>>()
+        );
+        for n in 0..2_000 {
+            assert!(
+                sizes(n, false)
+                    .iter()
+                    .all(|s| [400, 100, 25, 5, 1].contains(s))
+            );
+        }
+    }
+
+    #[test]
+    fn a_batched_commit_s_rows_are_split_only_at_the_chunk() {
+        assert_eq!(sizes(7, true), [7]);
+        assert_eq!(sizes(0, true), Vec::<usize>::new());
+        assert_eq!(sizes(401, true), [400, 1]);
+    }
 }

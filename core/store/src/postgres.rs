@@ -12,7 +12,8 @@ use crate::journal::postgres::BLOCK_EVENTS;
 use crate::journal::{Appended, Record};
 use crate::lease::{LEASE_KEY, Lease};
 use crate::options::{Migrations, StoreOptions};
-use crate::pipeline::postgres::commit;
+use crate::pipeline::postgres::{commit_statements, encode};
+use crate::pipeline::{Encoded, Statements, foreign};
 use tocsin_model::rows::{Incoming, Outcome};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -266,7 +267,29 @@ impl PostgresStore {
         outcome: &Outcome,
         generation: i64,
     ) -> Result<(), StoreError> {
-        commit(&self.pool, outcome, generation, true).await
+        self.commit_encoded_outcome(self.encode_outcome(outcome), generation)
+            .await
+    }
+
+    /// The statements that write `outcome`, the processed journal blocks' delete
+    /// among them (see [`crate::PipelineStore::encode`]).
+    pub(crate) fn encode_outcome(&self, outcome: &Outcome) -> Encoded {
+        Encoded {
+            statements: Statements::Postgres(encode(outcome, true)),
+            journal_delete_to: None,
+        }
+    }
+
+    /// Commits an outcome encoded before (see [`crate::PipelineStore::commit_encoded`]).
+    pub(crate) async fn commit_encoded_outcome(
+        &self,
+        encoded: Encoded,
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        let Statements::Postgres(statements) = encoded.statements else {
+            return Err(foreign("PostgreSQL"));
+        };
+        commit_statements(&self.pool, statements, generation).await
     }
 }
 

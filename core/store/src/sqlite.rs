@@ -14,7 +14,8 @@ use tracing::{debug, warn};
 
 use crate::error::StoreError;
 use crate::journal::{Appended, Record, chunk_sizes};
-use crate::pipeline::sqlite::commit;
+use crate::pipeline::sqlite::{commit_statements, encode};
+use crate::pipeline::{Encoded, Statements, foreign};
 use tocsin_model::rows::Outcome;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -389,8 +390,29 @@ impl SqliteStore {
         outcome: &Outcome,
         generation: i64,
     ) -> Result<(), StoreError> {
-        commit(&self.writer, outcome, generation, false).await?;
-        if let Some(to) = outcome.journal_delete_to {
+        self.commit_encoded_outcome(self.encode_outcome(outcome), generation)
+            .await
+    }
+
+    /// The statements that write `outcome` (see [`crate::PipelineStore::encode`]).
+    pub(crate) fn encode_outcome(&self, outcome: &Outcome) -> Encoded {
+        Encoded {
+            statements: Statements::Sqlite(encode(outcome, false)),
+            journal_delete_to: outcome.journal_delete_to,
+        }
+    }
+
+    /// Commits an outcome encoded before (see [`crate::PipelineStore::commit_encoded`]).
+    pub(crate) async fn commit_encoded_outcome(
+        &self,
+        encoded: Encoded,
+        generation: i64,
+    ) -> Result<(), StoreError> {
+        let Statements::Sqlite(statements) = encoded.statements else {
+            return Err(foreign("SQLite"));
+        };
+        commit_statements(&self.writer, statements, generation).await?;
+        if let Some(to) = encoded.journal_delete_to {
             // The processed rows leave the journal's file on its own writer, after the
             // commit that moved the cursor past them and without the pipeline waiting:
             // until then they are only rows behind the cursor, and a delete that fails

@@ -25,6 +25,7 @@ use crate::journal::{Appended, Record};
 use crate::lease::Lease;
 use crate::logs::LogsQuery;
 use crate::outbox::{Delivery, DeliveryQuery, StoreHealth};
+use crate::pipeline::Encoded;
 use crate::plugins::{DeadLetter, NewVersion, PluginRow};
 use crate::tokens::TokenRecord;
 
@@ -150,6 +151,11 @@ pub trait PipelineStore: ViewStore {
     /// Writes a batch's outcome (and removes its events from the journal) if the
     /// pipeline's commit counter is still `generation`.
     async fn commit(&self, outcome: &Outcome, generation: i64) -> Result<(), StoreError>;
+    /// Builds the statements that write `outcome`, without touching the database (CPU
+    /// only): a runner that is behind builds the next batch's while this one commits.
+    fn encode(&self, outcome: &Outcome) -> Encoded;
+    /// [`Self::commit`] of an outcome [`Self::encode`] built.
+    async fn commit_encoded(&self, encoded: Encoded, generation: i64) -> Result<(), StoreError>;
     /// Deletes history and finished incidents older than `before`; returns rows removed.
     async fn prune(&self, before: i64) -> Result<u64, StoreError>;
     /// Acks or closes a resolved incident (the pipeline no longer holds it).
