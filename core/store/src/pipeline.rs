@@ -25,10 +25,11 @@ const SHAPES: [usize; 5] = [CHUNK, 100, 25, 5, 1];
 
 /// `items` in chunks of [`CHUNK`] rows, the rest in chunks of 100, 25, 5 and 1: a
 /// multi-row statement of each table then has one of five shapes. A connection keeps
-/// each statement it ran prepared (a hundred of them), and a statement of hundreds of
-/// rows holds hundreds of KiB: with a shape for every length of the last chunk, the
-/// writer's cache filled with them. A `batched` commit's statements go as one text,
-/// new every time anyway: their rows are only split at [`CHUNK`].
+/// the statements it ran prepared (a hundred of them); with a shape for every length of
+/// the last chunk, the writer prepared a statement of hundreds of values for most
+/// batches, and each pushed one it would use again out of its cache. A `batched`
+/// commit's statements go as one text, new every time anyway: their rows are only split
+/// at [`CHUNK`].
 pub(crate) fn shaped<T>(mut items: &[T], batched: bool) -> impl Iterator<Item = &[T]> {
     std::iter::from_fn(move || {
         let size = match batched {
