@@ -499,13 +499,18 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
     let watch = async {
         let started = Instant::now();
         let (mut max_lag, mut not_ready, mut fired) = (0.0f64, None, false);
+        // Probes that answered 503 right after one that did not: what the log tells.
+        let (mut was_ready, mut spells, mut unready_probes) = (true, 0, 0);
         while started.elapsed() < Duration::from_secs(10) {
             let (_, text) = scrape(&metrics_url, None).await;
             max_lag = max_lag.max(sample(&text, "tocsin_pipeline_lag_events").unwrap_or(0.0));
             let ready = reqwest::get(format!("{}/readyz", server.url))
                 .await
                 .expect("readyz");
+            spells += usize::from(was_ready && ready.status() == 503);
+            was_ready = ready.status() != 503;
             if ready.status() == 503 {
+                unready_probes += 1;
                 not_ready = Some(ready.json::<Value>().await.expect("json"));
             }
             fired |= query(
@@ -518,9 +523,20 @@ async fn a_sustained_overload_keeps_the_journal_under_its_bound_and_loses_nothin
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         stop.store(true, Ordering::SeqCst);
-        (max_lag, not_ready, fired)
+        (max_lag, not_ready, fired, spells, unready_probes)
     };
-    let ((ids, refused), (max_lag, not_ready, fired)) = tokio::join!(load, watch);
+    let ((ids, refused), (max_lag, not_ready, fired, spells, unready_probes)) =
+        tokio::join!(load, watch);
+    // Readiness is logged when it changes, not at every probe.
+    let logged = server
+        .stderr()
+        .iter()
+        .filter(|line| line.contains("not ready") && !line.contains("database is not ready"))
+        .count();
+    assert_eq!(
+        logged, spells,
+        "{unready_probes} probes answered 503 in {spells} spells: the log should say so {spells} times"
+    );
     assert!(refused > 0, "the load never met the bound: not an overload");
     // A refusal is counted, not logged: an overload must not flood the log. The first
     // word of a line is its timestamp, whose digits may well read 503.

@@ -59,7 +59,7 @@ use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::trace::TraceLayer;
-use tracing::{error, info_span};
+use tracing::{error, info, info_span, warn};
 use utoipa::OpenApi;
 
 /// The whole API as one router.
@@ -390,6 +390,13 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
     } else {
         Some("the journal writer is not running".to_owned())
     };
+    // A probe runs every few seconds: the log says when readiness changes, not at each.
+    let was_unready = UNREADY.swap(reason.is_some(), std::sync::atomic::Ordering::Relaxed);
+    match (&reason, was_unready) {
+        (Some(reason), false) => warn!(reason, "not ready"),
+        (None, true) => info!("ready again"),
+        _ => {}
+    }
     match reason {
         None => (
             StatusCode::OK,
@@ -398,18 +405,18 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
                 reason: None,
             }),
         ),
-        Some(reason) => {
-            error!(reason, "not ready");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(HealthBody {
-                    status: "not ready",
-                    reason: Some(reason),
-                }),
-            )
-        }
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(HealthBody {
+                status: "not ready",
+                reason: Some(reason),
+            }),
+        ),
     }
 }
+
+/// Whether the last readiness probe answered "not ready" (in this process).
+static UNREADY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn not_found() -> ApiError {
     ApiError::new(
