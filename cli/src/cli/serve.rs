@@ -178,6 +178,15 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
+    // Bound before the address is printed: whoever reads that line may scrape at once.
+    let metrics = match args.watch.metrics_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} for metrics"))?,
+        ),
+        None => None,
+    };
     info!(address = %address, database = %store::redact(url), "serving");
     // The first stdout line is the address: scripts and tests read it. A closed stdout
     // must not stop the server, so write errors are ignored.
@@ -197,10 +206,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         notifiers,
         Some(exporter),
     );
-    if let Some(address) = args.watch.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("cannot listen on {address} for metrics"))?;
+    if let Some(metrics) = metrics {
         info!(address = %metrics.local_addr()?, "serving metrics");
         let served = tocsin_api::metrics::serve(metrics, state.clone());
         tokio::spawn(async move {
