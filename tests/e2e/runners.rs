@@ -30,6 +30,7 @@ fn api_alone(store: Arc<dyn Store>) -> Router {
         notifiers: Arc::new(tocsin_notify::config::Notifiers::default()),
         watch: Arc::new(tocsin_api::Unwatched),
         metrics: None,
+        readiness: tocsin_api::Readiness::default(),
     })
 }
 

@@ -46,7 +46,8 @@ mod webhooks;
 
 pub use error::{ApiError, ErrorBody};
 pub use state::{
-    AppState, Append, AppendError, Busy, Directory, NoWake, StoreAppend, Unwatched, Wake, Watch,
+    AppState, Append, AppendError, Busy, Directory, NoWake, Readiness, StoreAppend, Unwatched,
+    Wake, Watch,
 };
 pub use trace::Trace;
 
@@ -391,7 +392,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
         Some("the journal writer is not running".to_owned())
     };
     // A probe runs every few seconds: the log says when readiness changes, not at each.
-    let was_unready = UNREADY.swap(reason.is_some(), std::sync::atomic::Ordering::Relaxed);
+    let was_unready = state.readiness.set_unready(reason.is_some());
     match (&reason, was_unready) {
         (Some(reason), false) => warn!(reason, "not ready"),
         (None, true) => info!("ready again"),
@@ -414,9 +415,6 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>)
         ),
     }
 }
-
-/// Whether the last readiness probe answered "not ready" (in this process).
-static UNREADY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 async fn not_found() -> ApiError {
     ApiError::new(

@@ -31,6 +31,19 @@ pub struct AppState {
     pub watch: Arc<dyn Watch>,
     /// The metrics `GET /metrics` renders; `None` where the process exports none.
     pub metrics: Option<crate::exporter::Exporter>,
+    /// What `/readyz` last answered, so that the log says when readiness changes.
+    pub readiness: Readiness,
+}
+
+/// Whether the last `/readyz` of one served API answered "not ready".
+#[derive(Debug, Clone, Default)]
+pub struct Readiness(Arc<std::sync::atomic::AtomicBool>);
+
+impl Readiness {
+    /// Records whether the process is ready now; returns whether it was not ready before.
+    pub(crate) fn set_unready(&self, unready: bool) -> bool {
+        self.0.swap(unready, std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// What the process serving the API knows of its own health beyond the database.

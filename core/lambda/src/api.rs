@@ -108,5 +108,6 @@ pub fn state(
         // canary, and no /metrics: a function reports through CloudWatch.
         watch: Arc::new(tocsin_api::Unwatched),
         metrics: None,
+        readiness: tocsin_api::Readiness::default(),
     }
 }

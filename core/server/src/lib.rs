@@ -83,6 +83,7 @@ impl Local {
                 canary: self.canary.clone(),
             }),
             metrics: exporter,
+            readiness: tocsin_api::Readiness::default(),
         }
     }
 
@@ -108,7 +109,9 @@ impl Watch for LocalWatch {
     }
 
     fn unready(&self) -> Option<String> {
-        self.canary.as_ref().and_then(|c| c.failure())
+        self.pressure
+            .refusing()
+            .or_else(|| self.canary.as_ref().and_then(|c| c.failure()))
     }
 
     fn sample(&self) {

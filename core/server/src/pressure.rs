@@ -16,6 +16,10 @@ use tokio::sync::watch;
 
 use tocsin_api::Busy;
 
+/// How long `/readyz` says "not ready" after an append was refused: as long as the
+/// refused client is told to wait (`Retry-After: 1`).
+pub const REFUSED_HOLD: Duration = Duration::from_secs(1);
+
 /// When the lag refuses ingest. `None` fields: no bound of that kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bound {
@@ -43,6 +47,8 @@ struct Inner {
     /// Events of appends in flight.
     reserved: u64,
     cursor: i64,
+    /// When an append was last refused, and why.
+    refused: Option<(Instant, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +94,7 @@ impl Pressure {
                 total: backlog,
                 reserved: 0,
                 cursor: i64::MIN,
+                refused: None,
             }),
             cursor: watch::channel(i64::MIN).0,
         })
@@ -186,11 +193,32 @@ impl Pressure {
         None
     }
 
+    /// Why the process is not ready to take ingest (`/readyz`): it is [`busy`](Self::busy),
+    /// or it refused an append less than [`REFUSED_HOLD`] ago and the pipeline has not
+    /// caught up since. A journal a few events short of its bound takes a single event
+    /// but refuses every batch: a load balancer should see that node as not ready.
+    pub fn refusing(&self) -> Option<String> {
+        let inner = self.lock();
+        if let Some(busy) = self.refusal(&inner, 1) {
+            return Some(busy.reason);
+        }
+        match &inner.refused {
+            Some((at, reason)) if at.elapsed() < REFUSED_HOLD && Self::lag_of(&inner).0 > 0 => {
+                Some(format!(
+                    "{reason}: an append was refused {:.1} s ago",
+                    at.elapsed().as_secs_f64()
+                ))
+            }
+            _ => None,
+        }
+    }
+
     /// Room for `events` more, held until the [`Reservation`] is dropped (once the
     /// append is committed and counted, or failed).
     pub fn reserve(self: &Arc<Self>, events: u64) -> Result<Reservation, Busy> {
         let mut inner = self.lock();
         if let Some(busy) = self.refusal(&inner, events) {
+            inner.refused = Some((Instant::now(), busy.reason.clone()));
             return Err(busy);
         }
         inner.reserved += events;
@@ -299,6 +327,34 @@ mod tests {
         );
         pressure.processed(1_000);
         assert!(pressure.reserve(1_000).is_ok(), "room again once processed");
+    }
+
+    #[test]
+    fn readiness_holds_not_ready_after_a_refused_batch_until_it_passes_or_the_pipeline_catches_up()
+    {
+        let pressure = Pressure::new(bound(1_000), 0);
+        pressure.committed(1, 900);
+        assert!(pressure.refusing().is_none(), "900 of 1,000: ready");
+        assert!(pressure.reserve(200).is_err(), "900 + 200 > 1,000");
+        assert!(pressure.busy().is_none(), "one more event still fits");
+        let reason = pressure.refusing().expect("a batch was just refused");
+        assert!(
+            reason.contains("900 events behind") && reason.contains("refused"),
+            "{reason}"
+        );
+        // Once the hold has passed, room for one event is ready again.
+        pressure.lock().refused.as_mut().expect("refused").0 -= REFUSED_HOLD;
+        assert!(pressure.refusing().is_none(), "the hold has passed");
+        assert!(pressure.reserve(200).is_err());
+        pressure.processed(900);
+        assert!(pressure.refusing().is_none(), "caught up: ready at once");
+        // At the bound itself, not ready with or without a refusal.
+        pressure.committed(901, 1_000);
+        assert!(
+            pressure
+                .refusing()
+                .is_some_and(|r| r.contains("1000 events behind"))
+        );
     }
 
     #[test]
