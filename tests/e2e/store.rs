@@ -1091,3 +1091,200 @@ async fn the_pipeline_reloads_every_alert_page_by_page_and_each_incidents_member
         assert_eq!(members, vec![3, 3], "{backend}");
     }
 }
+
+/// The (merged keys, mark, tail) of a SQLite database: `alert_keys`' rows, the highest
+/// id merged, and the alerts above it.
+async fn sqlite_keys(url: &str) -> (i64, i64, i64) {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::SqliteConnection::connect(url).await.expect("opens");
+    sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM alert_keys), (SELECT id FROM alert_keys_mark), \
+         (SELECT COUNT(*) FROM alerts WHERE id > (SELECT id FROM alert_keys_mark))",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .expect("counts keys")
+}
+
+/// On SQLite an alert's key is merged into `alert_keys` in runs of 50,000 new identities
+/// and is only in the alerts table's tail until then: the listing, its filters and
+/// cursor, and an alert's history find every alert either way, in order.
+#[tokio::test]
+async fn sqlite_alerts_are_listed_and_found_whether_their_keys_are_merged_yet_or_not() {
+    const ALERTS: usize = 52_000;
+    let (_dir, url, store) = fresh_sqlite().await;
+    for start in (0..ALERTS).step_by(4_000) {
+        let events: Vec<String> = (start..(start + 4_000).min(ALERTS))
+            .map(|i| {
+                let status = if i % 4 == 0 { "unhealthy" } else { "healthy" };
+                format!(
+                    r#"{{"alert": {{"monitor": "m{}", "status": "{status}"}}, "context": {{"team": "bender", "i": "{i}"}}}}"#,
+                    i % 3
+                )
+            })
+            .collect();
+        store
+            .append(accept(&format!("[{}]", events.join(","))))
+            .await
+            .expect("append");
+    }
+    tocsin_tests::process(store.as_ref(), 5_000).await;
+    assert_eq!(
+        sqlite_keys(&url).await,
+        (50_000, 50_000, 2_000),
+        "ten batches of 5,000 new identities merged, the last 2,000 in the tail"
+    );
+
+    // Every alert once, in (team, fingerprint) order, page after page.
+    let mut all: Vec<AlertState> = Vec::new();
+    loop {
+        let page = store
+            .alerts(&AlertQuery {
+                team: Some("bender".into()),
+                after: all.last().map(|a| (a.team.clone(), a.fingerprint.clone())),
+                limit: 1_000,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        let full = page.len() == 1_000;
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    assert_eq!(all.len(), ALERTS, "every alert listed");
+    assert!(
+        all.windows(2).all(|w| w[0].fingerprint < w[1].fingerprint),
+        "in fingerprint order, none twice"
+    );
+
+    let count = |query: AlertQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .alerts(&AlertQuery {
+                    limit: 100_000,
+                    ..query
+                })
+                .await
+                .expect("lists")
+        }
+    };
+    assert_eq!(
+        count(AlertQuery {
+            status: Some(Status::Unhealthy),
+            monitor: Some("m1".into()),
+            ..Default::default()
+        })
+        .await
+        .len(),
+        (0..ALERTS).filter(|i| i % 4 == 0 && i % 3 == 1).count(),
+        "status and monitor filters cover merged and tail alike"
+    );
+    assert!(
+        count(AlertQuery {
+            team: Some("flexo".into()),
+            ..Default::default()
+        })
+        .await
+        .is_empty(),
+        "another team has none"
+    );
+
+    // First failures (a healthy first report is tracked, not kept in the history), merged
+    // and in the tail.
+    for i in [0, 8, 50_000, 51_996] {
+        let found = count(AlertQuery {
+            team: Some("bender".into()),
+            labels: vec![("i".into(), i.to_string())],
+            ..Default::default()
+        })
+        .await;
+        assert_eq!(found.len(), 1, "alert {i} by its label");
+        let fingerprint = found[0].fingerprint.clone();
+        let history = |team: &str| {
+            let store = store.clone();
+            let query = tocsin_model::views::HistoryQuery {
+                team: Some(team.into()),
+                fingerprint: Some(fingerprint.clone()),
+                limit: 10,
+                ..Default::default()
+            };
+            async move { store.history(&query).await.expect("history") }
+        };
+        let own = history("bender").await;
+        assert_eq!(own.len(), 1, "alert {i}'s first report, by its fingerprint");
+        assert_eq!(own[0].fingerprint, fingerprint);
+        assert!(
+            history("flexo").await.is_empty(),
+            "not another team's, for alert {i}"
+        );
+    }
+}
+
+/// A SQLite database from before `alert_keys` (migration 0018): its alerts' keys are all
+/// merged when it opens, and are listed and found as before.
+#[tokio::test]
+async fn sqlite_an_older_databases_alert_keys_are_merged_when_it_opens() {
+    use sqlx::Connection as _;
+    let (_dir, url, store) = fresh_sqlite().await;
+    let events: Vec<String> = (0..3)
+        .map(|i| event(&format!("m{i}"), "unhealthy", ""))
+        .collect();
+    store
+        .append(accept(&format!("[{}]", events.join(","))))
+        .await
+        .expect("append");
+    tocsin_tests::process(store.as_ref(), 100).await;
+    drop(store);
+    // Back to the schema before 0018: the key a unique index of the alerts table.
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("opens");
+    for statement in [
+        "DROP TABLE alert_keys",
+        "DROP TABLE alert_keys_mark",
+        "CREATE UNIQUE INDEX alerts_by_key ON alerts (team, fingerprint)",
+        "DELETE FROM _sqlx_migrations WHERE version = 18",
+    ] {
+        sqlx::query(statement)
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    conn.close().await.expect("closes");
+
+    let store = store::open(&url, StoreOptions::default())
+        .await
+        .expect("opens and migrates");
+    assert_eq!(sqlite_keys(&url).await, (3, 3, 0), "every key merged");
+    let listed = store
+        .alerts(&AlertQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("lists");
+    assert_eq!(listed.len(), 3);
+    let history = store
+        .history(&tocsin_model::views::HistoryQuery {
+            fingerprint: Some(listed[1].fingerprint.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1, "found by its merged key");
+
+    // A new identity goes to the tail, a known one stays where it is.
+    store
+        .append(accept(&format!(
+            "[{},{}]",
+            event("m0", "healthy", ""),
+            event("m3", "unhealthy", "")
+        )))
+        .await
+        .expect("append");
+    tocsin_tests::process(store.as_ref(), 100).await;
+    assert_eq!(sqlite_keys(&url).await, (3, 3, 1));
+    assert_eq!(monitors(store.as_ref()).await, vec!["m0", "m1", "m2", "m3"]);
+}

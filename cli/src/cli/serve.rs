@@ -23,8 +23,8 @@ pub struct Args {
     /// SQLite only: `normal` survives a crash of the process, `full` also a power cut.
     #[arg(long, env = "TOCSIN_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SyncArg::Normal)]
     sqlite_synchronous: SyncArg,
-    /// SQLite only: the page cache of the writer, in MiB. More catches up faster after
-    /// a wide outage and holds about three times as much resident memory.
+    /// SQLite only: the page cache of the writer, in MiB. It holds about three times as
+    /// much resident memory; more catches up a little faster after a wide outage.
     #[arg(long, env = "TOCSIN_SQLITE_CACHE_MIB", default_value_t = store::DEFAULT_SQLITE_CACHE_MIB,
           value_parser = clap::value_parser!(u32).range(1..=4096))]
     sqlite_cache_mib: u32,

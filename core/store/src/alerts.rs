@@ -68,46 +68,53 @@ macro_rules! backend {
 
         use super::*;
 
-        /// Lists alert states in (team, fingerprint) order.
-        pub async fn alerts(
-            pool: &sqlx::Pool<$db>,
-            query: &AlertQuery,
-        ) -> Result<Vec<AlertState>, StoreError> {
-            let mut sql = QueryBuilder::<$db>::new(concat!(
-                "SELECT team, fingerprint, monitor, labels",
-                $text,
-                " AS labels, status, since, count, \
-                 first_seen, last_seen, last_event FROM alerts WHERE 1 = 1",
-            ));
+        /// The columns a listing reads, of the alerts table as `a`.
+        const COLUMNS: &str = concat!(
+            "a.team, a.fingerprint, a.monitor, a.labels",
+            $text,
+            " AS labels, a.status, a.since, a.count, a.first_seen, a.last_seen, a.last_event"
+        );
+
+        /// The query's conditions, each after " AND ": on the alerts table as `a`, but
+        /// the team and the cursor on `key`, the table whose order the listing follows.
+        fn filter<'q>(sql: &mut QueryBuilder<'q, $db>, query: &'q AlertQuery, key: &str) {
             if let Some(team) = &query.team {
-                sql.push(" AND team = ").push_bind(team);
+                sql.push(format_args!(" AND {key}.team = ")).push_bind(team);
             }
             if let Some(team) = &query.other_than {
-                sql.push(" AND team <> ").push_bind(team);
+                sql.push(format_args!(" AND {key}.team <> "))
+                    .push_bind(team);
             }
             if let Some(status) = query.status {
-                sql.push(" AND status = ").push_bind(status.as_str());
+                sql.push(" AND a.status = ").push_bind(status.as_str());
             }
             if let Some(monitor) = &query.monitor {
-                sql.push(" AND monitor = ").push_bind(monitor);
+                sql.push(" AND a.monitor = ").push_bind(monitor);
             }
-            for (key, value) in &query.labels {
+            for (label, value) in &query.labels {
                 // Keys are validated label names, but they are bound, never spliced.
                 let quote: fn(&str) -> String = $label_key;
                 sql.push($label_open)
-                    .push_bind(quote(key))
+                    .push_bind(quote(label))
                     .push($label_close)
                     .push_bind(value);
             }
             if let Some((team, fingerprint)) = &query.after {
-                sql.push(" AND (team, fingerprint) > (")
+                sql.push(format_args!(" AND ({key}.team, {key}.fingerprint) > ("))
                     .push_bind(team)
                     .push(", ")
                     .push_bind(fingerprint)
                     .push(")");
             }
-            sql.push(" ORDER BY team, fingerprint LIMIT ")
-                .push_bind(i64::from(query.limit));
+        }
+
+        /// Lists alert states in (team, fingerprint) order.
+        pub async fn alerts(
+            pool: &sqlx::Pool<$db>,
+            query: &AlertQuery,
+        ) -> Result<Vec<AlertState>, StoreError> {
+            let mut sql = QueryBuilder::<$db>::new("");
+            listing(&mut sql, query);
             let rows = sql.build().fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {
@@ -133,19 +140,129 @@ macro_rules! backend {
 }
 
 /// The functions for SQLite: a label is `json_extract(labels, '$."key"')`.
+///
+/// An identity's key (team, fingerprint) is in `alert_keys` once merged, and until then
+/// only in the tail of the alerts table, the rows above `alert_keys_mark`: the pipeline
+/// merges the tail in one sorted statement once it holds [`MERGE_KEYS_EVERY`] rows
+/// (migration 0018 says why). Reads by key look in both.
 pub(crate) mod sqlite {
     backend!(
         sqlx::Sqlite,
         "",
-        " AND json_extract(labels, ",
+        " AND json_extract(a.labels, ",
         ") = ",
         |key| format!("$.\"{key}\"")
     );
+
+    /// New identities the tail collects before the pipeline merges their keys: large
+    /// enough that a merge shares each leaf of `alert_keys` among many keys, small
+    /// enough that scanning the tail stays a few milliseconds.
+    pub(crate) const MERGE_KEYS_EVERY: i64 = 50_000;
+
+    /// The listing: the merged keys in order, each joined to its alert, and the tail
+    /// sorted, each cut at the limit, then merged.
+    fn listing<'q>(sql: &mut QueryBuilder<'q, sqlx::Sqlite>, query: &'q AlertQuery) {
+        let limit = i64::from(query.limit);
+        // CROSS JOIN keeps `alert_keys` the outer loop, so its order is the listing's.
+        sql.push("SELECT * FROM (SELECT ")
+            .push(COLUMNS)
+            .push(" FROM alert_keys k CROSS JOIN alerts a ON a.id = k.id WHERE 1 = 1");
+        filter(sql, query, "k");
+        sql.push(" ORDER BY k.team, k.fingerprint LIMIT ")
+            .push_bind(limit)
+            .push(") UNION ALL SELECT * FROM (SELECT ")
+            .push(COLUMNS)
+            .push(" FROM alerts a WHERE a.id > (SELECT id FROM alert_keys_mark)");
+        filter(sql, query, "a");
+        sql.push(" ORDER BY a.team, a.fingerprint LIMIT ")
+            .push_bind(limit)
+            .push(") ORDER BY team, fingerprint LIMIT ")
+            .push_bind(limit);
+    }
+
+    /// A subquery of the ids of the alerts with this fingerprint (of this team only,
+    /// given one): merged and in the tail.
+    pub(crate) fn ids_by_key(
+        sql: &mut QueryBuilder<'static, sqlx::Sqlite>,
+        fingerprint: &str,
+        team: Option<&str>,
+    ) {
+        for from in [
+            "SELECT id FROM alert_keys WHERE",
+            " UNION ALL SELECT id FROM alerts WHERE id > (SELECT id FROM alert_keys_mark) AND",
+        ] {
+            sql.push(from)
+                .push(" fingerprint = ")
+                .push_bind(fingerprint.to_owned());
+            if let Some(team) = team {
+                sql.push(" AND team = ").push_bind(team.to_owned());
+            }
+        }
+    }
+
+    /// The statements that merge the tail's keys once it holds `every` rows, and do
+    /// nothing before: part of the commit that inserts new alerts, so the tail never
+    /// outgrows `every` by more than one batch.
+    pub(crate) fn merge_keys(every: i64) -> [String; 2] {
+        let full =
+            format!("(SELECT MAX(id) FROM alerts) >= (SELECT id FROM alert_keys_mark) + {every}");
+        [
+            // Sorted, so that keys that share a leaf are written together.
+            format!(
+                "INSERT OR FAIL INTO alert_keys (team, fingerprint, id) SELECT team, fingerprint, id \
+                 FROM alerts WHERE id > (SELECT id FROM alert_keys_mark) AND {full} \
+                 ORDER BY team, fingerprint"
+            ),
+            format!(
+                "UPDATE OR FAIL alert_keys_mark SET id = (SELECT MAX(id) FROM alerts) WHERE {full}"
+            ),
+        ]
+    }
+
+    /// The statements a commit that inserts new alerts ends with (see [`merge_keys`]).
+    pub(crate) fn key_merge() -> Vec<String> {
+        merge_keys(MERGE_KEYS_EVERY).to_vec()
+    }
 }
 
-/// The functions for PostgreSQL: a label is `labels ->> 'key'`.
+/// The functions for PostgreSQL: a label is `labels ->> 'key'`. The alerts table keeps
+/// its unique index on (team, fingerprint): PostgreSQL's writes go through its own
+/// buffer pool and checkpoints, not a page cache the index crowds out.
 pub(crate) mod postgres {
-    backend!(sqlx::Postgres, "::text", " AND labels ->> ", " = ", |key| {
-        key.to_owned()
-    });
+    backend!(
+        sqlx::Postgres,
+        "::text",
+        " AND a.labels ->> ",
+        " = ",
+        |key| { key.to_owned() }
+    );
+
+    /// The listing: one ordered read of the alerts table.
+    fn listing<'q>(sql: &mut QueryBuilder<'q, sqlx::Postgres>, query: &'q AlertQuery) {
+        sql.push("SELECT ")
+            .push(COLUMNS)
+            .push(" FROM alerts a WHERE 1 = 1");
+        filter(sql, query, "a");
+        sql.push(" ORDER BY a.team, a.fingerprint LIMIT ")
+            .push_bind(i64::from(query.limit));
+    }
+
+    /// A subquery of the ids of the alerts with this fingerprint (of this team only,
+    /// given one).
+    pub(crate) fn ids_by_key(
+        sql: &mut QueryBuilder<'static, sqlx::Postgres>,
+        fingerprint: &str,
+        team: Option<&str>,
+    ) {
+        sql.push("SELECT id FROM alerts WHERE fingerprint = ")
+            .push_bind(fingerprint.to_owned());
+        if let Some(team) = team {
+            sql.push(" AND team = ").push_bind(team.to_owned());
+        }
+    }
+
+    /// Nothing to merge: the unique index takes each key as it comes.
+    pub(crate) fn key_merge() -> Vec<String> {
+        Vec::new()
+    }
 }

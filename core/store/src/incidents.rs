@@ -193,11 +193,8 @@ macro_rules! backend {
             if let Some(fingerprint) = &query.fingerprint {
                 // A tracked alert's rows by its id (`history_by_alert`), and the rows
                 // recorded before it was tracked by the fingerprint (`history_untracked`).
-                sql.push(" AND (alert IN (SELECT a.id FROM alerts a WHERE a.fingerprint = ")
-                    .push_bind(fingerprint.clone());
-                if let Some(team) = &query.team {
-                    sql.push(" AND a.team = ").push_bind(team.clone());
-                }
+                sql.push(" AND (alert IN (");
+                crate::alerts::$backend::ids_by_key(&mut sql, fingerprint, query.team.as_deref());
                 sql.push(") OR (alert IS NULL AND fingerprint = ").push_bind(fingerprint.clone()).push("))");
             }
             if let Some((at, id)) = &query.after {

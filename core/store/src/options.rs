@@ -19,12 +19,12 @@ pub struct StoreOptions {
 
 /// The writer's page cache unless told otherwise. It costs about three times its size
 /// in resident memory (the C allocator's arenas keep what a large commit's dirty pages
-/// took): with a million alerts tracked, 241 MiB resident at 8 MiB, 265 at 16 and 315 at
-/// 32. A larger cache catches up faster after a wide outage (a million new failing
-/// identities: 53 s at 8 MiB, 50 at 16, 46 at 32), as the pages of the alerts' key
-/// index stay in it, and pages faster under load (notification p99 7.2 ms at 32 MiB
-/// against 9.2-10.0 ms at 8 in the notify benchmark).
-pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 32;
+/// took). With a million new failing identities (a wide outage), once caught up: 215-231
+/// MiB resident at 8 MiB, 241-265 at 16, 270-289 at 32; the catch-up took 37.0-38.8 s at
+/// 8 and 35.2-39.4 s at 32, as the alerts' keys are merged in sorted runs
+/// (`alert_keys`) rather than each at a random page of an index the cache had to hold.
+/// Notification p99 under load did not change with it (7.1-7.8 ms at 8 and 32).
+pub const DEFAULT_SQLITE_CACHE_MIB: u32 = 8;
 
 /// What opening a database does about its schema.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -331,6 +331,12 @@ macro_rules! backend {
                 });
                 end(&mut out, &mut sql, batched);
             }
+            if !new.is_empty() {
+                for statement in crate::alerts::$backend::key_merge() {
+                    sql.push(statement);
+                    end(&mut out, &mut sql, batched);
+                }
+            }
             for chunk in shaped(&tracked, batched) {
                 sql.push(
                     "WITH v (id, status, passed, hold, since, count, last_seen, reported_since, reported_count, \
