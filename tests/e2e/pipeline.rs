@@ -387,7 +387,13 @@ async fn incidents_are_acknowledged_closed_for_good_and_scoped_to_their_team() {
         .iter()
         .filter_map(|t| t["kind"].as_str())
         .collect();
-    assert_eq!(kinds, ["opened", "alert-joined", "alert-joined", "acked"]);
+    // The two alerts came in one request, so one batch: one entry names both.
+    assert_eq!(kinds, ["opened", "alert-joined", "acked"], "{detail}");
+    let joined = detail["timeline"][1]["detail"].as_str().unwrap_or("");
+    assert!(
+        joined.starts_with("2 alerts joined: Health on bender") && joined.contains("b-2"),
+        "{joined}"
+    );
 
     let (status, closed) = api
         .request(

@@ -153,7 +153,10 @@ impl Engine {
     }
 
     fn take_outcome(&mut self, flush: bool, now: i64) -> Outcome {
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
+        for joined in pending.joined.values() {
+            pending.timeline[joined.entry].detail = joined.detail();
+        }
         let alerts = self.alert_rows(pending.alerts);
         // Every alert tracked so far has its row in this outcome or an earlier one.
         self.alerts.written();

@@ -9,7 +9,7 @@ use tocsin_model::rows::{
 };
 
 use crate::engine::Engine;
-use crate::state::{AlertKey, EventMeta, Incident, Timer};
+use crate::state::{AlertKey, EventMeta, Incident, Joined, Timer};
 use crate::text::human;
 
 /// Keys when neither the event nor its service sets any.
@@ -105,15 +105,12 @@ impl Engine {
             .and_then(|at| self.alerts.at(at))
             .map_or(0, |t| t.incident);
         let mut timeline = Vec::new();
-        if tracked_in != slot + 1 {
+        let joined = tracked_in != slot + 1;
+        if joined {
             // Leaving an older incident that no longer takes alerts: it counted this
             // alert healthy already, so only its membership moves.
             incident.members.extend(at);
             incident.row.alerts += 1;
-            timeline.push((
-                TimelineKind::AlertJoined,
-                format!("{} joined ({})", describe(event), priority.as_str()),
-            ));
         } else {
             timeline.push((
                 TimelineKind::AlertUnhealthy,
@@ -131,6 +128,9 @@ impl Engine {
         }
         if let Some(tracked) = at.and_then(|at| self.alerts.at_mut(at)) {
             tracked.incident = slot + 1;
+        }
+        if joined {
+            self.joined(slot, &id, now, describe(event), priority);
         }
         for (kind, detail) in timeline {
             self.timeline(&id, now, kind, detail);
@@ -411,6 +411,35 @@ impl Engine {
                     let old = entry.insert(row);
                     self.pending.extra_members.push(old);
                 }
+            }
+        }
+    }
+
+    /// Counts an alert that joined the incident in `slot` into the batch's one
+    /// "alert-joined" entry for it (see [`Joined`]); its text is written when the batch
+    /// is taken.
+    fn joined(&mut self, slot: u32, incident: &str, at: i64, what: String, priority: Priority) {
+        let timeline = &self.pending.timeline;
+        match self.pending.joined.get_mut(&slot) {
+            // The same incident: a slot freed and reused within the batch is another.
+            Some(joined) if timeline[joined.entry].incident_id == incident => {
+                joined.count += 1;
+                if joined.named.len() < Joined::NAMED {
+                    joined.named.push((what, priority.as_str()));
+                }
+            }
+            _ => {
+                let entry = timeline.len();
+                let joined = Joined {
+                    entry,
+                    count: 1,
+                    named: vec![(what, priority.as_str())],
+                };
+                // The slot's earlier incident keeps its entry, its text written now.
+                if let Some(earlier) = self.pending.joined.insert(slot, joined) {
+                    self.pending.timeline[earlier.entry].detail = earlier.detail();
+                }
+                self.timeline(incident, at, TimelineKind::AlertJoined, String::new());
             }
         }
     }

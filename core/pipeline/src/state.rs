@@ -110,8 +110,54 @@ pub(crate) struct Pending {
     /// Member rows of an incident whose slot was reused within the batch.
     pub(crate) extra_members: Vec<MemberRow>,
     pub(crate) timeline: Vec<TimelineRow>,
+    /// The alerts that joined each incident slot in this batch, which share one
+    /// "alert-joined" entry of `timeline`.
+    pub(crate) joined: HashMap<u32, Joined>,
     pub(crate) drops: BTreeMap<(u32, String), i64>,
     pub(crate) journal_to: Option<i64>,
+}
+
+/// The alerts that joined one incident in one batch: its one "alert-joined" timeline
+/// entry names the first few and counts the rest. A wide outage joins thousands of
+/// alerts to an incident in a batch; an entry for each said nothing the incident's
+/// alert list does not, and was a quarter of the rows a new identity wrote.
+#[derive(Debug)]
+pub(crate) struct Joined {
+    /// The entry's position in the batch's timeline.
+    pub(crate) entry: usize,
+    /// How many joined.
+    pub(crate) count: usize,
+    /// The first [`Joined::NAMED`], as (description, priority).
+    pub(crate) named: Vec<(String, &'static str)>,
+}
+
+impl Joined {
+    /// How many joiners an entry names.
+    pub(crate) const NAMED: usize = 3;
+
+    /// The entry's text: "InstanceHealth on bender/eu joined (high)" for one alert,
+    /// "12 alerts joined: A (high), B (high), C (low) and 9 more" for many.
+    pub(crate) fn detail(&self) -> String {
+        let names: Vec<String> = self
+            .named
+            .iter()
+            .map(|(what, priority)| format!("{what} ({priority})"))
+            .collect();
+        match (self.count, self.named.as_slice()) {
+            (1, [(what, priority)]) => format!("{what} joined ({priority})"),
+            (count, _) if count > names.len() => format!(
+                "{count} alerts joined: {} and {} more",
+                names.join(", "),
+                count - names.len()
+            ),
+            (count, _) => {
+                let (last, rest) = names
+                    .split_last()
+                    .map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
+                format!("{count} alerts joined: {} and {last}", rest.join(", "))
+            }
+        }
+    }
 }
 
 /// Where an event came from, for its history row.

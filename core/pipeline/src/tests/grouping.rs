@@ -98,3 +98,52 @@ fn templates_render_labels_and_missing_ones_as_dash() {
     );
     let _ = BTreeMap::<String, String>::new();
 }
+
+#[test]
+fn alerts_that_join_an_incident_in_one_batch_share_one_timeline_entry() {
+    let mut b = Bench::new();
+    let mut events: Vec<_> = (0..5)
+        .map(|i| alert("Dns", "unhealthy", &format!("i-{i}")))
+        .collect();
+    events.push(alert("Health", "unhealthy", "i-0"));
+    events.push(alert("Health", "unhealthy", "i-1"));
+    let outcome = b.batch(0, events);
+    let entries: Vec<(&str, &str)> = outcome
+        .timeline
+        .iter()
+        .map(|t| (t.kind.as_str(), t.detail.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            ("opened", entries[0].1),
+            (
+                "alert-joined",
+                "5 alerts joined: Dns on bender/eu-west-1a/i-0 (low), \
+                 Dns on bender/eu-west-1a/i-1 (low), Dns on bender/eu-west-1a/i-2 (low) \
+                 and 2 more"
+            ),
+            ("opened", entries[2].1),
+            (
+                "alert-joined",
+                "2 alerts joined: Health on bender/eu-west-1a/i-0 (low) and \
+                 Health on bender/eu-west-1a/i-1 (low)"
+            ),
+        ],
+        "one entry per incident, naming the first three"
+    );
+    assert_eq!(outcome.members.len(), 7, "every alert is a member still");
+    assert_eq!(outcome.notices.len(), 2, "one notice per incident");
+
+    let later = b.batch(10, vec![alert("Dns", "unhealthy", "i-9")]);
+    let entries: Vec<(&str, &str)> = later
+        .timeline
+        .iter()
+        .map(|t| (t.kind.as_str(), t.detail.as_str()))
+        .collect();
+    assert_eq!(
+        entries,
+        [("alert-joined", "Dns on bender/eu-west-1a/i-9 joined (low)")],
+        "an alert joining alone is named alone"
+    );
+}
