@@ -58,6 +58,14 @@ fn event(monitor: &str, status: &str, extra: &str) -> String {
     )
 }
 
+/// Appends these events, each a JSON object, as one batch.
+async fn append_all(store: &dyn Store, events: &[String]) {
+    store
+        .append(accept(&format!("[{}]", events.join(","))))
+        .await
+        .expect("append");
+}
+
 async fn only_alert(store: &dyn Store) -> AlertState {
     tocsin_tests::process(store, 5_000).await;
     let mut alerts = store
@@ -317,10 +325,7 @@ async fn alerts_filter_by_team_status_label_and_page() {
                 i % 3
             ));
         }
-        store
-            .append(accept(&format!("[{}]", events.join(","))))
-            .await
-            .expect("append");
+        append_all(store.as_ref(), &events).await;
         // In small batches, as the stage runs behind a busy journal.
         tocsin_tests::process(store.as_ref(), 7).await;
         let count = |query: AlertQuery| {
@@ -837,10 +842,7 @@ async fn postgres_concurrent_appends_from_several_processes_are_all_processed_on
                 let events: Vec<String> = (0..SIZE)
                     .map(|i| event(&format!("t{task}-b{batch}-{i}"), "healthy", ""))
                     .collect();
-                store
-                    .append(accept(&format!("[{}]", events.join(","))))
-                    .await
-                    .expect("append");
+                append_all(store.as_ref(), &events).await;
             }
         });
     }
@@ -1036,10 +1038,7 @@ async fn the_pipeline_reloads_every_alert_page_by_page_and_each_incidents_member
                 )
             })
             .collect();
-        store
-            .append(accept(&format!("[{}]", events.join(","))))
-            .await
-            .expect("append");
+        append_all(store.as_ref(), &events).await;
         tocsin_tests::process(store.as_ref(), 5_000).await;
 
         // Pages of two, each after the last id of the one before: every alert once, in
@@ -1123,10 +1122,7 @@ async fn sqlite_alerts_are_listed_and_found_whether_their_keys_are_merged_yet_or
                 )
             })
             .collect();
-        store
-            .append(accept(&format!("[{}]", events.join(","))))
-            .await
-            .expect("append");
+        append_all(store.as_ref(), &events).await;
     }
     tocsin_tests::process(store.as_ref(), 5_000).await;
     assert_eq!(
@@ -1232,10 +1228,7 @@ async fn sqlite_an_older_databases_alert_keys_are_merged_when_it_opens() {
     let events: Vec<String> = (0..3)
         .map(|i| event(&format!("m{i}"), "unhealthy", ""))
         .collect();
-    store
-        .append(accept(&format!("[{}]", events.join(","))))
-        .await
-        .expect("append");
+    append_all(store.as_ref(), &events).await;
     tocsin_tests::process(store.as_ref(), 100).await;
     drop(store);
     // Back to the schema before 0018: the key a unique index of the alerts table.

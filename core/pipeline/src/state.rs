@@ -138,25 +138,23 @@ impl Joined {
     /// The entry's text: "InstanceHealth on bender/eu joined (high)" for one alert,
     /// "12 alerts joined: A (high), B (high), C (low) and 9 more" for many.
     pub(crate) fn detail(&self) -> String {
-        let names: Vec<String> = self
+        let mut names: Vec<String> = self
             .named
             .iter()
             .map(|(what, priority)| format!("{what} ({priority})"))
             .collect();
-        match (self.count, self.named.as_slice()) {
-            (1, [(what, priority)]) => format!("{what} joined ({priority})"),
-            (count, _) if count > names.len() => format!(
-                "{count} alerts joined: {} and {} more",
-                names.join(", "),
-                count - names.len()
-            ),
-            (count, _) => {
-                let (last, rest) = names
-                    .split_last()
-                    .map_or(("", &[][..]), |(l, r)| (l.as_str(), r));
-                format!("{count} alerts joined: {} and {last}", rest.join(", "))
-            }
+        if let (1, [(what, priority)]) = (self.count, self.named.as_slice()) {
+            return format!("{what} joined ({priority})");
         }
+        let last = match self.count - names.len() {
+            0 => names.pop().unwrap_or_default(),
+            more => format!("{more} more"),
+        };
+        format!(
+            "{} alerts joined: {} and {last}",
+            self.count,
+            names.join(", ")
+        )
     }
 }
 

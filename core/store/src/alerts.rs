@@ -200,13 +200,14 @@ pub(crate) mod sqlite {
         }
     }
 
-    /// The statements that merge the tail's keys once it holds `every` rows, and do
-    /// nothing before: part of the commit that inserts new alerts, so the tail never
-    /// outgrows `every` by more than one batch.
-    pub(crate) fn merge_keys(every: i64) -> [String; 2] {
-        let full =
-            format!("(SELECT MAX(id) FROM alerts) >= (SELECT id FROM alert_keys_mark) + {every}");
-        [
+    /// The statements a commit that inserts new alerts ends with: they merge the tail's
+    /// keys once it holds [`MERGE_KEYS_EVERY`] rows and do nothing before, so the tail
+    /// never outgrows that by more than one batch.
+    pub(crate) fn key_merge() -> Vec<String> {
+        let full = format!(
+            "(SELECT MAX(id) FROM alerts) >= (SELECT id FROM alert_keys_mark) + {MERGE_KEYS_EVERY}"
+        );
+        vec![
             // Sorted, so that keys that share a leaf are written together.
             format!(
                 "INSERT OR FAIL INTO alert_keys (team, fingerprint, id) SELECT team, fingerprint, id \
@@ -217,11 +218,6 @@ pub(crate) mod sqlite {
                 "UPDATE OR FAIL alert_keys_mark SET id = (SELECT MAX(id) FROM alerts) WHERE {full}"
             ),
         ]
-    }
-
-    /// The statements a commit that inserts new alerts ends with (see [`merge_keys`]).
-    pub(crate) fn key_merge() -> Vec<String> {
-        merge_keys(MERGE_KEYS_EVERY).to_vec()
     }
 }
 

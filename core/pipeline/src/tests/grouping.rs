@@ -108,11 +108,7 @@ fn alerts_that_join_an_incident_in_one_batch_share_one_timeline_entry() {
     events.push(alert("Health", "unhealthy", "i-0"));
     events.push(alert("Health", "unhealthy", "i-1"));
     let outcome = b.batch(0, events);
-    let entries: Vec<(&str, &str)> = outcome
-        .timeline
-        .iter()
-        .map(|t| (t.kind.as_str(), t.detail.as_str()))
-        .collect();
+    let entries = timeline_of(&outcome);
     assert_eq!(
         entries,
         [
@@ -136,14 +132,19 @@ fn alerts_that_join_an_incident_in_one_batch_share_one_timeline_entry() {
     assert_eq!(outcome.notices.len(), 2, "one notice per incident");
 
     let later = b.batch(10, vec![alert("Dns", "unhealthy", "i-9")]);
-    let entries: Vec<(&str, &str)> = later
-        .timeline
-        .iter()
-        .map(|t| (t.kind.as_str(), t.detail.as_str()))
-        .collect();
+    let entries = timeline_of(&later);
     assert_eq!(
         entries,
         [("alert-joined", "Dns on bender/eu-west-1a/i-9 joined (low)")],
         "an alert joining alone is named alone"
     );
+}
+
+/// A batch's timeline entries as (kind, detail).
+fn timeline_of(outcome: &Outcome) -> Vec<(&str, &str)> {
+    outcome
+        .timeline
+        .iter()
+        .map(|t| (t.kind.as_str(), t.detail.as_str()))
+        .collect()
 }
