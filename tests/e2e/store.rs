@@ -139,6 +139,35 @@ async fn append_reports_the_seqs_the_journal_gave_so_the_pipeline_can_skip_readi
 }
 
 #[tokio::test]
+async fn the_bodies_asked_for_are_read_whether_they_lie_close_together_or_far_apart() {
+    for (backend, store, _guard) in backends().await {
+        let events: Vec<String> = (0..300)
+            .map(|i| event(&format!("m{i}"), "unhealthy", ""))
+            .collect();
+        append_all(store.as_ref(), &events).await;
+        let rows = store.journal_after(0, 1_000).await.expect("reads");
+        let seqs: Vec<i64> = rows.iter().map(|r| r.seq).collect();
+        let all = store.journal_bodies(&seqs).await.expect("bodies");
+        assert_eq!(all.len(), 300, "{backend}");
+        // Most of the span (the pipeline behind a wide outage), and one seq in ten
+        // (a steady stream with a few changes), each asked for out of order.
+        let dense: Vec<i64> = seqs.iter().rev().copied().filter(|s| s % 10 != 3).collect();
+        let sparse: Vec<i64> = seqs.iter().rev().copied().step_by(10).collect();
+        for asked in [dense, sparse] {
+            let bodies = store.journal_bodies(&asked).await.expect("bodies");
+            let mut got: Vec<i64> = bodies.keys().copied().collect();
+            let mut want = asked.clone();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{backend}: exactly the seqs asked for");
+            for seq in &asked {
+                assert_eq!(bodies[seq], all[seq], "{backend}: the body of {seq}");
+            }
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_new_incident_taken_from_its_batch_is_the_incident_read_back() {
     use tocsin_pipeline::{Config, worker};
     for (backend, store, _guard) in backends().await {

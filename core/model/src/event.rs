@@ -216,8 +216,13 @@ impl std::str::FromStr for Fingerprint {
 }
 
 impl fmt::Display for Fingerprint {
+    /// 32 lowercase hex digits, written from a buffer on the stack: the pipeline writes
+    /// one for every row of a new identity, and `hex::encode` built a `String` char by
+    /// char first.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        let mut digits = [0; 32];
+        hex::encode_to_slice(self.0, &mut digits).map_err(|_| fmt::Error)?;
+        f.pad(std::str::from_utf8(&digits).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -698,6 +703,23 @@ mod tests {
             event.alert.since.map(|t| t.unix_timestamp()),
             Some(1_613_265_181)
         );
+    }
+
+    #[test]
+    fn a_fingerprint_is_written_as_32_lowercase_hex_digits_and_read_back() {
+        let print = Fingerprint([0xab; 16]);
+        assert_eq!(print.to_string(), "ab".repeat(16));
+        let print = event(serde_json::json!({"alert": {"monitor": "m", "status": "healthy"}}))
+            .fingerprint();
+        let text = print.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
+        assert_eq!(text.parse::<Fingerprint>(), Ok(print));
+        // Width and padding apply as to any string.
+        assert_eq!(format!("{print:>34}"), format!("  {text}"));
     }
 
     #[test]

@@ -453,11 +453,24 @@ async fn overlapped(
     // The rules the batch ran with: the next one may bring new ones.
     let rules = (!prepared.outcome.notices.is_empty()).then(|| engine.rules.clone());
     let (generation, encoded) = (engine.generation(), prepared.encoded.take());
-    let write = async {
-        match encoded {
-            Some(encoded) => store.commit_encoded(encoded, generation).await,
-            None => store.commit(&prepared.outcome, generation).await,
+    // The commit is a task of its own: it is a round trip to the database's writer per
+    // statement, and on a runtime with a worker thread (the server's pipeline has one)
+    // the writer then gets its next statement while this task reads and parses the next
+    // batch, which took the thread for tens of milliseconds.
+    let (writer, outcome) = (store.clone(), prepared.outcome.clone());
+    let write = tokio::spawn(
+        async move {
+            match encoded {
+                Some(encoded) => writer.commit_encoded(encoded, generation).await,
+                None => writer.commit(&outcome, generation).await,
+            }
         }
+        .in_current_span(),
+    );
+    let write = async {
+        write
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     };
     let next = async {
         let batch = read(store.as_ref(), engine, max, now_ms(), Some(hooks), true).await?;

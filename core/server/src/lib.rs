@@ -5,7 +5,7 @@
 //! HTTP ─▶ tocsin_api ─▶ Journal (group commit, thread "tocsin-journal")
 //!                            │ rows in memory (Feed), wake (Signal)
 //!                            ▼
-//!                      pipeline runner (thread "tocsin-pipeline")
+//!                      pipeline runner (thread "tocsin-pipeline"; its commits on "pipeline-rt")
 //!                            │ new incidents' notices in memory (Handoff)
 //!                            ▼
 //!                      outbox task ─▶ notifiers
@@ -165,7 +165,7 @@ pub fn start(
     let (pipeline_store, pipeline_signal) = (store.clone(), signal.clone());
     let pipeline = std::thread::Builder::new()
         .name("tocsin-pipeline".into())
-        .spawn(move || match current_thread_runtime() {
+        .spawn(move || match pipeline_runtime() {
             Ok(runtime) => runtime.block_on(worker::run(
                 pipeline_store,
                 config,
@@ -207,6 +207,18 @@ pub fn start(
         canary: None,
         stopped,
     }
+}
+
+/// The pipeline's runtime: the pipeline's loop runs on its own thread (`block_on`), and
+/// what it spawns (the commit of a batch while it reads and processes the next) on one
+/// worker thread beside it.
+fn pipeline_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("pipeline-rt")
+        .enable_all()
+        .thread_keep_alive(BLOCKING_KEEP_ALIVE)
+        .build()
 }
 
 fn current_thread_runtime() -> std::io::Result<tokio::runtime::Runtime> {
