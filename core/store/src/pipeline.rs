@@ -640,8 +640,8 @@ pub(crate) mod sqlite {
     /// As one JSON array per statement, as [`journal_after`] reads the rows: a pipeline
     /// behind a wide outage needs the body of every row, and sqlx decoded them one by
     /// one (a fifth of the pipeline's time per batch of 5,000 new identities). When most
-    /// of the span from the first seq to the last is needed, the span is read in one
-    /// statement and the rows not needed are left out; else the seqs are listed.
+    /// of the span from the first seq to the last is needed, the span is read, 1,000
+    /// rows a statement, and the rows not needed are left out; else the seqs are listed.
     pub async fn journal_bodies(
         pool: &Pool,
         seqs: &[i64],
@@ -663,8 +663,7 @@ pub(crate) mod sqlite {
             .saturating_add(1);
         let mut statements = Vec::new();
         if span <= seqs.len().saturating_mul(2) {
-            // A span in pieces: one page of a full batch is megabytes, and the
-            // readers' allocator keeps what its largest pages took.
+            // In pieces: a page stays a few hundred KB whatever the batch's size.
             for piece in seqs.chunks(BODIES_PAGE) {
                 let (Some(first), Some(last)) = (piece.first(), piece.last()) else {
                     continue;
