@@ -1310,3 +1310,29 @@ async fn sqlite_an_older_databases_alert_keys_are_merged_when_it_opens() {
     assert_eq!(sqlite_keys(&url).await, (3, 3, 1));
     assert_eq!(monitors(store.as_ref()).await, vec!["m0", "m1", "m2", "m3"]);
 }
+
+/// The SQLite every Tocsin binary links is built by `.cargo/config.toml`'s
+/// `LIBSQLITE3_FLAGS`: a page cache per connection (not one pool behind a global mutex
+/// that the pipeline's writer shared with every reader) and no global count of its
+/// allocations. Built without them, a million new failing identities took 15 % longer
+/// and left 40 MiB more resident (docs/benchmarks.md).
+#[tokio::test]
+async fn sqlite_is_built_with_a_page_cache_per_connection_and_no_global_allocation_count() {
+    use sqlx::Connection as _;
+    let (_dir, url) = tocsin_tests::sqlite_url();
+    let mut conn = sqlx::SqliteConnection::connect(&format!("{url}?mode=rwc"))
+        .await
+        .expect("opens");
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(&mut conn)
+        .await
+        .expect("compile options");
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "one page cache shared by every connection: {options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "SQLite counts its allocations under a global mutex: {options:?}"
+    );
+}
