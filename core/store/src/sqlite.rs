@@ -208,35 +208,22 @@ impl SqliteStore {
                     .thread_name(|_| "sqlite-journal".into()),
             )
             .await?;
-        let readers = SqlitePoolOptions::new()
-            .max_connections(4)
-            .after_connect(on_connect(attach(1024)))
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", "-4096")
-                    .thread_name(|n| format!("sqlite-reader-{n}")),
-            )
-            .await?;
-        let backlog = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_connect(on_connect(attach(1024)))
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("cache_size", "-1024")
-                    .thread_name(|_| "sqlite-backlog".into()),
-            )
-            .await?;
-        let checkpoints = SqlitePoolOptions::new()
-            .max_connections(1)
-            .after_connect(on_connect(attach(1024)))
-            .connect_with(
-                options
-                    .pragma("cache_size", "-1024")
-                    .thread_name(|_| "sqlite-checkpt".into()),
-            )
-            .await?;
+        // The pools that only read (and the checkpointer's): the journal attached with a
+        // 1 MiB cache, `cache_kib` of the main file's pages each.
+        let reading = |connections: u32, cache_kib: u32, name: fn(u64) -> String| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
+                .after_connect(on_connect(attach(1024)))
+                .connect_with(
+                    options
+                        .clone()
+                        .pragma("cache_size", format!("-{cache_kib}"))
+                        .thread_name(name),
+                )
+        };
+        let readers = reading(4, 4096, |n| format!("sqlite-reader-{n}")).await?;
+        let backlog = reading(1, 1024, |_| "sqlite-backlog".into()).await?;
+        let checkpoints = reading(1, 1024, |_| "sqlite-checkpt".into()).await?;
         let checkpointer = tokio::spawn(checkpoint(
             checkpoints,
             [("main", writer.clone()), (JOURNAL_SCHEMA, journal.clone())],
