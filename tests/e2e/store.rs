@@ -996,6 +996,22 @@ async fn postgres_a_batch_committed_while_the_pipeline_loads_is_seen_whole() {
         .append(accept(&format!("[{}]", event("late", "unhealthy", ""))))
         .await
         .expect("append");
+    // The first pipeline reads only up to its horizon, which waits for the transactions
+    // in progress on the whole server (the blocker below is one, and so are other tests'
+    // on the same server). It has passed the late event before the lock is taken.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !first
+        .journal_after(0, 100)
+        .await
+        .expect("reads")
+        .iter()
+        .any(|row| row.monitor == "late")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the late event never became readable"
+        );
+    }
     // Held events are read after the commit counter: a lock on them stops the second
     // pipeline's load half-way while the first one commits its next batch.
     let mut blocker = sqlx::PgConnection::connect(&url).await.expect("connects");
